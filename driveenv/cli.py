@@ -1,0 +1,80 @@
+"""The ``driveenv`` command: one argparse parser, sub-commands contributed by each package.
+
+Each package keeps its commands in its own ``cli`` module exposing ``register(subparsers)``;
+heavy imports (torch, pycolmap, pybullet) happen inside the command functions so that
+``driveenv --help`` stays instant. A ``DriveEnvError`` becomes one line on stderr and exit
+code 1; Ctrl-C becomes exit code 130 (every long step resumes where it stopped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from driveenv import __version__
+from driveenv.errors import DriveEnvError
+
+# Modules whose ``register(subparsers)`` adds sub-commands, in the order of the pipeline.
+COMMAND_MODULES = (
+    "scene_builder.cli_capture",  # capture, poses, import-poses, align
+    "scene_builder.cli_field",  # train-field, import-field
+    "scene_builder.cli_scene",  # mesh, build-scene, scene-info
+    "simulator.cli",  # drive, rollout
+    "agents.cli",  # train, demos
+    "eval.cli",  # evaluate, report, demo
+)
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the hand-made line breaks of examples in epilogs."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="driveenv",
+        description="Build a simulator from a video of a real place, train agents in it, "
+        "and forecast how they will do in the real place.",
+        formatter_class=HelpFormatter,
+        epilog="Run 'driveenv COMMAND --help' for a command's options and examples.",
+    )
+    parser.add_argument("--version", action="version", version=f"driveenv {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def add_command(subparsers, name: str, func, help: str, examples: str) -> argparse.ArgumentParser:
+    """Add one sub-command with the shared formatter and an 'examples' epilog."""
+    command = subparsers.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog="examples:\n" + examples.strip("\n"),
+        formatter_class=HelpFormatter,
+    )
+    command.set_defaults(func=func)
+    return command
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args.func(args)
+    except DriveEnvError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

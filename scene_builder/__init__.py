@@ -1,0 +1,1 @@
+"""Scene building: from a captured video to a scene bundle (frames, poses, radiance field, meshes, maps)."""

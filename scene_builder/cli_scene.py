@@ -1,0 +1,7 @@
+"""Sub-commands of ``driveenv`` from scene_builder: mesh, build-scene, scene-info."""
+
+from __future__ import annotations
+
+
+def register(subparsers) -> None:
+    """Add this module's sub-commands to the ``driveenv`` parser."""

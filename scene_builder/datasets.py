@@ -1,0 +1,206 @@
+"""Posed datasets in nerfstudio's ``transforms.json`` layout: the contract between scene stages.
+
+What we write, nerfstudio can train on; what nerfstudio's ``ns-process-data`` (or Polycam,
+Record3D) writes, we can read. Conventions (see DESIGN.md): poses are camera-to-world 4x4 in the
+OpenGL camera frame (x right, y up, looking down -z); file paths are relative to the dataset root.
+
+DriveEnv keeps its own additions under the ``"driveenv"`` key, which nerfstudio ignores:
+``world_from_source`` (the 4x4 similarity applied by ``align``, so it can be undone) and free-form
+provenance. Per-frame intrinsics override the shared ones, as in nerfstudio.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driveenv.atomic import write_json_atomic
+from scene_builder.errors import DatasetError
+
+TRANSFORMS_FILE = "transforms.json"
+INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
+DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
+
+
+@dataclass(frozen=True)
+class Camera:
+    """Pinhole intrinsics in pixels with OpenCV radial-tangential distortion."""
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    k1: float = 0.0
+    k2: float = 0.0
+    p1: float = 0.0
+    p2: float = 0.0
+
+    @property
+    def K(self) -> np.ndarray:  # noqa: N802 - the usual name of the calibration matrix
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
+
+    @property
+    def has_distortion(self) -> bool:
+        return any(abs(v) > 0 for v in (self.k1, self.k2, self.p1, self.p2))
+
+    def scaled(self, factor: float) -> Camera:
+        """The same camera for images resized by ``factor`` (0.25 = quarter resolution)."""
+        return replace(
+            self,
+            width=int(round(self.width * factor)),
+            height=int(round(self.height * factor)),
+            fx=self.fx * factor,
+            fy=self.fy * factor,
+            cx=self.cx * factor,
+            cy=self.cy * factor,
+        )
+
+    def to_json(self) -> dict[str, float | int]:
+        return {
+            "fl_x": self.fx,
+            "fl_y": self.fy,
+            "cx": self.cx,
+            "cy": self.cy,
+            "w": self.width,
+            "h": self.height,
+            "k1": self.k1,
+            "k2": self.k2,
+            "p1": self.p1,
+            "p2": self.p2,
+        }
+
+
+@dataclass
+class Frame:
+    """One posed image: its path (absolute once loaded), camera and camera-to-world pose."""
+
+    image_path: Path
+    camera: Camera
+    camera_to_world: np.ndarray  # (4, 4) float64, OpenGL camera axes
+
+    def __post_init__(self) -> None:
+        self.camera_to_world = np.asarray(self.camera_to_world, dtype=np.float64).reshape(4, 4)
+
+
+@dataclass
+class PosedDataset:
+    """Images with cameras and poses, stored under ``root`` with a ``transforms.json``."""
+
+    root: Path
+    frames: list[Frame]
+    world_from_source: np.ndarray = field(default_factory=lambda: np.eye(4))
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def poses(self) -> np.ndarray:
+        """All camera-to-world matrices, shape (N, 4, 4)."""
+        return np.stack([f.camera_to_world for f in self.frames])
+
+    @property
+    def camera(self) -> Camera:
+        """The camera shared by the frames (the first frame's where they differ)."""
+        return self.frames[0].camera
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+def _camera_from(entry: dict[str, Any], fallback: dict[str, Any], where: str) -> Camera:
+    merged = {
+        **fallback,
+        **{k: v for k, v in entry.items() if k in INTRINSIC_KEYS + DISTORTION_KEYS},
+    }
+    missing = [k for k in INTRINSIC_KEYS if k not in merged]
+    if missing:
+        raise DatasetError(f"{where}: missing intrinsics {', '.join(missing)}")
+    try:
+        return Camera(
+            width=int(merged["w"]),
+            height=int(merged["h"]),
+            fx=float(merged["fl_x"]),
+            fy=float(merged["fl_y"]),
+            cx=float(merged["cx"]),
+            cy=float(merged["cy"]),
+            **{k: float(merged.get(k, 0.0)) for k in DISTORTION_KEYS},
+        )
+    except (TypeError, ValueError) as error:
+        raise DatasetError(f"{where}: intrinsics are not numbers ({error})") from None
+
+
+def load_dataset(root: str | Path) -> PosedDataset:
+    """Read ``root/transforms.json`` (or the given transforms file) into a ``PosedDataset``.
+
+    Raises ``DatasetError`` naming the file and the first problem found: a missing file,
+    invalid JSON, missing intrinsics, a frame without a path or with a non-4x4 matrix, or an
+    image that does not exist.
+    """
+    path = Path(root)
+    if path.is_dir():
+        path = path / TRANSFORMS_FILE
+    if not path.is_file():
+        raise DatasetError(
+            f"{path}: no such file (run 'driveenv poses' or 'driveenv import-poses')"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
+        raise DatasetError(f"{path}: needs a non-empty 'frames' list")
+    shared = {k: meta[k] for k in INTRINSIC_KEYS + DISTORTION_KEYS if k in meta}
+    frames = []
+    for index, entry in enumerate(meta["frames"]):
+        where = f"{path}: frames[{index}]"
+        if not isinstance(entry, dict) or "file_path" not in entry:
+            raise DatasetError(f"{where}: missing 'file_path'")
+        if "transform_matrix" not in entry:
+            raise DatasetError(f"{where}: missing 'transform_matrix'")
+        matrix = np.asarray(entry["transform_matrix"], dtype=np.float64)
+        if matrix.shape == (3, 4):
+            matrix = np.vstack([matrix, [0, 0, 0, 1]])
+        if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
+            raise DatasetError(f"{where}: 'transform_matrix' must be a finite 4x4 matrix")
+        image_path = (path.parent / entry["file_path"]).resolve()
+        if not image_path.is_file():
+            raise DatasetError(f"{where}: image {entry['file_path']} does not exist")
+        frames.append(Frame(image_path, _camera_from(entry, shared, where), matrix))
+    ours = meta.get("driveenv", {})
+    world_from_source = np.asarray(ours.get("world_from_source", np.eye(4)), dtype=np.float64)
+    if world_from_source.shape != (4, 4):
+        raise DatasetError(f"{path}: driveenv.world_from_source must be 4x4")
+    extras = {k: v for k, v in ours.items() if k != "world_from_source"}
+    return PosedDataset(path.parent.resolve(), frames, world_from_source, extras)
+
+
+def save_dataset(dataset: PosedDataset) -> Path:
+    """Write ``dataset.root/transforms.json`` atomically; returns its path.
+
+    Intrinsics shared by all frames go to the top level (as nerfstudio writes them); frames whose
+    camera differs carry their own.
+    """
+    shared = dataset.camera
+    meta: dict[str, Any] = {"camera_model": "OPENCV", **shared.to_json(), "frames": []}
+    for frame in dataset.frames:
+        entry: dict[str, Any] = {
+            "file_path": Path(frame.image_path)
+            .resolve()
+            .relative_to(dataset.root.resolve())
+            .as_posix(),
+            "transform_matrix": np.asarray(frame.camera_to_world).tolist(),
+        }
+        if frame.camera != shared:
+            entry.update(frame.camera.to_json())
+        meta["frames"].append(entry)
+    meta["driveenv"] = {
+        "world_from_source": np.asarray(dataset.world_from_source).tolist(),
+        **dataset.extras,
+    }
+    target = dataset.root / TRANSFORMS_FILE
+    write_json_atomic(target, meta)
+    return target

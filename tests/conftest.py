@@ -1,0 +1,27 @@
+"""Shared fixtures: where the real captures live (../shared/data) and small derived copies."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DRIVEENV_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real captures described in shared/data/README.md (bird_capture, lund_street)."""
+    if not (SHARED_DATA / "bird_capture").is_dir():
+        pytest.fail(f"real captures not found at {SHARED_DATA}; set DRIVEENV_SHARED_DATA")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _limit_threads():
+    """Keep torch to the machine's cores so parallel test helpers do not oversubscribe."""
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
