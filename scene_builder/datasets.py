@@ -204,3 +204,16 @@ def save_dataset(dataset: PosedDataset) -> Path:
     target = dataset.root / TRANSFORMS_FILE
     write_json_atomic(target, meta)
     return target
+
+
+def split_indices(count: int, holdout_every: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Train and held-out frame indices: every ``holdout_every``-th frame (0, 8, 16, ...) is held out.
+
+    The same rule everywhere (field training, fidelity evaluation) so that no stage ever scores
+    itself on a frame the field was trained on. ``holdout_every=0`` holds out nothing.
+    """
+    indices = np.arange(count)
+    if holdout_every <= 0:
+        return indices, indices[:0]
+    held = indices % holdout_every == 0
+    return indices[~held], indices[held]
