@@ -22,6 +22,9 @@ from driveenv.atomic import write_json_atomic
 from scene_builder.errors import DatasetError
 
 TRANSFORMS_FILE = "transforms.json"
+# Sparse SfM points, stored in the SOURCE frame (like DATASET/colmap/); ``load_sparse_points``
+# maps them to the dataset's world frame with ``world_from_source``.
+SPARSE_POINTS_FILE = "sparse_points.ply"
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
 
@@ -204,6 +207,46 @@ def save_dataset(dataset: PosedDataset) -> Path:
     target = dataset.root / TRANSFORMS_FILE
     write_json_atomic(target, meta)
     return target
+
+
+def apply_similarity(similarity: np.ndarray, camera_to_world: np.ndarray) -> np.ndarray:
+    """Camera-to-world poses (N,4,4) moved by a 4x4 similarity ``s*R | t``.
+
+    The camera's rotation is turned by R and its centre mapped by the full similarity; the pose
+    stays a rigid transform (the scale goes into the translation, as nerfstudio expects).
+    """
+    similarity = np.asarray(similarity, dtype=np.float64)
+    scale = np.cbrt(np.linalg.det(similarity[:3, :3]))
+    rotation = similarity[:3, :3] / scale
+    poses = np.array(camera_to_world, dtype=np.float64, copy=True)
+    poses[..., :3, :3] = rotation @ poses[..., :3, :3]
+    poses[..., :3, 3] = poses[..., :3, 3] @ similarity[:3, :3].T + similarity[:3, 3]
+    return poses
+
+
+def load_sparse_points(dataset: PosedDataset) -> tuple[np.ndarray, np.ndarray] | None:
+    """The dataset's sparse SfM points in its world frame: (xyz (P,3), rgb uint8 (P,3)), or None.
+
+    The PLY keeps the source frame of the structure from motion, so alignment never rewrites it.
+    """
+    import trimesh
+
+    path = dataset.root / dataset.extras.get("sparse_points", SPARSE_POINTS_FILE)
+    if not path.is_file():
+        return None
+    try:
+        cloud = trimesh.load(path, file_type="ply")
+    except Exception as error:  # trimesh raises many types for a corrupt file
+        raise DatasetError(f"{path}: not a readable PLY point cloud ({error})") from None
+    xyz = np.asarray(cloud.vertices, dtype=np.float64)
+    colors = getattr(cloud, "colors", None)
+    rgb = (
+        np.asarray(colors)[:, :3].astype(np.uint8)
+        if colors is not None and len(colors) == len(xyz)
+        else np.full((len(xyz), 3), 128, dtype=np.uint8)
+    )
+    world = xyz @ dataset.world_from_source[:3, :3].T + dataset.world_from_source[:3, 3]
+    return world, rgb
 
 
 def split_indices(count: int, holdout_every: int = 8) -> tuple[np.ndarray, np.ndarray]:
