@@ -1,0 +1,367 @@
+"""The scene bundle: one directory holding everything the simulator loads, validated on load.
+
+Layout (paths relative to the bundle root)::
+
+    scene.json        schema version, name, geometry, tasks, lighting, transforms, file hashes
+    collision.obj     static triangle mesh, world frame (z up, metres, ground z = 0)
+    visual.ply        the same surface with per-vertex colours baked from the field
+    drivable.png      the drivable map, white = drivable; image row 0 is the grid's LAST row
+                      (largest y), so the picture shows the map with +y up
+    field/            the radiance field directory (``load_field``), absent for synthetic scenes
+    dataset/          the posed dataset the scene came from (transforms.json + images), optional
+
+``scene.json["files"]`` maps every other file in the bundle to its SHA-256, so a missing or
+corrupted file is caught when the bundle is loaded rather than deep inside PyBullet or torch.
+Bundles are written into a temporary sibling directory and renamed into place (atomic).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from driveenv.atomic import atomic_path
+from scene_builder.drivable import DrivableMap, Goal, Pose2D
+from scene_builder.errors import BundleError
+
+SCHEMA_VERSION = 1
+SCENE_FILE = "scene.json"
+COLLISION_FILE = "collision.obj"
+VISUAL_FILE = "visual.ply"
+DRIVABLE_FILE = "drivable.png"
+FIELD_DIR = "field"
+DATASET_DIR = "dataset"
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "DEFAULT_LIGHTING",
+    "Goal",
+    "LightingPreset",
+    "Pose2D",
+    "SceneBundle",
+    "load_scene",
+    "write_scene",
+]
+
+
+@dataclass(frozen=True)
+class LightingPreset:
+    """A named lighting condition; ``gain``/``gamma`` let a mesh renderer approximate it.
+
+    The radiance field renders a preset from its appearance code of the same name; a renderer
+    without the field maps a capture-lit colour ``c`` in [0, 1] to ``gain * c ** gamma``.
+    """
+
+    name: str
+    gain: np.ndarray  # (3,) RGB multipliers
+    gamma: float
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """Colours (..., 3) in [0, 1] under this preset, clipped to [0, 1]."""
+        rgb = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
+        return np.clip(np.asarray(self.gain, np.float32) * rgb**self.gamma, 0.0, 1.0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"gain": [float(g) for g in self.gain], "gamma": float(self.gamma)}
+
+
+def _preset(name: str, gain: tuple[float, float, float], gamma: float) -> LightingPreset:
+    return LightingPreset(name, np.array(gain, dtype=np.float64), gamma)
+
+
+# The field helper's named presets, approximated photometrically for the mesh renderer.
+DEFAULT_LIGHTING: dict[str, LightingPreset] = {
+    p.name: p
+    for p in (
+        _preset("capture", (1.0, 1.0, 1.0), 1.0),
+        _preset("bright", (1.3, 1.3, 1.3), 0.85),
+        _preset("dim", (0.55, 0.55, 0.55), 1.1),
+        _preset("warm", (1.15, 1.0, 0.75), 1.0),
+        _preset("night", (0.22, 0.26, 0.4), 1.3),
+    )
+}
+
+
+@dataclass
+class SceneBundle:
+    """A loaded scene bundle (see the module docstring for the files behind each field)."""
+
+    root: Path
+    name: str
+    collision_mesh_path: Path
+    visual_mesh_path: Path
+    field_dir: Path | None
+    drivable: DrivableMap
+    spawns: list[Pose2D]
+    goals: list[Goal]
+    routes: list[np.ndarray]
+    lighting: dict[str, LightingPreset]
+    arena_size: float
+    world_from_source: np.ndarray
+    dataset_dir: Path | None
+    field_backend: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def load_field(self):
+        """The scene's radiance field (``scene_builder.fields.RadianceField``)."""
+        if self.field_dir is None:
+            raise BundleError(f"{self.root / SCENE_FILE}: this scene has no radiance field")
+        from scene_builder.fields import load_field
+
+        return load_field(self.field_dir)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_mesh(mesh_or_path: Any, target: Path) -> None:
+    if isinstance(mesh_or_path, str | Path):
+        source = Path(mesh_or_path)
+        if not source.is_file():
+            raise BundleError(f"{source}: mesh file does not exist")
+        if source.suffix.lower() != target.suffix.lower():
+            import trimesh
+
+            trimesh.load(source, force="mesh", process=False).export(target)
+        else:
+            shutil.copyfile(source, target)
+    else:
+        mesh_or_path.export(target)
+
+
+def _write_drivable(drivable: DrivableMap, target: Path) -> None:
+    image = np.where(drivable.grid[::-1], 255, 0).astype(np.uint8)
+    if not cv2.imwrite(str(target), image):
+        raise BundleError(f"{target}: could not write the drivable map")
+
+
+def write_scene(
+    out_dir: str | Path,
+    *,
+    name: str,
+    collision_mesh: Any,
+    visual_mesh: Any,
+    drivable: DrivableMap,
+    spawns: list[Pose2D],
+    goals: list[Goal],
+    routes: list[np.ndarray],
+    lighting: dict[str, LightingPreset] | None = None,
+    world_from_source: np.ndarray | None = None,
+    field_dir: str | Path | None = None,
+    dataset_dir: str | Path | None = None,
+    arena_size: float | None = None,
+    extras: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> SceneBundle:
+    """Write a bundle to ``out_dir`` atomically and return it loaded (hashes verified).
+
+    ``collision_mesh``/``visual_mesh`` are ``trimesh.Trimesh`` objects or mesh file paths;
+    ``field_dir`` and ``dataset_dir`` are copied into the bundle. ``arena_size`` defaults to the
+    diagonal of the drivable cells' bounding box. An existing ``out_dir`` is replaced only with
+    ``overwrite=True``.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise BundleError(f"{out_dir}: already exists (pass overwrite=True / --overwrite)")
+    lighting = dict(DEFAULT_LIGHTING if lighting is None else lighting)
+    if "capture" not in lighting:
+        raise BundleError(f"{out_dir}: lighting presets must include 'capture'")
+    if arena_size is None:
+        low, high = drivable.drivable_bounds()
+        arena_size = float(np.linalg.norm(high - low))
+    world_from_source = np.eye(4) if world_from_source is None else np.asarray(world_from_source)
+    field_backend = None
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir(parents=True)
+        _write_mesh(collision_mesh, tmp / COLLISION_FILE)
+        _write_mesh(visual_mesh, tmp / VISUAL_FILE)
+        _write_drivable(drivable, tmp / DRIVABLE_FILE)
+        if field_dir is not None:
+            shutil.copytree(field_dir, tmp / FIELD_DIR)
+            field_backend = _field_backend(tmp / FIELD_DIR)
+        if dataset_dir is not None:
+            shutil.copytree(dataset_dir, tmp / DATASET_DIR)
+        files = {
+            p.relative_to(tmp).as_posix(): sha256_of(p)
+            for p in sorted(tmp.rglob("*"))
+            if p.is_file()
+        }
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "collision_mesh": COLLISION_FILE,
+            "visual_mesh": VISUAL_FILE,
+            "drivable": {
+                "image": DRIVABLE_FILE,
+                "origin_xy": [float(v) for v in drivable.origin_xy],
+                "resolution": drivable.resolution,
+            },
+            "field": None if field_dir is None else {"dir": FIELD_DIR, "backend": field_backend},
+            "dataset": None if dataset_dir is None else DATASET_DIR,
+            "spawns": [s.to_list() for s in spawns],
+            "goals": [g.to_list() for g in goals],
+            "routes": [np.asarray(r, dtype=float).reshape(-1, 2).tolist() for r in routes],
+            "lighting": {key: preset.to_json() for key, preset in lighting.items()},
+            "arena_size": float(arena_size),
+            "world_from_source": world_from_source.tolist(),
+            "extras": extras or {},
+            "files": files,
+        }
+        (tmp / SCENE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    return load_scene(out_dir)
+
+
+def _field_backend(field_dir: Path) -> str | None:
+    try:
+        return json.loads((field_dir / "field.json").read_text()).get("backend")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+class _Checker:
+    """Collects every problem with a scene.json so the error lists them all, one per item."""
+
+    def __init__(self, path: Path, meta: dict[str, Any]):
+        self.path = path
+        self.meta = meta
+        self.problems: list[str] = []
+
+    def get(self, key: str, kind: type | tuple[type, ...], optional: bool = False) -> Any:
+        if key not in self.meta:
+            if not optional:
+                self.problems.append(f"missing '{key}'")
+            return None
+        value = self.meta[key]
+        if value is None and optional:
+            return None
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            self.problems.append(f"'{key}' must be {names}, got {type(value).__name__}")
+            return None
+        return value
+
+    def array(self, key: str, value: Any, shape: tuple[int | None, ...]) -> np.ndarray | None:
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = None
+        ok = (
+            array is not None
+            and array.ndim == len(shape)
+            and all(s is None or s == a for s, a in zip(shape, array.shape, strict=True))
+            and np.all(np.isfinite(array))
+        )
+        if not ok:
+            dims = "x".join("N" if s is None else str(s) for s in shape)
+            self.problems.append(f"'{key}' must be a finite {dims} array")
+            return None
+        return array
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise BundleError(f"{self.path}: " + "; ".join(self.problems))
+
+
+def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
+    """Load and validate a bundle directory (or its scene.json).
+
+    Raises ``BundleError`` naming scene.json and listing every problem: unreadable JSON, another
+    schema version, missing or mistyped fields, files that are missing or whose SHA-256 differs.
+    """
+    path = Path(path)
+    root = path.parent if path.name == SCENE_FILE else path
+    scene_file = root / SCENE_FILE
+    if not scene_file.is_file():
+        raise BundleError(f"{scene_file}: no such file (is {root} a scene bundle?)")
+    try:
+        meta = json.loads(scene_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"{scene_file}: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{scene_file}: must hold a JSON object")
+    version = meta.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise BundleError(
+            f"{scene_file}: schema_version {version!r} is not supported (this DriveEnv reads "
+            f"version {SCHEMA_VERSION}; rebuild the scene with 'driveenv build-scene')"
+        )
+    check = _Checker(scene_file, meta)
+    name = check.get("name", str)
+    files = check.get("files", dict) or {}
+    collision = check.get("collision_mesh", str)
+    visual = check.get("visual_mesh", str)
+    drivable_meta = check.get("drivable", dict) or {}
+    field_meta = check.get("field", dict, optional=True)
+    dataset = check.get("dataset", str, optional=True)
+    spawns = check.get("spawns", list)
+    goals = check.get("goals", list)
+    routes = check.get("routes", list)
+    lighting_meta = check.get("lighting", dict)
+    arena_size = check.get("arena_size", (int, float))
+    world_from_source = check.array("world_from_source", meta.get("world_from_source"), (4, 4))
+    extras = check.get("extras", dict, optional=True) or {}
+    check.raise_if_any()
+
+    for rel in [collision, visual, drivable_meta.get("image")]:
+        if rel not in files:
+            check.problems.append(f"'{rel}' is not listed in 'files'")
+    for rel, expected in files.items():
+        file = root / rel
+        if not file.is_file():
+            check.problems.append(f"missing file {rel}")
+        elif verify_hashes and sha256_of(file) != expected:
+            check.problems.append(f"file {rel} is corrupted (SHA-256 differs from scene.json)")
+    spawn_array = check.array("spawns", spawns, (None, 3)) if spawns else np.zeros((0, 3))
+    goal_array = check.array("goals", goals, (None, 3)) if goals else np.zeros((0, 3))
+    route_arrays = [check.array(f"routes[{i}]", r, (None, 2)) for i, r in enumerate(routes)]
+    origin = check.array("drivable.origin_xy", drivable_meta.get("origin_xy"), (2,))
+    resolution = drivable_meta.get("resolution")
+    if not isinstance(resolution, int | float) or resolution <= 0:
+        check.problems.append("'drivable.resolution' must be a positive number")
+    lighting = {}
+    for key, preset in lighting_meta.items():
+        gain = check.array(f"lighting.{key}.gain", (preset or {}).get("gain"), (3,))
+        gamma = (preset or {}).get("gamma")
+        if not isinstance(gamma, int | float) or gamma <= 0:
+            check.problems.append(f"'lighting.{key}.gamma' must be a positive number")
+        elif gain is not None:
+            lighting[key] = LightingPreset(key, gain, float(gamma))
+    if "capture" not in lighting_meta:
+        check.problems.append("'lighting' must include the 'capture' preset")
+    if field_meta is not None and not isinstance(field_meta.get("dir"), str):
+        check.problems.append("'field.dir' must be a path inside the bundle")
+    check.raise_if_any()
+
+    image = cv2.imread(str(root / drivable_meta["image"]), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise BundleError(f"{root / drivable_meta['image']}: not a readable image")
+    drivable = DrivableMap(image[::-1] > 127, origin, float(resolution))
+    return SceneBundle(
+        root=root.resolve(),
+        name=name,
+        collision_mesh_path=(root / collision).resolve(),
+        visual_mesh_path=(root / visual).resolve(),
+        field_dir=None if field_meta is None else (root / field_meta["dir"]).resolve(),
+        drivable=drivable,
+        spawns=[Pose2D(*map(float, s)) for s in spawn_array],
+        goals=[Goal(*map(float, g)) for g in goal_array],
+        routes=route_arrays,
+        lighting=lighting,
+        arena_size=float(arena_size),
+        world_from_source=world_from_source,
+        dataset_dir=None if dataset is None else (root / dataset).resolve(),
+        field_backend=None if field_meta is None else field_meta.get("backend"),
+        extras=extras,
+    )

@@ -1,0 +1,186 @@
+"""``scene-info``: a text summary of a bundle and a preview image.
+
+The preview shows the drivable map from above (spawns as arrows, goals as circles, routes as
+lines) beside one overview camera view per lighting preset. Views come from the radiance field
+when the scene has one, else from the baked visual mesh: open3d's ``RaycastingScene`` finds the
+hit triangle and its barycentric coordinates, and the vertex colours are interpolated there
+(open3d's offscreen renderer can deadlock on this machine, so it is not used).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from driveenv.atomic import atomic_path
+from scene_builder.bundle import SceneBundle
+
+
+def scene_summary(scene: SceneBundle) -> str:
+    """A few lines describing the bundle: size, geometry, map, tasks, lighting, field."""
+    import trimesh
+
+    drivable = scene.drivable
+    collision = trimesh.load(scene.collision_mesh_path, force="mesh", process=False)
+    low, high = drivable.drivable_bounds()
+    lines = [
+        f"scene {scene.name!r} at {scene.root}",
+        f"  arena size      {scene.arena_size:.3f} m (drivable area {high[0] - low[0]:.3f} x "
+        f"{high[1] - low[1]:.3f} m)",
+        f"  collision mesh  {len(collision.faces)} triangles, bounds "
+        + " .. ".join(np.array2string(b, precision=3) for b in collision.bounds),
+        f"  drivable map    {drivable.shape[1]} x {drivable.shape[0]} cells at "
+        f"{drivable.resolution * 100:.1f} cm, {drivable.grid.mean() * 100:.1f}% drivable",
+        f"  tasks           {len(scene.spawns)} spawns, {len(scene.goals)} goals, "
+        f"{len(scene.routes)} routes",
+        f"  lighting        {', '.join(scene.lighting)}",
+        "  field           "
+        + (f"{scene.field_backend} at {scene.field_dir}" if scene.field_dir else "none"),
+        f"  dataset         {scene.dataset_dir or 'none'}",
+    ]
+    return "\n".join(lines)
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """Camera-to-world 4x4 (OpenGL axes: x right, y up, looking down -z) from eye to target."""
+    eye = np.asarray(eye, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    cam_up = np.cross(right, forward)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, cam_up, -forward, eye
+    return pose
+
+
+def camera_rays(camera_to_world: np.ndarray, intrinsics, width: int, height: int) -> np.ndarray:
+    """World-space rays (H, W, 6): origin and unit direction through each pixel centre."""
+    fx, fy, cx, cy = intrinsics
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], axis=-1)
+    directions = local @ camera_to_world[:3, :3].T
+    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
+    origins = np.broadcast_to(camera_to_world[:3, 3], directions.shape)
+    return np.concatenate([origins, directions], axis=-1)
+
+
+class MeshViewRenderer:
+    """Colour images of a vertex-coloured mesh by ray casting (see the module docstring)."""
+
+    def __init__(self, mesh, background=(0.85, 0.88, 0.92)):
+        from driveenv.open3d_compat import import_open3d
+
+        self._o3d = import_open3d()
+        self.faces = np.asarray(mesh.faces)
+        self.colours = np.asarray(mesh.visual.vertex_colors, dtype=np.float32)[:, :3] / 255.0
+        self.background = np.asarray(background, dtype=np.float32)
+        self.scene = self._o3d.t.geometry.RaycastingScene()
+        self.scene.add_triangles(
+            self._o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
+            self._o3d.core.Tensor(self.faces.astype(np.uint32)),
+        )
+
+    def render(self, camera_to_world, intrinsics, width, height) -> np.ndarray:
+        """(H, W, 3) float32 colours in [0, 1]; background where no triangle is hit."""
+        rays = camera_rays(camera_to_world, intrinsics, width, height).astype(np.float32)
+        hit = self.scene.cast_rays(self._o3d.core.Tensor(rays))
+        ids = hit["primitive_ids"].numpy().astype(np.int64)
+        uv = hit["primitive_uvs"].numpy()
+        missed = ids == self.scene.INVALID_ID
+        ids[missed] = 0
+        corners = self.colours[self.faces[ids]]  # (H, W, 3 corners, 3)
+        weights = np.stack([1 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], axis=-1)
+        image = np.einsum("hwc,hwcd->hwd", weights, corners)
+        image[missed] = self.background
+        return np.clip(image, 0, 1).astype(np.float32)
+
+
+def overview_camera(scene: SceneBundle, size: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A camera outside the arena's south-west corner, 35 degrees down onto its centre."""
+    low, high = scene.drivable.drivable_bounds()
+    centre = np.array([*(low + high) / 2, 0.0])
+    distance = 1.1 * scene.arena_size
+    direction = np.array([-0.6, -0.8, 0.0]) * np.cos(np.radians(35)) + [
+        0,
+        0,
+        np.sin(np.radians(35)),
+    ]
+    pose = look_at(centre + distance * direction, centre)
+    focal = 0.5 * size / np.tan(np.radians(30))  # 60 degree field of view
+    return pose, (focal, focal, size / 2, size / 2)
+
+
+def render_preset_views(
+    scene: SceneBundle, image_size: int, renderer: str = "auto"
+) -> dict[str, np.ndarray]:
+    """One overview image (H, W, 3) per lighting preset, from the field or the mesh."""
+    pose, intrinsics = overview_camera(scene, image_size)
+    use_field = renderer == "field" or (renderer == "auto" and scene.field_dir is not None)
+    if use_field:
+        field = scene.load_field()
+        views = {}
+        for name in scene.lighting:
+            appearance = name if name in field.lighting_presets else "capture"
+            out = field.render(pose[None], np.array(intrinsics), image_size, image_size, appearance)
+            rgb = out.rgb[0].numpy()
+            if appearance != name:  # the field lacks this preset: approximate it photometrically
+                rgb = scene.lighting[name].apply(rgb)
+            views[name] = rgb
+        return views
+    import trimesh
+
+    mesh = trimesh.load(scene.visual_mesh_path, force="mesh", process=False)
+    base = MeshViewRenderer(mesh).render(pose, intrinsics, image_size, image_size)
+    return {name: preset.apply(base) for name, preset in scene.lighting.items()}
+
+
+def write_preview(
+    scene: SceneBundle, target: str | Path, image_size: int = 128, renderer: str = "auto"
+) -> Path:
+    """Write the preview PNG atomically (see the module docstring); returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    views = render_preset_views(scene, image_size, renderer)
+    columns = 1 + len(views)
+    figure, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.4))
+    _draw_map(axes[0], scene)
+    for axis, (name, image) in zip(axes[1:], views.items(), strict=True):
+        axis.imshow(image)
+        axis.set_title(name)
+        axis.axis("off")
+    figure.suptitle(f"{scene.name}: arena {scene.arena_size:.2f} m")
+    figure.tight_layout()
+    target = Path(target)
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+    plt.close(figure)
+    return target
+
+
+def _draw_map(axis, scene: SceneBundle) -> None:
+    from matplotlib.patches import Circle
+
+    drivable = scene.drivable
+    x0, x1, y0, y1 = drivable.extent
+    axis.imshow(drivable.grid, origin="lower", extent=(x0, x1, y0, y1), cmap="Greys_r", vmin=-0.5)
+    for route in scene.routes:
+        axis.plot(route[:, 0], route[:, 1], "-", color="tab:blue", lw=0.8, alpha=0.7)
+    arrow = 0.04 * scene.arena_size
+    for spawn in scene.spawns:
+        axis.arrow(
+            spawn.x,
+            spawn.y,
+            arrow * np.cos(spawn.yaw),
+            arrow * np.sin(spawn.yaw),
+            width=arrow * 0.15,
+            color="tab:green",
+        )
+    for goal in scene.goals:
+        axis.add_patch(Circle((goal.x, goal.y), goal.radius, fill=False, color="tab:red", lw=1.2))
+    axis.set_title("drivable map (m)")
+    axis.set_aspect("equal")

@@ -1,0 +1,171 @@
+"""Scene bundles: round trip, hashes, and one clear error for each kind of damage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import trimesh
+
+from driveenv.cli import main
+from scene_builder.bundle import (
+    DEFAULT_LIGHTING,
+    SCHEMA_VERSION,
+    Goal,
+    Pose2D,
+    load_scene,
+    write_scene,
+)
+from scene_builder.drivable import DrivableMap
+from scene_builder.errors import BundleError
+
+
+def small_bundle(tmp_path, **overrides):
+    grid = np.zeros((30, 40), bool)
+    grid[5:25, 5:35] = True
+    grid[12:16, 18:22] = False
+    plate = trimesh.creation.box(extents=(0.4, 0.3, 0.02))
+    plate.apply_translation((0.2, 0.15, -0.01))
+    plate.visual.vertex_colors = np.tile([200, 150, 100, 255], (len(plate.vertices), 1))
+    fake_field = tmp_path / "field_src"
+    fake_field.mkdir(exist_ok=True)
+    (fake_field / "field.json").write_text(json.dumps({"backend": "embedded"}))
+    (fake_field / "checkpoint.pt").write_bytes(b"\x00" * 64)
+    args = dict(
+        name="tiny",
+        collision_mesh=plate,
+        visual_mesh=plate,
+        drivable=DrivableMap(grid, [0.0, 0.0], 0.01),
+        spawns=[Pose2D(0.1, 0.1, 0.5)],
+        goals=[Goal(0.3, 0.2, 0.04)],
+        routes=[np.array([[0.1, 0.1], [0.2, 0.1], [0.3, 0.2]])],
+        world_from_source=np.diag([2.0, 2.0, 2.0, 1.0]),
+        field_dir=fake_field,
+    )
+    args.update(overrides)
+    return write_scene(tmp_path / "scene", **args)
+
+
+def test_round_trip_keeps_every_field(tmp_path):
+    written = small_bundle(tmp_path)
+    scene = load_scene(tmp_path / "scene" / "scene.json")
+    assert scene.name == "tiny"
+    assert np.array_equal(scene.drivable.grid, written.drivable.grid)
+    assert scene.drivable.grid[13, 19] == np.False_ and scene.drivable.grid[6, 6]
+    assert np.allclose(scene.drivable.origin_xy, [0, 0]) and scene.drivable.resolution == 0.01
+    assert scene.spawns == [Pose2D(0.1, 0.1, 0.5)] and scene.goals == [Goal(0.3, 0.2, 0.04)]
+    assert np.allclose(scene.routes[0], [[0.1, 0.1], [0.2, 0.1], [0.3, 0.2]])
+    assert set(scene.lighting) == set(DEFAULT_LIGHTING)
+    assert np.allclose(scene.lighting["warm"].gain, DEFAULT_LIGHTING["warm"].gain)
+    assert np.allclose(scene.world_from_source, np.diag([2.0, 2.0, 2.0, 1.0]))
+    # default arena size: diagonal of the drivable cells' bounding box (0.3 m x 0.2 m)
+    assert scene.arena_size == pytest.approx(np.hypot(0.3, 0.2))
+    assert scene.field_dir.name == "field" and scene.field_backend == "embedded"
+    assert scene.dataset_dir is None
+    mesh = trimesh.load(scene.visual_mesh_path)
+    assert np.allclose(mesh.visual.vertex_colors[0], [200, 150, 100, 255])
+    assert trimesh.load(scene.collision_mesh_path).bounds[1, 2] == pytest.approx(0.0, abs=1e-9)
+    meta = json.loads((scene.root / "scene.json").read_text())
+    assert meta["schema_version"] == SCHEMA_VERSION
+    assert set(meta["files"]) == {
+        "collision.obj",
+        "visual.ply",
+        "drivable.png",
+        "field/field.json",
+        "field/checkpoint.pt",
+    }
+
+
+def test_lighting_preset_applies_gain_and_gamma():
+    night = DEFAULT_LIGHTING["night"]
+    grey = np.full((2, 3), 0.5)
+    out = night.apply(grey)
+    assert np.allclose(out, night.gain * 0.5**night.gamma)
+    assert out.mean() < 0.2 and DEFAULT_LIGHTING["bright"].apply(grey).mean() > 0.5
+    assert np.allclose(DEFAULT_LIGHTING["capture"].apply(grey), grey)
+
+
+def test_existing_output_is_not_overwritten_unless_asked(tmp_path):
+    small_bundle(tmp_path)
+    with pytest.raises(BundleError, match="already exists"):
+        small_bundle(tmp_path)
+    scene = small_bundle(tmp_path, name="again", overwrite=True)
+    assert scene.name == "again"
+
+
+def test_failed_write_leaves_no_bundle(tmp_path):
+    with pytest.raises(BundleError, match="does not exist"):
+        small_bundle(tmp_path, visual_mesh=tmp_path / "missing.ply")
+    assert not (tmp_path / "scene").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["field_src"]
+
+
+def test_missing_file_is_named(tmp_path):
+    scene = small_bundle(tmp_path)
+    (scene.root / "field" / "checkpoint.pt").unlink()
+    with pytest.raises(BundleError, match=r"scene\.json: missing file field/checkpoint\.pt"):
+        load_scene(scene.root)
+
+
+def test_corrupted_file_is_named(tmp_path):
+    scene = small_bundle(tmp_path)
+    with open(scene.collision_mesh_path, "a") as stream:
+        stream.write("v 0 0 0\n")
+    with pytest.raises(BundleError, match=r"collision\.obj is corrupted"):
+        load_scene(scene.root)
+    assert load_scene(scene.root, verify_hashes=False).name == "tiny"
+
+
+def test_other_schema_version_is_refused(tmp_path):
+    scene = small_bundle(tmp_path)
+    meta_path = scene.root / "scene.json"
+    meta = json.loads(meta_path.read_text())
+    meta["schema_version"] = SCHEMA_VERSION + 1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=f"schema_version {SCHEMA_VERSION + 1} is not supported"):
+        load_scene(scene.root)
+
+
+def test_each_bad_field_gets_its_own_message(tmp_path):
+    scene = small_bundle(tmp_path)
+    meta_path = scene.root / "scene.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["name"]
+    meta["spawns"] = [[0.1, 0.2]]
+    meta["lighting"]["dim"]["gamma"] = -1
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BundleError) as caught:
+        load_scene(scene.root)
+    assert "missing 'name'" in str(caught.value)
+    meta["name"] = "tiny"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(BundleError) as caught:
+        load_scene(scene.root)
+    message = str(caught.value)
+    assert "'spawns' must be a finite Nx3 array" in message
+    assert "'lighting.dim.gamma' must be a positive number" in message
+    assert "\n" not in message
+
+
+def test_not_a_bundle_and_bad_json(tmp_path):
+    with pytest.raises(BundleError, match="no such file"):
+        load_scene(tmp_path)
+    (tmp_path / "scene.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_scene(tmp_path)
+
+
+def test_field_of_a_scene_without_one_is_a_clear_error(tmp_path):
+    scene = small_bundle(tmp_path, field_dir=None)
+    assert scene.field_dir is None
+    with pytest.raises(BundleError, match="no radiance field"):
+        scene.load_field()
+
+
+def test_scene_info_cli_reports_a_damaged_bundle_on_one_line(tmp_path, capsys):
+    scene = small_bundle(tmp_path)
+    (scene.root / "drivable.png").unlink()
+    assert main(["scene-info", str(scene.root), "--no-preview"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "missing file drivable.png" in err and "\n" not in err
