@@ -1,0 +1,448 @@
+"""Simulated evaluation campaigns: every agent under every condition on the same seeded episodes.
+
+An evaluation directory (EVAL) holds::
+
+    campaign.json                 scene (path, name, SHA-256 of its scene.json), agents, conditions,
+                                  episode seeds, renderer: what the report checks its inputs against
+    episodes.csv                  one row per finished episode (EPISODE_COLUMNS)
+    episodes/AGENT/CONDITION/seed_S.json   the same record, written when the episode finishes
+    episodes/AGENT/CONDITION/seed_S.npz    its trajectory: x, y, yaw per step
+
+Each episode's files are written atomically as soon as it ends, so an interrupted campaign
+resumes by skipping every (agent, condition, seed) that already has its record; ``episodes.csv``
+is rebuilt from the records at the end. Work is split into (agent, condition, few seeds) chunks
+run by a process pool (spawned processes: PyBullet and torch do not survive fork well); each chunk
+loads its agent and environment once.
+
+Agents are training run folders (``agents.load_agent``; the folder name is the agent's name in
+the report and in the real trial log) or two built-in baselines: ``random`` (uniform actions,
+seeded) and ``expert`` (the privileged scripted driver of ``agents.experts``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driveenv.atomic import atomic_path, write_json_atomic, write_text_atomic
+from eval.errors import CampaignError
+
+CAMPAIGN_FILE = "campaign.json"
+EPISODES_FILE = "episodes.csv"
+EPISODES_DIR = "episodes"
+BUILTIN_POLICIES = ("random", "expert")
+EPISODE_COLUMNS = (
+    "agent",
+    "condition",
+    "seed",
+    "success",
+    "collision",
+    "off_road",
+    "route_completion",
+    "duration",
+    "path_length",
+    "steps",
+    "return",
+)
+SEEDS_PER_CHUNK = 4
+
+Policy = Callable[[Any], np.ndarray]
+EnvFactory = Callable[["CampaignConfig", "AgentSpec", str], Any]
+PolicyFactory = Callable[["AgentSpec", Any, int], Policy]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent of the campaign: its name and where it comes from (run folder or built-in)."""
+
+    name: str
+    source: str  # a run directory, or one of BUILTIN_POLICIES
+
+    @property
+    def builtin(self) -> bool:
+        return self.source in BUILTIN_POLICIES
+
+    def run_info(self) -> dict[str, Any]:
+        """The run's ``run.json`` (empty for built-ins)."""
+        if self.builtin:
+            return {}
+        path = Path(self.source) / "run.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise CampaignError(
+                f"{path}: not found (is {self.source} a 'driveenv train' run?)"
+            ) from None
+        except json.JSONDecodeError as error:
+            raise CampaignError(f"{path}: not valid JSON ({error})") from None
+
+
+def agent_specs(runs: Sequence[str]) -> list[AgentSpec]:
+    """Name each run after its folder; refuse two agents with one name."""
+    specs = [
+        AgentSpec(run if run in BUILTIN_POLICIES else Path(run).resolve().name, run) for run in runs
+    ]
+    names = [s.name for s in specs]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise CampaignError(f"two runs share the name {', '.join(twice)}: rename one run folder")
+    for spec in specs:
+        if not spec.builtin and not Path(spec.source).is_dir():
+            raise CampaignError(
+                f"{spec.source}: no such run folder (or use {' / '.join(BUILTIN_POLICIES)})"
+            )
+    return specs
+
+
+@dataclass
+class CampaignConfig:
+    """What to run: agents x conditions x episode seeds on one scene."""
+
+    scene: Path
+    agents: list[AgentSpec]
+    conditions: list[str] = field(default_factory=lambda: ["capture"])
+    seeds: list[int] = field(default_factory=lambda: list(range(10)))
+    renderer: str = "mesh"
+    max_episode_steps: int | None = None
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        self.scene = Path(self.scene)
+        if not self.agents:
+            raise CampaignError("no agents to evaluate: name at least one run folder")
+        if not self.conditions or any(not c for c in self.conditions):
+            raise CampaignError(
+                f"conditions {self.conditions!r}: give lighting preset names, e.g. capture,dim"
+            )
+        if not self.seeds:
+            raise CampaignError("no episode seeds: give --episodes N or --seeds")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise CampaignError(f"episode seeds repeat: {self.seeds}")
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"``, ``"1,5,7"`` or a mix (``"0-4,10"``) to a list of ints."""
+    seeds: list[int] = []
+    try:
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            first, _, last = part.partition("-")
+            seeds.extend(range(int(first), int(last) + 1) if last else [int(first)])
+    except ValueError:
+        raise CampaignError(f"--seeds {text!r}: expected integers >= 0 like 0-9 or 1,5,7") from None
+    return seeds
+
+
+def scene_identity(scene_path: Path) -> dict[str, str]:
+    """Name, path and SHA-256 of a scene's scene.json (which holds the hashes of all its files)."""
+    from scene_builder.bundle import SCENE_FILE, load_scene, sha256_of
+
+    scene = load_scene(scene_path)
+    return {
+        "name": scene.name,
+        "path": str(scene.root.resolve()),
+        "sha256": sha256_of(scene.root / SCENE_FILE),
+    }
+
+
+# --- one episode --------------------------------------------------------------------------------
+
+
+def control_period(env) -> float:
+    """Seconds per environment step, from the env's config (1.0 if it has none: then steps)."""
+    config = getattr(env.unwrapped, "config", None)
+    return float(getattr(config, "control_dt", None) or getattr(env.unwrapped, "dt", 1.0))
+
+
+def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Roll one episode to its end; return its record (without agent/condition) and trajectory."""
+    obs, info = env.reset(seed=seed)
+    poses = [np.asarray(info.get("pose", (np.nan, np.nan, np.nan)), dtype=float)]
+    total_reward, steps, done = 0.0, 0, False
+    while not done:
+        action = policy(obs)
+        obs, reward, terminated, truncated, info = env.step(action)
+        total_reward += float(reward)
+        steps += 1
+        poses.append(np.asarray(info.get("pose", (np.nan, np.nan, np.nan)), dtype=float))
+        done = terminated or truncated
+    trajectory = np.stack(poses)
+    step_lengths = np.linalg.norm(np.diff(trajectory[:, :2], axis=0), axis=1)
+    record = {
+        "seed": int(seed),
+        "success": bool(info.get("success", False)),
+        "collision": bool(info.get("collision", False)),
+        "off_road": bool(info.get("off_road", False)),
+        "route_completion": float(
+            info.get("route_completion", float(bool(info.get("success", False))))
+        ),
+        "duration": steps * control_period(env),
+        "path_length": float(np.nansum(step_lengths)),
+        "steps": steps,
+        "return": total_reward,
+    }
+    return record, {"x": trajectory[:, 0], "y": trajectory[:, 1], "yaw": trajectory[:, 2]}
+
+
+# --- environment and policy for an agent ---------------------------------------------------------
+
+
+def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str):
+    """The simulator env for ``agent`` (its observation and vehicle settings) under ``condition``."""
+    from dataclasses import fields
+
+    from simulator import EnvConfig, make_env
+
+    info = agent.run_info()
+    known = {f.name for f in fields(EnvConfig)}
+    settings = {k: v for k, v in {**info.get("config", {}), **info}.items() if k in known}
+    settings.update(scene=str(config.scene), lighting=condition, seed=0)
+    if "rgb" in str(settings.get("obs", "")) or "depth" in str(settings.get("obs", "")):
+        settings["renderer"] = config.renderer
+    if config.max_episode_steps:
+        settings["max_episode_steps"] = config.max_episode_steps
+    return make_env(EnvConfig(**settings))
+
+
+def make_policy(agent: AgentSpec, env, seed: int) -> Policy:
+    """A callable obs -> action for a run folder or a built-in baseline."""
+    if agent.source == "random":
+        space = env.action_space
+        space.seed(seed)
+        return lambda obs: space.sample()
+    if agent.source == "expert":
+        from agents.experts import make_expert
+
+        return make_expert(env)
+    from agents import load_agent
+
+    model = load_agent(agent.source)
+    return lambda obs: model.predict(obs, deterministic=True)[0]
+
+
+# --- the campaign ----------------------------------------------------------------------------------
+
+
+def episode_paths(out: Path, agent: str, condition: str, seed: int) -> tuple[Path, Path]:
+    folder = out / EPISODES_DIR / agent / condition
+    return folder / f"seed_{seed}.json", folder / f"seed_{seed}.npz"
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    config: CampaignConfig
+    out: Path
+    agent: AgentSpec
+    condition: str
+    seeds: tuple[int, ...]
+    env_factory: EnvFactory
+    policy_factory: PolicyFactory
+
+
+def _run_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
+    """Worker: one agent, one condition, a few seeds; each episode saved the moment it ends."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    env = chunk.env_factory(chunk.config, chunk.agent, chunk.condition)
+    records = []
+    try:
+        for seed in chunk.seeds:
+            policy = chunk.policy_factory(chunk.agent, env, seed)
+            record, trajectory = run_episode(env, policy, seed)
+            record = {"agent": chunk.agent.name, "condition": chunk.condition, **record}
+            record_path, trajectory_path = episode_paths(
+                chunk.out, chunk.agent.name, chunk.condition, seed
+            )
+            with atomic_path(trajectory_path) as tmp, open(tmp, "wb") as stream:
+                np.savez_compressed(stream, **trajectory)
+            write_json_atomic(record_path, record)  # last: its presence marks the episode done
+            records.append(record)
+    finally:
+        env.close()
+    return records
+
+
+def _check_or_write_campaign(
+    config: CampaignConfig, out: Path, identity: dict[str, str]
+) -> dict[str, Any]:
+    meta_path = out / CAMPAIGN_FILE
+    meta = {
+        "scene": identity,
+        "agents": {a.name: a.source for a in config.agents},
+        "conditions": list(config.conditions),
+        "seeds": list(config.seeds),
+        "renderer": config.renderer,
+        "max_episode_steps": config.max_episode_steps,
+    }
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if old["scene"]["sha256"] != identity["sha256"]:
+            raise CampaignError(
+                f"{meta_path}: this evaluation was run on scene {old['scene']['name']!r} "
+                f"({old['scene']['path']}), not {identity['path']}: use another --out"
+            )
+        if (old.get("renderer"), old.get("max_episode_steps")) != (
+            config.renderer,
+            config.max_episode_steps,
+        ):
+            raise CampaignError(
+                f"{meta_path}: earlier episodes used renderer={old.get('renderer')} and "
+                f"max_episode_steps={old.get('max_episode_steps')}; resume with the same settings or use another --out"
+            )
+        # Resuming may add agents, conditions or seeds: keep the union, in order.
+        meta["agents"] = {**old["agents"], **meta["agents"]}
+        meta["conditions"] = list(dict.fromkeys(old["conditions"] + meta["conditions"]))
+        meta["seeds"] = list(dict.fromkeys(old["seeds"] + meta["seeds"]))
+    write_json_atomic(meta_path, meta)
+    return meta
+
+
+def run_campaign(
+    config: CampaignConfig,
+    out: str | Path,
+    env_factory: EnvFactory = make_sim_env,
+    policy_factory: PolicyFactory = make_policy,
+    show_progress: bool = True,
+    scene_id: dict[str, str] | None = None,
+) -> Campaign:
+    """Run every missing episode of the campaign into ``out`` and return the whole campaign."""
+    out = Path(out)
+    identity = scene_id or scene_identity(config.scene)
+    _check_or_write_campaign(config, out, identity)
+    pending = []
+    for agent in config.agents:
+        for condition in config.conditions:
+            todo = [
+                s
+                for s in config.seeds
+                if not episode_paths(out, agent.name, condition, s)[0].is_file()
+            ]
+            for start in range(0, len(todo), SEEDS_PER_CHUNK):
+                seeds = tuple(todo[start : start + SEEDS_PER_CHUNK])
+                pending.append(
+                    _Chunk(config, out, agent, condition, seeds, env_factory, policy_factory)
+                )
+    total = len(config.agents) * len(config.conditions) * len(config.seeds)
+    done_before = total - sum(len(c.seeds) for c in pending)
+    _execute(pending, config.workers, total, done_before, show_progress)
+    campaign = load_campaign(out)
+    write_episodes_csv(out / EPISODES_FILE, campaign.records)
+    return campaign
+
+
+def _execute(
+    chunks: list[_Chunk], workers: int, total: int, done: int, show_progress: bool
+) -> None:
+    from driveenv.progress import progress_bar
+
+    with progress_bar() as progress:
+        task = progress.add_task(
+            "episodes", total=total, completed=done, status="", visible=show_progress
+        )
+
+        def advance(records: list[dict[str, Any]]) -> None:
+            wins = sum(r["success"] for r in records)
+            last = records[-1] if records else {}
+            progress.update(
+                task,
+                advance=len(records),
+                status=f"{last.get('agent', '')} {last.get('condition', '')} {wins}/{len(records)} ok",
+            )
+
+        if workers <= 1 or len(chunks) <= 1:
+            for chunk in chunks:
+                advance(_run_chunk(chunk))
+            return
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(processes=min(workers, len(chunks))) as pool:
+            for records in pool.imap_unordered(_run_chunk, chunks):
+                advance(records)
+
+
+# --- reading a campaign ---------------------------------------------------------------------------
+
+
+@dataclass
+class Campaign:
+    """A loaded evaluation directory: its campaign.json and its episode records."""
+
+    root: Path
+    meta: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def agents(self) -> list[str]:
+        return list(self.meta["agents"])
+
+    @property
+    def conditions(self) -> list[str]:
+        return list(self.meta["conditions"])
+
+    def outcomes(
+        self, agent: str, condition: str | None = None, key: str = "success"
+    ) -> np.ndarray:
+        return np.array(
+            [
+                r[key]
+                for r in self.records
+                if r["agent"] == agent and (condition is None or r["condition"] == condition)
+            ]
+        )
+
+    def trajectory(self, agent: str, condition: str, seed: int) -> dict[str, np.ndarray]:
+        with np.load(episode_paths(self.root, agent, condition, seed)[1]) as data:
+            return {k: data[k] for k in data.files}
+
+    def check_scene(self, scene_path: str | Path) -> None:
+        """Raise ``CampaignError`` when the campaign was run on another scene (or another version)."""
+        identity = scene_identity(Path(scene_path))
+        ran = self.meta["scene"]
+        if ran["sha256"] != identity["sha256"]:
+            raise CampaignError(
+                f"{self.root / CAMPAIGN_FILE}: these episodes were run on scene {ran['name']!r} "
+                f"({ran['path']}, scene.json sha256 {ran['sha256'][:12]}), but the scene given is "
+                f"{identity['name']!r} ({identity['path']}, sha256 {identity['sha256'][:12]})"
+            )
+
+
+def load_campaign(eval_dir: str | Path) -> Campaign:
+    """Read campaign.json and every finished episode record under ``eval_dir``."""
+    root = Path(eval_dir)
+    meta_path = root / CAMPAIGN_FILE
+    if not meta_path.is_file():
+        raise CampaignError(f"{meta_path}: not found (is {root} the --out of 'driveenv evaluate'?)")
+    try:
+        meta = json.loads(meta_path.read_text())
+        meta["scene"]["sha256"], meta["agents"], meta["conditions"], meta["seeds"]  # noqa: B018
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise CampaignError(f"{meta_path}: not a campaign file ({error})") from None
+    records = []
+    for agent in meta["agents"]:
+        for condition in meta["conditions"]:
+            for seed in meta["seeds"]:
+                record_path = episode_paths(root, agent, condition, seed)[0]
+                if record_path.is_file():
+                    records.append(json.loads(record_path.read_text()))
+    return Campaign(root, meta, records)
+
+
+def write_episodes_csv(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=EPISODE_COLUMNS, extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    for record in records:
+        writer.writerow(record)
+    write_text_atomic(path, buffer.getvalue())
