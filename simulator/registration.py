@@ -1,11 +1,27 @@
-"""Gymnasium registration of DriveEnv environments (entry point group ``gymnasium.envs``).
+"""Gymnasium registration of DriveEnv environments.
 
-Gymnasium calls ``register_envs`` when it is imported, so ``gymnasium.make("driveenv/Drive-v0")``
-works in any process, including vector-env subprocesses, without importing ``simulator`` first.
+``import simulator`` registers ``driveenv/Drive-v0``, so ``gymnasium.make("driveenv/Drive-v0",
+scene=PATH, **config_fields)`` works after it. Gymnasium 1.x no longer loads the
+``gymnasium.envs`` entry-point group (pyproject.toml still declares it, for versions that do), so
+in a fresh process with nothing imported use ``gymnasium.make("simulator:driveenv/Drive-v0",
+...)``: gymnasium imports ``simulator`` first. Vector-env subprocesses receive the env spec
+itself, whose entry point is an import path, so they need no registration.
 """
 
 from __future__ import annotations
 
+ENV_ID = "driveenv/Drive-v0"
+
 
 def register_envs() -> None:
-    """Register ``driveenv/Drive-v0`` (no-op until the environment module exists)."""
+    """Register ``driveenv/Drive-v0`` once (repeated calls are no-ops)."""
+    import gymnasium
+
+    if ENV_ID in gymnasium.registry:
+        return
+    gymnasium.register(
+        id=ENV_ID,
+        entry_point="simulator.env:DriveEnv",
+        # DriveEnv truncates at EnvConfig.max_episode_steps itself, so no TimeLimit wrapper.
+        max_episode_steps=None,
+    )

@@ -1,0 +1,117 @@
+"""The one typed configuration of a DriveEnv environment, validated on construction.
+
+Every field has a default that works on any scene bundle, so ``EnvConfig(scene=PATH)`` is a
+complete configuration. Sizes and speeds of the vehicle default to fractions of the scene's
+``arena_size`` (see ``simulator.vehicles``), because a scene reconstructed from a phone video can
+be a 1 m table top or a 50 m street: one fixed car would be a giant on the table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from simulator.errors import ConfigError
+
+VEHICLES = ("car", "diffdrive")
+RENDERERS = ("field", "mesh", "none")
+TASKS = ("goal", "route")
+SENSORS = ("rgb", "depth", "state", "scan")
+SPAWN_MODES = ("scene", "random")
+
+
+@dataclass
+class EnvConfig:
+    """Configuration of one environment (all sub-environments of a vector env share it).
+
+    ``obs`` is a ``+``-joined list of sensors: ``rgb`` (uint8 H x W x 3 camera image), ``depth``
+    (float32 H x W x 1 z-depth in metres, misses at ``max_depth``), ``state`` (float32 vector, see
+    ``simulator.sensors.STATE_FIELDS``) and ``scan`` (float32 range scan by PyBullet ray casts,
+    normalised to [0, 1] of ``scan_range``).
+    """
+
+    scene: str | Path = ""
+    vehicle: str = "car"
+    obs: str = "state"
+    renderer: str = "mesh"  # used when obs has rgb or depth: "field", "mesh" or "none"
+    task: str = "goal"
+    lighting: str = "capture"  # a preset name of the scene, or "random"
+    photometric_augmentation: bool = False  # random gain/contrast/colour on images, per episode
+    image_size: int = 64  # square camera images
+    camera_fov_deg: float = 90.0  # horizontal field of view
+    camera_pitch_deg: float = 10.0  # downward tilt of the mounted camera
+    camera_height: float | None = None  # metres above ground; default 0.6 x vehicle length
+    field_mode: str = "guided"  # "guided" (mesh depth places field samples) or "free" marching
+    max_depth: float | None = None  # depth clip in metres; default the scene's arena size
+    vehicle_length: float | None = None  # metres; default arena_size / 10
+    scan_rays: int = 16
+    scan_range: float | None = None  # metres; default arena_size / 2
+    spawn: str = "scene"  # "scene": the bundle's spawn/goal/route triples; "random": new ones
+    goal_radius: float | None = None  # metres; default the scene goal's radius
+    physics_dt: float = 0.05  # seconds per physics sub-step
+    action_repeat: int = 2  # physics sub-steps per env step (control period = 0.1 s)
+    max_episode_steps: int = 300
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.scene = Path(self.scene) if self.scene else self.scene
+        self.obs = "+".join(word.strip() for word in str(self.obs).split("+"))
+        _choose("vehicle", self.vehicle, VEHICLES)
+        _choose("renderer", self.renderer, RENDERERS)
+        _choose("task", self.task, TASKS)
+        _choose("spawn", self.spawn, SPAWN_MODES)
+        _choose("field_mode", self.field_mode, ("guided", "free"))
+        words = self.sensors
+        if not words or len(set(words)) != len(words):
+            raise ConfigError(f"obs={self.obs!r}: give each sensor once, e.g. 'rgb+state'")
+        for word in words:
+            _choose("obs sensor", word, SENSORS)
+        if self.needs_camera and self.renderer == "none":
+            raise ConfigError(f"obs={self.obs!r} needs a camera but renderer='none'")
+        _positive("image_size", self.image_size)
+        _positive("action_repeat", self.action_repeat)
+        _positive("max_episode_steps", self.max_episode_steps)
+        _positive("physics_dt", self.physics_dt)
+        _positive("scan_rays", self.scan_rays)
+        if not 10.0 <= self.camera_fov_deg <= 170.0:
+            raise ConfigError(f"camera_fov_deg={self.camera_fov_deg}: must be in [10, 170]")
+        for name in ("camera_height", "max_depth", "vehicle_length", "scan_range", "goal_radius"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(name, value)
+
+    @property
+    def sensors(self) -> tuple[str, ...]:
+        return tuple(word for word in self.obs.split("+") if word)
+
+    @property
+    def needs_camera(self) -> bool:
+        return "rgb" in self.sensors or "depth" in self.sensors
+
+    @property
+    def control_dt(self) -> float:
+        return self.physics_dt * self.action_repeat
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["scene"] = str(self.scene)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EnvConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown environment option(s): {', '.join(unknown)}")
+        return cls(**data)
+
+
+def _choose(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+
+
+def _positive(name: str, value: Any) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ConfigError(f"{name}={value!r}: must be a positive number")

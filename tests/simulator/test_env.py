@@ -1,0 +1,231 @@
+"""The single environment: gymnasium conformance, determinism, collisions, cliffs, success."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from scipy import ndimage
+
+from simulator import EnvConfig, make_env
+from simulator.controllers import StraightLineController
+from simulator.errors import ActionError, ConfigError
+from simulator.world import OPEN_CLIENTS
+
+SENSORS = ["state", "rgb", "rgb+state", "rgb+depth+state", "state+scan"]
+
+
+@pytest.mark.parametrize("task", ["goal", "route"])
+@pytest.mark.parametrize("obs", SENSORS)
+def test_check_env_passes_for_every_sensor_and_task(synthetic_scene, obs, task):
+    env = make_env(EnvConfig(scene=synthetic_scene, obs=obs, task=task, image_size=16))
+    try:
+        check_env(env, skip_render_check=True)
+        observation, _ = env.reset(seed=1)
+        assert set(observation) == set(obs.split("+"))
+    finally:
+        env.close()
+
+
+def test_gymnasium_make_by_id_and_in_a_fresh_process(synthetic_scene):
+    env = gymnasium.make("driveenv/Drive-v0", scene=str(synthetic_scene), vehicle="diffdrive")
+    try:
+        observation, info = env.reset(seed=0)
+        assert observation["state"].shape == (14,)
+        assert env.unwrapped.vehicle_spec.kind == "diffdrive"
+    finally:
+        env.close()
+    code = (
+        "import gymnasium; "
+        f"env = gymnasium.make('simulator:driveenv/Drive-v0', scene={str(synthetic_scene)!r}); "
+        "obs, _ = env.reset(seed=0); env.step(env.action_space.sample()); print('ok')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def _rollout(env, seed, steps=25):
+    rng = np.random.default_rng(123)
+    observations = [env.reset(seed=seed)[0]]
+    for _ in range(steps):
+        observation, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 2))
+        observations.append(observation)
+        if terminated or truncated:
+            observations.append(env.reset()[0])
+    return observations
+
+
+def test_same_seed_gives_same_observations(synthetic_scene):
+    config = EnvConfig(
+        scene=synthetic_scene,
+        obs="rgb+depth+state",
+        lighting="random",
+        photometric_augmentation=True,
+        spawn="random",
+        image_size=16,
+    )
+    first, second = make_env(config), make_env(config)
+    try:
+        a, b = _rollout(first, seed=7), _rollout(second, seed=7)
+        c = _rollout(second, seed=8)
+    finally:
+        first.close()
+        second.close()
+    for x, y in zip(a, b, strict=True):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key])
+    assert not np.array_equal(a[0]["state"], c[0]["state"])  # another seed, another episode
+
+
+def test_close_releases_every_pybullet_client(synthetic_scene):
+    import pybullet
+
+    before = set(OPEN_CLIENTS)
+    envs = [make_env(EnvConfig(scene=synthetic_scene)) for _ in range(3)]
+    clients = OPEN_CLIENTS - before
+    assert len(clients) == 3
+    for env in envs:
+        env.reset(seed=0)
+        env.step(np.zeros(2))
+        env.close()
+        env.close()  # idempotent
+    assert before == OPEN_CLIENTS
+    assert not any(pybullet.isConnected(physicsClientId=client) for client in clients)
+
+
+def _box_centres(scene) -> list[np.ndarray]:
+    """Centres of the undrivable islands inside the plate (the boxes' footprints)."""
+    grid = scene.drivable.grid
+    labels, count = ndimage.label(~grid)
+    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])))
+    centres = []
+    for label in range(1, count + 1):
+        if label in border:
+            continue
+        rows, cols = np.nonzero(labels == label)
+        centres.append(scene.drivable.cell_centres(rows.mean(), cols.mean()))
+    return centres
+
+
+def _drive_straight(env, spawn, goal, steps=200):
+    env.reset(seed=0, options={"spawn": spawn, "goal": goal})
+    full_ahead = {"car": [0.0, 1.0], "diffdrive": [1.0, 1.0]}[env.unwrapped.vehicle_spec.kind]
+    for _ in range(steps):
+        _, _, terminated, truncated, info = env.step(np.array(full_ahead))
+        if terminated or truncated:
+            return info, terminated
+    return info, False
+
+
+def test_driving_into_a_box_is_a_collision(synthetic_scene, scene):
+    env = make_env(EnvConfig(scene=synthetic_scene))
+    try:
+        centres = _box_centres(scene)
+        assert len(centres) == 4
+        for centre in centres:
+            direction = -centre / np.linalg.norm(centre)  # approach from the plate's middle
+            start = centre + 0.25 * direction
+            path = centre + np.linspace(0.1, 0.25, 20)[:, None] * direction
+            if not scene.drivable.is_drivable(path).all():
+                continue
+            yaw = float(np.arctan2(-direction[1], -direction[0]))
+            info, terminated = _drive_straight(env, (*start, yaw), (2.0, 2.0))
+            assert terminated and info["collision"] and not info["off_road"]
+            assert not info["success"]
+            # it stopped at the box, not inside it
+            assert np.linalg.norm(info["pose"][:2] - centre) > 0.03
+            return
+        pytest.fail("no box could be approached in a straight line")
+    finally:
+        env.close()
+
+
+def test_driving_off_the_table_edge_is_off_road(synthetic_scene, scene):
+    env = make_env(EnvConfig(scene=synthetic_scene, vehicle="diffdrive"))
+    try:
+        low, high = scene.drivable.drivable_bounds()
+        start = np.array([0.5 * (low[0] + high[0]), high[1] - 0.15])  # facing +y, 15 cm from edge
+        info, terminated = _drive_straight(env, (*start, np.pi / 2), (0.0, -2.0))
+        assert terminated and info["off_road"] and not info["collision"]
+        assert info["pose"][1] > high[1] - 0.02  # it got to the edge first
+    finally:
+        env.close()
+
+
+def _free_line(scene, clearance=0.08):
+    """A 0.9 m horizontal line across the plate with ``clearance`` m of free ground around it."""
+    free = scene.drivable.free_with_clearance(clearance)
+    xs = np.linspace(-0.45, 0.45, 90)
+    for y in np.linspace(-0.35, 0.35, 71):
+        rows, cols = scene.drivable.to_cells(np.stack([xs, np.full_like(xs, y)], axis=1))
+        if free[rows, cols].all():
+            return (-0.45, y), (0.45, y)
+    pytest.fail("the synthetic scene has no free straight line")
+
+
+@pytest.mark.parametrize("task", ["goal", "route"])
+def test_straight_line_controller_reaches_goal_in_free_space(synthetic_scene, scene, task):
+    env = make_env(EnvConfig(scene=synthetic_scene, task=task))
+    controller = StraightLineController(env)
+    try:
+        start, goal = _free_line(scene)
+        spawn = (*start, 0.4)  # not quite facing the goal: the controller must steer
+        observation, info = env.reset(seed=0, options={"spawn": spawn, "goal": goal})
+        total = 0.0
+        for _ in range(300):
+            observation, reward, terminated, truncated, info = env.step(controller(observation))
+            total += reward
+            if terminated or truncated:
+                break
+        assert info["success"] and terminated
+        assert info["route_completion"] > 0.9
+        assert info["distance_to_goal"] <= env.unwrapped.task.goal_radius
+        assert total > 15.0  # +10 progress, +10 success, minus the time penalty
+    finally:
+        env.close()
+
+
+def test_bad_actions_raise_before_touching_the_physics(synthetic_scene):
+    env = make_env(EnvConfig(scene=synthetic_scene))
+    try:
+        env.reset(seed=0)
+        env.step(np.array([0.2, 1.0]))
+        pose = env.unwrapped.privileged_state()["pose"].copy()
+        for bad in ([np.nan, 0.0], [0.0, np.inf], [1.0, 2.0, 3.0], "fast"):
+            with pytest.raises(ActionError):
+                env.step(bad)
+        np.testing.assert_array_equal(env.unwrapped.privileged_state()["pose"], pose)
+        env.step(np.array([0.0, 0.0]))  # still usable
+    finally:
+        env.close()
+
+
+def test_config_errors_are_clear(synthetic_scene):
+    with pytest.raises(ConfigError, match="vehicle='truck'"):
+        EnvConfig(scene=synthetic_scene, vehicle="truck")
+    with pytest.raises(ConfigError, match="needs a camera"):
+        EnvConfig(scene=synthetic_scene, obs="rgb", renderer="none")
+    with pytest.raises(ConfigError, match="lidar"):
+        EnvConfig(scene=synthetic_scene, obs="state+lidar")
+    with pytest.raises(ConfigError, match="radiance field"):
+        make_env(EnvConfig(scene=synthetic_scene, obs="rgb", renderer="field"))
+    with pytest.raises(ConfigError, match="lighting='sunset'"):
+        make_env(EnvConfig(scene=synthetic_scene, lighting="sunset")).reset(seed=0)
+    with pytest.raises(ConfigError, match="unknown environment option"):
+        make_env(scene=synthetic_scene, colour="red")
+
+
+def test_info_reports_lighting_fixed_for_the_episode(synthetic_scene):
+    env = make_env(EnvConfig(scene=synthetic_scene, obs="rgb", lighting="random", image_size=16))
+    try:
+        _, info = env.reset(seed=3)
+        assert info["lighting"].startswith("random:")
+        names = {env.step(np.array([0.0, 0.5]))[4]["lighting"] for _ in range(5)}
+        assert names == {info["lighting"]}
+    finally:
+        env.close()
