@@ -15,6 +15,7 @@ import numpy as np
 
 from driveenv.atomic import atomic_path
 from scene_builder.bundle import SceneBundle
+from scene_builder.mesh import look_at
 
 
 def scene_summary(scene: SceneBundle) -> str:
@@ -40,19 +41,6 @@ def scene_summary(scene: SceneBundle) -> str:
         f"  dataset         {scene.dataset_dir or 'none'}",
     ]
     return "\n".join(lines)
-
-
-def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """Camera-to-world 4x4 (OpenGL axes: x right, y up, looking down -z) from eye to target."""
-    eye = np.asarray(eye, dtype=np.float64)
-    forward = np.asarray(target, dtype=np.float64) - eye
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    right /= np.linalg.norm(right)
-    cam_up = np.cross(right, forward)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = right, cam_up, -forward, eye
-    return pose
 
 
 def camera_rays(camera_to_world: np.ndarray, intrinsics, width: int, height: int) -> np.ndarray:

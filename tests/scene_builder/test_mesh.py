@@ -1,0 +1,120 @@
+"""Geometry extraction against an analytic field with known geometry (tests/scene_builder/fake_fields.py).
+
+A table top at z = 0 (1.0 x 0.8 m) with an 8 x 6 x 10 cm box on it, cameras orbiting at table
+height: the shape of the bird capture, with exact answers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from driveenv.open3d_compat import import_open3d
+from scene_builder.errors import MeshError
+from scene_builder.mesh import Geometry, MeshConfig, extract_geometry, fill_small_holes
+from tests.scene_builder.fake_fields import BIRD, BoxesField, orbit_cameras
+
+CONFIG = MeshConfig(
+    resolution=128,
+    render_scale=1.0,
+    virtual_views=10,
+    virtual_size=48,
+    map_resolution=0.005,
+    ground_tolerance=0.0075,
+    vehicle_height=0.05,
+    target_faces=8000,
+)
+
+
+@pytest.fixture(scope="module")
+def geometry():
+    poses, intrinsics = orbit_cameras()
+    return extract_geometry(BoxesField(), poses, intrinsics, (64, 48), CONFIG)
+
+
+def cast(mesh: trimesh.Trimesh, rays: np.ndarray) -> np.ndarray:
+    o3d = import_open3d()
+    scene = o3d.t.geometry.RaycastingScene()
+    scene.add_triangles(
+        o3d.core.Tensor(mesh.vertices.astype(np.float32)),
+        o3d.core.Tensor(mesh.faces.astype(np.uint32)),
+    )
+    return scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
+
+
+def test_ground_is_flat_at_z0(geometry):
+    voxel = geometry.stats["voxel_size"]
+    xy = np.array([[x, y] for x in (-0.15, 0.0, 0.15) for y in (-0.15, 0.15)])
+    rays = np.concatenate([xy, np.full((len(xy), 1), 0.5), np.tile([0, 0, -1.0], (len(xy), 1))], 1)
+    heights = 0.5 - cast(geometry.collision, rays)
+    assert np.abs(heights).max() < 0.25 * voxel
+
+
+def test_horizontal_rays_at_3cm_from_every_side_hit_the_box(geometry):
+    angles = np.linspace(0, 2 * np.pi, 12, endpoint=False)
+    directions = np.stack([-np.cos(angles), -np.sin(angles), np.zeros_like(angles)], 1)
+    origins = np.stack([0.3 * np.cos(angles), 0.3 * np.sin(angles), np.full_like(angles, 0.03)], 1)
+    distance = cast(geometry.collision, np.concatenate([origins, directions], 1))
+    hit = origins + distance[:, None] * directions
+    low, high = np.array(BIRD[0]), np.array(BIRD[1])
+    outside = np.maximum(np.maximum(low - hit, hit - high), 0).max(axis=1)
+    assert np.isfinite(distance).all()
+    assert outside.max() < 1.5 * geometry.stats["voxel_size"]  # on the box's surface
+
+
+def test_mesh_is_cropped_cleaned_and_within_face_budget(geometry):
+    assert len(geometry.collision.faces) <= CONFIG.target_faces * 1.05
+    labels = trimesh.graph.connected_component_labels(
+        geometry.collision.face_adjacency, len(geometry.collision.faces)
+    )
+    sizes = np.bincount(labels)
+    assert sizes.min() >= CONFIG.min_component_fraction * sizes.max()
+    # the floor 70 cm below the table is outside the arena region: not in the mesh
+    assert geometry.collision.bounds[0, 2] > -0.05
+
+
+def test_visual_colours_come_from_the_field(geometry):
+    visual = geometry.visual
+    colours = visual.visual.vertex_colors[:, :3].astype(float) / 255
+    on_box = (np.abs(visual.vertices[:, :2]) < [0.03, 0.02]).all(1) & (visual.vertices[:, 2] > 0.09)
+    on_table = np.linalg.norm(visual.vertices[:, :2], axis=1) > 0.15
+    assert on_box.sum() > 3 and on_table.sum() > 100
+    assert np.allclose(np.median(colours[on_box], 0), BIRD[2], atol=0.12)
+    assert np.median(colours[on_table], 0)[2] < 0.85 and np.median(colours[on_table], 0)[0] > 0.65
+
+
+def test_map_blocks_the_box_and_the_world_beyond_the_table_edge(geometry):
+    drivable = geometry.drivable
+    box = np.array([[x, y] for x in (-0.035, 0.0, 0.035) for y in (-0.025, 0.0, 0.025)])
+    assert not drivable.is_drivable(box).any()
+    around = np.array([[0.1, 0], [-0.1, 0], [0, 0.1], [0, -0.1], [0.15, 0.15]])
+    assert drivable.is_drivable(around).all()
+    beyond = np.array([[0, 0.43], [0, -0.45], [0.55, 0], [-0.6, 0.1]])
+    assert not drivable.is_drivable(beyond).any()
+    path = drivable.shortest_path([0.12, 0.0], [-0.12, 0.0], clearance=0.01)
+    assert len(path) > 2  # had to go around the box
+
+
+def test_geometry_save_load_round_trip(geometry, tmp_path):
+    geometry.save(tmp_path / "geo")
+    again = Geometry.load(tmp_path / "geo")
+    assert np.allclose(again.collision.vertices, geometry.collision.vertices, atol=1e-5)
+    assert np.array_equal(again.visual.visual.vertex_colors, geometry.visual.visual.vertex_colors)
+    assert np.array_equal(again.drivable.grid, geometry.drivable.grid)
+    assert again.region.radius == pytest.approx(geometry.region.radius)
+
+
+def test_fill_small_holes_closes_a_small_hole_only():
+    plane = trimesh.creation.box(extents=(1, 1, 1)).subdivide().subdivide()
+    holed = plane.copy()
+    holed.update_faces(np.arange(len(holed.faces)) != 5)
+    assert not holed.is_watertight
+    assert fill_small_holes(holed, max_edges=8).is_watertight
+    assert not fill_small_holes(holed, max_edges=2).is_watertight
+
+
+def test_a_field_that_renders_nothing_is_a_clear_error():
+    poses, intrinsics = orbit_cameras(count=4)
+    with pytest.raises(MeshError, match="no trusted depth"):
+        extract_geometry(BoxesField(boxes=()), poses, intrinsics, (64, 48), CONFIG)
