@@ -1,15 +1,12 @@
 """Campaigns: same seeded episodes for every agent, parallel workers, resume, scene identity.
 
-The environment here is a tiny point robot on a synthetic scene's drivable map (the simulator's
-own tests cover the real env); the campaign machinery is what is under test.
+The environment is the point robot of tests/eval/fakes.py: the campaign machinery is under test.
 """
 
 from __future__ import annotations
 
 import csv
 
-import gymnasium as gym
-import numpy as np
 import pytest
 
 from eval.errors import CampaignError
@@ -22,52 +19,9 @@ from eval.rollouts import (
     parse_seeds,
     run_campaign,
 )
+from tests.eval.fakes import CALLS, point_env, scripted_policy
 
 SCENE_ID = {"name": "toy", "path": "/toy", "sha256": "a" * 64}
-CALLS: list[tuple[str, str, int]] = []
-
-
-class PointRobot(gym.Env):
-    """Moves by its action; succeeds within 0.1 of the goal; 'dim' makes it slower."""
-
-    def __init__(self, speed: float):
-        self.speed = speed
-        self.action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-        self.observation_space = gym.spaces.Box(-10, 10, (4,), np.float32)
-
-    def reset(self, seed=None, options=None):
-        super().reset(seed=seed)
-        self.xy = self.np_random.uniform(-1, 1, 2)
-        self.goal = self.np_random.uniform(-1, 1, 2)
-        self.steps = 0
-        return self._obs(), {"pose": (*self.xy, 0.0)}
-
-    def _obs(self):
-        return np.concatenate([self.xy, self.goal]).astype(np.float32)
-
-    def step(self, action):
-        self.xy = self.xy + self.speed * np.clip(action, -1, 1)
-        self.steps += 1
-        success = bool(np.linalg.norm(self.xy - self.goal) < 0.1)
-        off = bool(np.abs(self.xy).max() > 2)
-        info = {"pose": (*self.xy, 0.0), "success": success, "off_road": off, "collision": False}
-        return self._obs(), float(success), success or off, self.steps >= 40, info
-
-
-def point_env(config, agent, condition):
-    return PointRobot(speed=0.1 if condition == "capture" else 0.03)
-
-
-def scripted_policy(agent, env, seed):
-    """'toward' drives at the goal, 'away' drives off: a good and a bad agent."""
-    CALLS.append((agent.name, "", seed))
-    sign = 1.0 if agent.source == "toward" else -1.0
-
-    def act(obs):
-        direction = obs[2:] - obs[:2]
-        return sign * direction / max(np.linalg.norm(direction), 1e-6)
-
-    return act
 
 
 def config(tmp_path, seeds=(0, 1, 2), workers=1):
@@ -109,7 +63,7 @@ def test_resume_runs_only_missing_episodes(tmp_path):
     CALLS.clear()
     campaign = run(config(tmp_path, seeds=(0, 1, 2, 3)), out)
     # only the deleted episode and the new seed 3 (both agents, both conditions) run again
-    expected = [("good", "", 1)] + [("good", "", 3), ("bad", "", 3)] * 2
+    expected = [("good", 1)] + [("good", 3), ("bad", 3)] * 2
     assert sorted(CALLS) == sorted(expected)
     assert len(campaign.records) == 16
 

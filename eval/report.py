@@ -1,0 +1,284 @@
+"""The report: simulated campaign + real trial log -> forecasts, agreement, figures, report.html.
+
+``write_report`` checks that the inputs belong together (the campaign ran on the given scene;
+every agent and condition of the trial log was simulated), computes everything into one
+``summary`` dict (also written as summary.json), draws the figures and renders the Jinja2
+template ``assets/report/report.html.j2`` into one self-contained HTML file. The report folder is
+written atomically and an existing one is replaced only with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from driveenv.atomic import atomic_path
+from eval import metrics, plots
+from eval.errors import CampaignError, EvalError
+from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_out, mapping_curve
+from eval.real_logs import TrialLog, load_trials
+from eval.rollouts import Campaign, load_campaign
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "assets" / "report"
+TEMPLATE_NAME = "report.html.j2"
+MAX_TRAJECTORIES_PER_AGENT = 20
+
+
+@dataclass
+class ReportConfig:
+    sim: str | Path
+    scene: str | Path
+    out: str | Path
+    real: str | Path | None = None
+    seed: int = 0
+    n_bootstrap: int = 2000
+    confidence: float = 0.95
+    fidelity: bool = True
+    fidelity_frames: int = 4
+    overwrite: bool = False
+
+
+def check_conditions(campaign: Campaign, trials: TrialLog) -> None:
+    """Every condition of the trial log must have been simulated."""
+    missing = [c for c in trials.conditions if c not in campaign.conditions]
+    if missing:
+        raise CampaignError(
+            f"{trials.path}: condition(s) {', '.join(missing)} were not simulated in "
+            f"{campaign.root} (it has {', '.join(campaign.conditions)}); run 'driveenv evaluate' "
+            f"with --lighting {','.join(campaign.conditions + missing)}"
+        )
+
+
+def _rate_json(outcomes: np.ndarray, confidence: float) -> dict | None:
+    return metrics.rate(outcomes, confidence).to_json() if outcomes.size else None
+
+
+def build_summary(
+    campaign: Campaign, trials: TrialLog | None, config: ReportConfig
+) -> dict[str, Any]:
+    """All numbers of the report (JSON-ready)."""
+    if not campaign.records:
+        raise CampaignError(
+            f"{campaign.root}: no finished episodes yet; run 'driveenv evaluate' first"
+        )
+    agents = [a for a in campaign.agents if campaign.outcomes(a).size]
+    conditions = campaign.conditions
+    real = {}
+    if trials is not None:
+        check_conditions(campaign, trials)
+        for t in trials.trials:
+            real.setdefault((t.agent, t.condition), []).append(t)
+    forecast_conditions = trials.conditions if trials is not None else conditions
+
+    per_condition = []
+    for agent in agents:
+        for condition in conditions:
+            sim = campaign.outcomes(agent, condition)
+            if not sim.size:
+                continue
+            real_trials = real.get((agent, condition), [])
+            per_condition.append(
+                {
+                    "agent": agent,
+                    "condition": condition,
+                    "sim": _rate_json(sim, config.confidence),
+                    "sim_collision": _rate_json(
+                        campaign.outcomes(agent, condition, "collision"), config.confidence
+                    ),
+                    "sim_off_road": _rate_json(
+                        campaign.outcomes(agent, condition, "off_road"), config.confidence
+                    ),
+                    "sim_route_completion": float(
+                        campaign.outcomes(agent, condition, "route_completion").mean()
+                    ),
+                    "real": _rate_json(
+                        np.array([t.success for t in real_trials]), config.confidence
+                    ),
+                    "real_collision": _rate_json(
+                        np.array([t.collision for t in real_trials]), config.confidence
+                    ),
+                }
+            )
+
+    def pooled_sim(agent: str) -> np.ndarray:
+        return np.concatenate([campaign.outcomes(agent, c) for c in forecast_conditions]).astype(
+            bool
+        )
+
+    def pooled_real(agent: str) -> np.ndarray:
+        return np.array(
+            [t.success for c in forecast_conditions for t in real.get((agent, c), [])], dtype=bool
+        )
+
+    sim_outcomes = {a: pooled_sim(a) for a in agents}
+    real_outcomes = {a: pooled_real(a) for a in agents}
+    agreement = metrics.agreement(
+        sim_outcomes,
+        real_outcomes,
+        n_bootstrap=config.n_bootstrap,
+        seed=config.seed,
+        confidence=config.confidence,
+    )
+    counts = [
+        AgentCounts(
+            a,
+            int(sim_outcomes[a].sum()),
+            sim_outcomes[a].size,
+            int(real_outcomes[a].sum()),
+            real_outcomes[a].size,
+        )
+        for a in agents
+    ]
+    mapping = fit_mapping(counts)
+    forecasts = []
+    for i, agent in enumerate(counts):
+        if not agent.sim_n:
+            continue
+        others = fit_mapping([c for c in counts if c is not agent]) if agent.has_real else mapping
+        prediction = forecast(others, agent, confidence=config.confidence, seed=config.seed + i)
+        forecasts.append(
+            {
+                "agent": agent.name,
+                "sim": _rate_json(sim_outcomes[agent.name], config.confidence),
+                "real": _rate_json(real_outcomes[agent.name], config.confidence),
+                "forecast": prediction.to_json(),
+                "basis": f"mapping fitted on {prediction.fitted_on} other agent(s) with real trials"
+                if agent.has_real
+                else f"mapping fitted on {prediction.fitted_on} agent(s) with real trials",
+            }
+        )
+    validation = leave_one_agent_out(counts, confidence=config.confidence, seed=config.seed)
+    curve = mapping_curve(
+        mapping, np.linspace(0.01, 0.99, 50), confidence=config.confidence, seed=config.seed
+    )
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "scene": campaign.meta["scene"],
+        "sim": str(campaign.root),
+        "trial_log": str(trials.path) if trials is not None else None,
+        "agents": agents,
+        "conditions": conditions,
+        "forecast_conditions": forecast_conditions,
+        "episodes": len(campaign.records),
+        "real_trials": len(trials.trials) if trials is not None else 0,
+        "confidence": config.confidence,
+        "per_condition": per_condition,
+        "agreement": {name: result.to_json() for name, result in agreement.items()},
+        "mapping": mapping.summary(),
+        "mapping_curve": {
+            name: [round(float(v), 5) for v in values] for name, values in curve.items()
+        },
+        "forecasts": forecasts,
+        "validation": validation.to_json(),
+    }
+
+
+def _figures(
+    summary: dict[str, Any], campaign: Campaign, scene, config: ReportConfig
+) -> dict[str, str]:
+    curve = {name: np.array(values) for name, values in summary["mapping_curve"].items()}
+    points = [
+        {"agent": f["agent"], "sim": f["sim"], "real": f["real"]} for f in summary["forecasts"]
+    ]
+    trajectories: dict[str, list[dict]] = {}
+    condition = summary["conditions"][0]
+    for agent in summary["agents"]:
+        episodes = [
+            r for r in campaign.records if r["agent"] == agent and r["condition"] == condition
+        ]
+        trajectories[f"{agent} ({condition})"] = [
+            {**campaign.trajectory(agent, condition, r["seed"]), "success": r["success"]}
+            for r in episodes[:MAX_TRAJECTORIES_PER_AGENT]
+        ]
+    goals = np.array([[g.x, g.y] for g in scene.goals]) if scene.goals else None
+    return {
+        "scatter": plots.sim_vs_real_scatter(points, curve),
+        "bars": plots.condition_bars(
+            summary["per_condition"], summary["agents"], summary["conditions"]
+        ),
+        "forecast": plots.forecast_plot(summary["forecasts"]),
+        "trajectories": plots.trajectories_on_map(scene.drivable, trajectories, goals),
+    }
+
+
+def _fidelity(scene, config: ReportConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fidelity numbers for summary.json and image rows for the HTML (or the reason it is skipped)."""
+    if not config.fidelity:
+        return {"skipped": "not requested (--no-fidelity)"}, []
+    if scene.field_dir is None or scene.dataset_dir is None:
+        return {
+            "skipped": f"scene {scene.name!r} has no radiance field or no posed dataset of real frames"
+        }, []
+    from eval.fidelity import FidelityConfig, measure_fidelity
+
+    result = measure_fidelity(
+        scene.load_field(),
+        scene.dataset_dir,
+        list(scene.lighting),
+        FidelityConfig(frames=config.fidelity_frames),
+    )
+    rows = [
+        {
+            "index": frame.index,
+            "real": plots.image_to_base64(frame.real),
+            "rendered": [
+                (preset, plots.image_to_base64(image)) for preset, image in frame.rendered.items()
+            ],
+        }
+        for frame in result.frames
+    ]
+    return result.to_json(), rows
+
+
+def write_report(config: ReportConfig) -> Path:
+    """Check inputs, compute, draw and write REPORT_DIR/report.html and summary.json."""
+    import jinja2
+
+    from scene_builder.bundle import load_scene
+
+    out = Path(config.out)
+    if out.exists() and not config.overwrite:
+        raise EvalError(f"{out}: already exists; pass --overwrite to replace it")
+    campaign = load_campaign(config.sim)
+    campaign.check_scene(config.scene)
+    scene = load_scene(config.scene)
+    trials = load_trials(config.real, known_agents=campaign.agents) if config.real else None
+    summary = build_summary(campaign, trials, config)
+    summary["fidelity"], fidelity_rows = _fidelity(scene, config)
+    figures = _figures(summary, campaign, scene, config)
+
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["pct"] = _percent
+    html = environment.get_template(TEMPLATE_NAME).render(
+        s=summary,
+        figures=figures,
+        fidelity_rows=fidelity_rows,
+        episode_columns=_episode_column_help(),
+    )
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "report.html").write_text(html)
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return out / "report.html"
+
+
+def _percent(value: float | None, digits: int = 0) -> str:
+    return "—" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def _episode_column_help() -> dict[str, str]:
+    return {
+        "success": "reached the goal (goal task) or the end of the route (route task)",
+        "collision": "touched an obstacle (PyBullet contact)",
+        "off_road": "left the drivable area (e.g. drove off the table edge)",
+        "route_completion": "fraction of the route driven (goal task: 1 on success)",
+    }

@@ -1,0 +1,63 @@
+"""Small stand-ins for the campaign tests: a point robot on the synthetic table and scripted drivers.
+
+The simulator's own tests cover the real environment; these let the campaign and report
+machinery be tested in seconds and with agents of known, different skill.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+CALLS: list[tuple[str, int]] = []
+HALF_PLATE = np.array([0.6, 0.45])  # the synthetic scene's plate, metres
+
+
+class PointRobot(gym.Env):
+    """Moves by its action; succeeds within 0.05 m of the goal; falls off past the plate edge."""
+
+    def __init__(self, speed: float):
+        self.speed = speed
+        self.action_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+        self.observation_space = gym.spaces.Box(-10, 10, (4,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.xy = self.np_random.uniform(-0.4, 0.4, 2) * [1, 0.8]
+        self.goal = self.np_random.uniform(-0.4, 0.4, 2) * [1, 0.8]
+        self.steps = 0
+        return self._obs(), {"pose": (*self.xy, 0.0)}
+
+    def _obs(self):
+        return np.concatenate([self.xy, self.goal]).astype(np.float32)
+
+    def step(self, action):
+        self.xy = self.xy + self.speed * np.clip(action, -1, 1)
+        self.steps += 1
+        success = bool(np.linalg.norm(self.xy - self.goal) < 0.05)
+        off = bool((np.abs(self.xy) > HALF_PLATE).any())
+        info = {"pose": (*self.xy, 0.0), "success": success, "off_road": off, "collision": off}
+        return self._obs(), float(success), success or off, self.steps >= 40, info
+
+
+def point_env(config, agent, condition):
+    """Slower under 'dim': every agent does worse there."""
+    return PointRobot(speed=0.05 if condition == "capture" else 0.025)
+
+
+def scripted_policy(agent, env, seed):
+    """``agent.source``: 'toward' (goal-seeking), 'away', or a number p: goal-seeking with
+    probability p per step, otherwise a random direction (seeded by the episode)."""
+    CALLS.append((agent.name, seed))
+    rng = np.random.default_rng(seed)
+    skill = {"toward": 1.0, "away": -1.0}.get(agent.source)
+    skill = float(agent.source) if skill is None else skill
+
+    def act(obs):
+        direction = obs[2:] - obs[:2]
+        direction = direction / max(np.linalg.norm(direction), 1e-6)
+        if skill < 0:
+            return -direction
+        return direction if rng.random() < skill else rng.normal(size=2)
+
+    return act
