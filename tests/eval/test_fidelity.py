@@ -1,0 +1,115 @@
+"""Fidelity on the real bird capture: held-out choice, image alignment, PSNR/SSIM, policy sensitivity.
+
+The field here is a stand-in with known behaviour (an oracle that returns the real frame, and a
+nearest-training-view renderer), so the test pins the measuring, not a trained field's quality.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from eval.errors import EvalError
+from eval.fidelity import (
+    FidelityConfig,
+    choose_held_out,
+    compare,
+    measure_fidelity,
+    policy_sensitivity,
+)
+from scene_builder.datasets import PosedDataset, split_indices
+from scene_builder.importers import read_llff
+
+PRESETS = {"capture": (1.0, 1.0), "dim": (0.45, 1.2)}  # gain, gamma
+
+
+class _Output:
+    def __init__(self, rgb):
+        self.rgb = rgb
+
+
+class StandInField:
+    """Renders a pose by returning an image: the frame at that pose (oracle) or the nearest
+    training frame (a crude image-based renderer), under a preset's gain and gamma."""
+
+    def __init__(self, dataset: PosedDataset, oracle: bool):
+        train, _ = split_indices(len(dataset))
+        self.dataset, self.oracle, self.train = dataset, oracle, train
+        self.centres = dataset.poses[:, :3, 3]
+
+    def render(self, camera_to_world, intrinsics, width, height, appearance="capture"):
+        images = []
+        for pose in np.asarray(camera_to_world).reshape(-1, 4, 4):
+            distance = np.linalg.norm(self.centres - pose[:3, 3], axis=1)
+            candidates = np.arange(len(distance)) if self.oracle else self.train
+            index = candidates[np.argmin(distance[candidates])]
+            image = cv2.imread(str(self.dataset.frames[index].image_path))[:, :, ::-1]
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) / 255.0
+            gain, gamma = PRESETS[appearance]
+            images.append(np.clip(gain * image**gamma, 0, 1))
+        return _Output(np.stack(images).astype(np.float32))
+
+
+@pytest.fixture(scope="module")
+def bird(shared_data) -> PosedDataset:
+    capture = shared_data / "bird_capture"
+    frames, _ = read_llff(capture / "poses_bounds.npy", capture / "images")
+    return PosedDataset(capture, frames)
+
+
+def test_held_out_frames_follow_the_shared_rule():
+    assert choose_held_out(184, 0, 8) == list(range(0, 184, 8))
+    picks = choose_held_out(184, 4, 8)
+    assert len(picks) == 4 and picks[0] == 0 and picks[-1] == 176 and all(i % 8 == 0 for i in picks)
+
+
+def test_oracle_rendering_scores_perfectly(bird):
+    """If the field returned the real frame, PSNR/SSIM must say identical: sizes and axes line up."""
+    result = measure_fidelity(
+        StandInField(bird, oracle=True), bird, ["capture"], FidelityConfig(frames=2, width=68)
+    )
+    assert (result.width, result.height) == (68, 120)  # the portrait 544 x 960 frames, scaled
+    scores = result.preset_scores()["capture"]
+    assert scores["psnr"] >= 40 and scores["ssim"] > 0.99
+
+
+def test_nearest_view_scores_and_presets(bird):
+    config = FidelityConfig(frames=3, width=68)
+    result = measure_fidelity(StandInField(bird, oracle=False), bird, list(PRESETS), config)
+    scores = result.preset_scores()
+    assert result.to_json()["frame_indices"] == choose_held_out(len(bird), 3, 8)
+    # a neighbouring view is close but not the same picture; the dim preset is further still
+    assert 12 < scores["capture"]["psnr"] < 40 and 0.3 < scores["capture"]["ssim"] < 0.99
+    assert scores["dim"]["psnr"] < scores["capture"]["psnr"] - 3
+    assert scores["dim"]["ssim"] < scores["capture"]["ssim"]
+
+
+def test_compare_known_values():
+    real = np.full((16, 16, 3), 0.5, np.float32)
+    assert compare(real, real)[0] == 100.0
+    # uniform error 0.1: MSE 0.01 -> PSNR 20 dB
+    assert compare(real, real + 0.1)[0] == pytest.approx(20.0, abs=1e-3)
+
+
+def test_policy_sensitivity(bird):
+    result = measure_fidelity(
+        StandInField(bird, oracle=False), bird, list(PRESETS), FidelityConfig(frames=4, width=68)
+    )
+    real = [f.real for f in result.frames]
+
+    def brightness_policy(obs):  # steers by the image's mean colour, so it sees lighting changes
+        return obs["rgb"].reshape(-1, 3).mean(axis=0) / 255.0
+
+    template = {"rgb": np.zeros((64, 64, 3), np.uint8), "state": np.zeros(5, np.float32)}
+    same = policy_sensitivity(brightness_policy, template, real, real)
+    assert same.same_pose == 0 and same.across_poses > 0 and same.ratio == 0
+    dim = policy_sensitivity(
+        brightness_policy, template, real, [f.rendered["dim"] for f in result.frames]
+    )
+    near = policy_sensitivity(
+        brightness_policy, template, real, [f.rendered["capture"] for f in result.frames]
+    )
+    assert dim.same_pose > near.same_pose
+    with pytest.raises(EvalError, match="image policy"):
+        policy_sensitivity(brightness_policy, {"state": np.zeros(3)}, real, real)
