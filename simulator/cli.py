@@ -2,6 +2,219 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from driveenv.cli import add_command
+from simulator.errors import SimulatorError
+
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
+    rollout = add_command(
+        subparsers,
+        "rollout",
+        _rollout,
+        help="Drive episodes with a random or expert policy and write a video "
+        "(camera view beside a top-down map with the trajectory); no display needed.",
+        examples="""
+  driveenv rollout assets/scenes/bird --policy expert --out runs/bird_expert.mp4
+  driveenv rollout runs/synthetic --policy random --renderer mesh --episodes 3 --out random.mp4
+  driveenv rollout assets/scenes/bird --renderer field --lighting random --out field.mp4 --overwrite
+""",
+    )
+    rollout.add_argument("scene", help="scene bundle directory")
+    rollout.add_argument("--out", required=True, help="video file to write (.mp4)")
+    rollout.add_argument("--policy", choices=("random", "expert"), default="expert")
+    _env_arguments(rollout)
+    rollout.add_argument("--episodes", type=int, default=1)
+    rollout.add_argument("--fps", type=int, default=10)
+    rollout.add_argument("--overwrite", action="store_true", help="replace an existing video")
+
+    drive = add_command(
+        subparsers,
+        "drive",
+        _drive,
+        help="Drive a vehicle with the keyboard in a window (needs a display): "
+        "arrow keys or W/A/S/D, R resets, Q quits.",
+        examples="""
+  driveenv drive assets/scenes/bird
+  driveenv drive runs/synthetic --vehicle diffdrive --lighting night
+""",
+    )
+    drive.add_argument("scene", help="scene bundle directory")
+    _env_arguments(drive)
+
+
+def _env_arguments(parser) -> None:
+    parser.add_argument("--vehicle", choices=("car", "diffdrive"), default="car")
+    parser.add_argument("--task", choices=("goal", "route"), default="goal")
+    parser.add_argument("--renderer", choices=("mesh", "field"), default="mesh")
+    parser.add_argument("--lighting", default="capture", help="a preset name, or 'random'")
+    parser.add_argument("--image-size", type=int, default=128, help="camera pixels per side")
+    parser.add_argument("--max-steps", type=int, default=300, help="steps per episode")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _config(args):
+    from simulator.config import EnvConfig
+
+    return EnvConfig(
+        scene=args.scene,
+        vehicle=args.vehicle,
+        task=args.task,
+        obs="rgb+state",
+        renderer=args.renderer,
+        lighting=args.lighting,
+        image_size=args.image_size,
+        max_episode_steps=args.max_steps,
+        seed=args.seed,
+    )
+
+
+def make_policy(name: str, env):
+    """``obs -> action``: uniform random, or the agents' expert (the built-in one if absent)."""
+    if name == "random":
+        return lambda obs: env.action_space.sample()
+    try:
+        from agents.experts import make_expert
+    except ImportError:
+        from simulator.controllers import StraightLineController
+
+        return StraightLineController(env)
+    expert = make_expert(env)
+    predict = expert.predict if hasattr(expert, "predict") else expert
+
+    def act(obs):
+        action = predict(obs)
+        return action[0] if isinstance(action, tuple) else action
+
+    return act
+
+
+def _rollout(args) -> int:
+    import cv2
+
+    from driveenv.progress import progress_bar
+    from simulator.env import make_env
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".mp4":
+        raise SimulatorError(f"{out}: the video must be an .mp4 file")
+    if out.exists() and not args.overwrite:
+        raise SimulatorError(f"{out}: already exists (pass --overwrite to replace it)")
+    if args.episodes < 1:
+        raise SimulatorError(f"--episodes {args.episodes}: must be at least 1")
+    env = make_env(_config(args), render_mode="rgb_array")
+    env.action_space.seed(args.seed)
+    policy = make_policy(args.policy, env)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed into place at the end
+    writer = None
+    outcomes = []
+    try:
+        with progress_bar() as progress:
+            task = progress.add_task("rollout", total=args.episodes, status="")
+            for episode in range(args.episodes):
+                obs, info = env.reset(seed=args.seed + episode)
+                while True:
+                    frame = env.render()
+                    if writer is None:
+                        height, width = frame.shape[:2]
+                        writer = cv2.VideoWriter(
+                            str(partial), cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (width, height)
+                        )
+                        if not writer.isOpened():
+                            raise SimulatorError(f"{out}: OpenCV cannot write an mp4 video here")
+                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                    obs, _, terminated, truncated, info = env.step(policy(obs))
+                    if terminated or truncated:
+                        final = env.render()
+                        for _ in range(args.fps):  # hold the last frame for a second
+                            writer.write(cv2.cvtColor(final, cv2.COLOR_RGB2BGR))
+                        break
+                outcome = (
+                    "success"
+                    if info["success"]
+                    else "collision"
+                    if info["collision"]
+                    else "off road"
+                    if info["off_road"]
+                    else "time out"
+                )
+                outcomes.append(outcome)
+                progress.update(task, advance=1, status=outcome)
+        writer.release()
+        writer = None
+        os.replace(partial, out)
+    finally:
+        if writer is not None:
+            writer.release()
+        partial.unlink(missing_ok=True)
+        env.close()
+    summary = ", ".join(f"{outcomes.count(o)} {o}" for o in sorted(set(outcomes)))
+    print(f"wrote {out} ({args.episodes} episode(s): {summary})")
+    return 0
+
+
+def _drive(args) -> int:
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise SimulatorError(
+            "driveenv drive needs a display (DISPLAY is not set); "
+            "use 'driveenv rollout SCENE --out video.mp4' to record an episode instead"
+        )
+    import matplotlib
+
+    try:
+        matplotlib.use("TkAgg")
+        import matplotlib.pyplot as plt
+    except (ImportError, RuntimeError) as error:
+        raise SimulatorError(f"no interactive window toolkit for driving ({error})") from None
+    import numpy as np
+
+    from simulator.env import make_env
+
+    env = make_env(_config(args), render_mode="rgb_array")
+    keys = {
+        "up": (1, 1.0),
+        "w": (1, 1.0),
+        "down": (1, -1.0),
+        "s": (1, -1.0),
+        "left": (0, 1.0),
+        "a": (0, 1.0),
+        "right": (0, -1.0),
+        "d": (0, -1.0),
+    }
+    command = np.zeros(2)
+    state = {"quit": False}
+
+    def on_key(event, pressed: bool) -> None:
+        if event.key in keys:
+            axis, value = keys[event.key]
+            command[axis] = value if pressed else 0.0
+        elif pressed and event.key == "r":
+            env.reset()
+        elif pressed and event.key == "q":
+            state["quit"] = True
+
+    figure = plt.figure("DriveEnv")
+    figure.canvas.mpl_connect("key_press_event", lambda e: on_key(e, True))
+    figure.canvas.mpl_connect("key_release_event", lambda e: on_key(e, False))
+    env.reset(seed=args.seed)
+    picture = plt.imshow(env.render())
+    plt.axis("off")
+    try:
+        while not state["quit"] and plt.fignum_exists(figure.number):
+            action = command.copy()
+            if args.vehicle == "diffdrive":  # forward/turn -> wheel speeds
+                action = np.clip([command[1] - command[0], command[1] + command[0]], -1, 1)
+            _, _, terminated, truncated, _ = env.step(action)
+            picture.set_data(env.render())
+            plt.pause(env.config.control_dt)
+            if terminated or truncated:
+                plt.pause(1.0)
+                env.reset()
+    finally:
+        env.close()
+        plt.close(figure)
+    return 0

@@ -101,6 +101,7 @@ class DriveEnv(gym.Env):
         self._trajectory: list[tuple[float, float]] = []
         self._last_info: dict[str, Any] = {}
         self._last_images: dict[str, np.ndarray] = {}
+        self._map_canvas = None  # simulator.viewer.MapCanvas, drawn on first render()
 
     # ----------------------------------------------------------------- spaces and set-up
     def _make_renderer(self) -> Renderer:
