@@ -16,7 +16,8 @@ Field camera. The same ray cast gives the z-depth of the surface along every ray
 ``surface_depth`` to ``RadianceField.render`` it lets the field place its few samples around
 that surface instead of marching the whole ray (``field_mode="guided"``, the fast path).
 ``field_mode="free"`` marches freely, for geometry the mesh lacks. Rays that miss the mesh are
-given ``max_depth`` as their surface depth. Depth comes from the field's own output.
+passed as infinite, which the field marches freely. Depth comes from the field's own output
+(``max_depth`` where its opacity stays below one half).
 """
 
 from __future__ import annotations
@@ -165,8 +166,9 @@ class FieldRenderer(Renderer):
         codes = torch.from_numpy(np.stack([lt.code(self.codes) for lt in lightings]))
         surface = None
         if self.caster is not None:
+            hits = self.caster.cast(poses)  # inf where a ray misses: the field marches it freely
             surface = torch.from_numpy(
-                self.caster.depth(self.caster.cast(poses)).astype(np.float32)
+                hits["t_hit"].reshape(-1, self.camera.height, self.camera.width)
             )
         out = self.field.render(
             torch.from_numpy(poses),
@@ -176,9 +178,11 @@ class FieldRenderer(Renderer):
             appearance=codes,
             surface_depth=surface,
         )
-        rgb = out.rgb.detach().cpu().numpy().astype(np.float32)
-        depth = np.minimum(out.depth.detach().cpu().numpy().astype(np.float32), self.max_depth)
-        return rgb, depth
+        rgb = out.rgb.numpy().astype(np.float32, copy=False)
+        # a ray that crosses no opaque matter sees nothing: report it at max_depth, as the mesh does
+        seen = out.accumulation.numpy() > 0.5
+        depth = np.where(seen, np.minimum(out.depth.numpy(), self.max_depth), self.max_depth)
+        return rgb, depth.astype(np.float32)
 
 
 def make_renderer(kind: str, scene, camera: CameraModel, max_depth: float, field_mode: str):
