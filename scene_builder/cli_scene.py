@@ -9,6 +9,8 @@ from driveenv.cli import add_command
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
+    _register_mesh(subparsers)
+    _register_build(subparsers)
     info = add_command(
         subparsers,
         "scene-info",
@@ -54,4 +56,174 @@ def scene_info(args) -> int:
         raise BundleError(f"{target}: already exists (pass --overwrite to replace it)")
     write_preview(scene, target, image_size=args.image_size, renderer=args.renderer)
     print(f"preview: {target}")
+    return 0
+
+
+def _add_mesh_options(command) -> None:
+    command.add_argument(
+        "--target-faces", type=int, default=120_000, help="face budget of the collision mesh"
+    )
+    command.add_argument(
+        "--resolution", type=int, default=256, help="TSDF voxels across the arena's width"
+    )
+    command.add_argument(
+        "--region-radius",
+        type=float,
+        default=None,
+        help="arena radius in metres around the orbit centre (default: 2x the cameras' radius)",
+    )
+    command.add_argument(
+        "--vehicle-height",
+        type=float,
+        default=None,
+        help="height band (m) that must be free for a cell to be drivable (default: 10%% of the "
+        "arena radius)",
+    )
+    command.add_argument("--tasks", type=int, default=16, help="spawn/goal/route triples to sample")
+    command.add_argument("--seed", type=int, default=0, help="seed of the task sampling")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+
+
+def _mesh_config(args):
+    from scene_builder.mesh import MeshConfig
+
+    if args.target_faces < 100 or args.resolution < 16:
+        from scene_builder.errors import MeshError
+
+        raise MeshError(
+            f"--target-faces {args.target_faces} / --resolution {args.resolution}: "
+            "need at least 100 faces and 16 voxels"
+        )
+    return MeshConfig(
+        resolution=args.resolution,
+        target_faces=args.target_faces,
+        region_radius=args.region_radius,
+        vehicle_height=args.vehicle_height,
+    )
+
+
+def _register_mesh(subparsers) -> None:
+    command = add_command(
+        subparsers,
+        "mesh",
+        run_mesh,
+        help="Turn a trained field into a scene bundle: collision mesh (TSDF of rendered depth), "
+        "visual mesh with baked colours, drivable map, spawns, goals and routes.",
+        examples="""
+  driveenv mesh runs/bird_field --out runs/bird_scene
+  driveenv mesh runs/bird_field --out runs/bird_scene --target-faces 60000 --resolution 320
+  driveenv mesh runs/field --dataset runs/aligned --out runs/scene --region-radius 0.6""",
+    )
+    command.add_argument("field", type=Path, help="field directory from 'driveenv train-field'")
+    command.add_argument("--out", type=Path, required=True, help="scene bundle directory to write")
+    command.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help="posed dataset (world frame) whose cameras are rendered (default: the field's own)",
+    )
+    _add_mesh_options(command)
+
+
+def run_mesh(args) -> int:
+    from scene_builder.build import geometry_from_field, write_bundle
+    from scene_builder.errors import BundleError
+
+    if args.out.exists() and not args.overwrite:
+        raise BundleError(f"{args.out}: already exists (pass --overwrite to replace it)")
+    geometry = geometry_from_field(args.field, args.dataset, _mesh_config(args))
+    dataset = args.dataset or geometry.stats.get("dataset")
+    scene = write_bundle(
+        geometry,
+        args.out,
+        field_dir=args.field,
+        dataset_dir=dataset,
+        name=args.out.name,
+        tasks=args.tasks,
+        seed=args.seed,
+        overwrite=args.overwrite,
+    )
+    from scene_builder.preview import scene_summary
+
+    print(scene_summary(scene))
+    return 0
+
+
+def _register_build(subparsers) -> None:
+    command = add_command(
+        subparsers,
+        "build-scene",
+        run_build,
+        help="Build a scene bundle from a video or image folder: capture -> poses -> align -> "
+        "field -> mesh -> bundle. Each stage is cached in OUT.build/, so running the same "
+        "command again resumes where it stopped.",
+        examples="""
+  driveenv build-scene ../shared/data/bird_capture/bird.mp4 --out runs/bird \\
+      --scale camera-height=0.074 --field-minutes 10
+  driveenv build-scene ../shared/data/bird_capture/images --out assets/scenes/bird \\
+      --poses ../shared/data/bird_capture/sparse/0 --scale camera-height=0.074
+  driveenv build-scene walk.mp4 --out runs/walk --up cameras --scale camera-height=1.6""",
+    )
+    command.add_argument("input", type=Path, help="video file or folder of images")
+    command.add_argument("--out", type=Path, required=True, help="scene bundle directory to write")
+    command.add_argument(
+        "--work", type=Path, default=None, help="stage cache folder (default: OUT.build)"
+    )
+    command.add_argument(
+        "--poses",
+        default=None,
+        help="import these reference poses (COLMAP model folder or LLFF poses_bounds.npy) "
+        "instead of running structure from motion; INPUT is then their image folder",
+    )
+    command.add_argument("--max-frames", type=int, default=300, help="frames sampled from a video")
+    command.add_argument(
+        "--frame-downscale", type=float, default=1.0, help="divide frame width and height by this"
+    )
+    command.add_argument(
+        "--up", default="ground", help="as 'driveenv align --up' (ground, cameras, auto)"
+    )
+    command.add_argument(
+        "--scale",
+        default=None,
+        help="as 'driveenv align --scale': camera-height=H or distance=I,J,D (metres)",
+    )
+    command.add_argument("--field-steps", type=int, default=3000, help="field training steps")
+    command.add_argument(
+        "--field-minutes",
+        type=float,
+        default=None,
+        help="train the field for about this many minutes instead of --field-steps",
+    )
+    command.add_argument(
+        "--field-downscale", type=int, default=4, help="training image downscale factor"
+    )
+    command.add_argument("--name", default=None, help="scene name (default: OUT's folder name)")
+    _add_mesh_options(command)
+
+
+def run_build(args) -> int:
+    from scene_builder.build import BuildConfig, build_scene
+
+    config = BuildConfig(
+        poses_from=args.poses,
+        max_frames=args.max_frames,
+        frame_downscale=args.frame_downscale,
+        up=args.up,
+        scale=args.scale,
+        field_steps=None if args.field_minutes else args.field_steps,
+        field_minutes=args.field_minutes,
+        field_downscale=args.field_downscale,
+        mesh=_mesh_config(args),
+        tasks=args.tasks,
+        name=args.name,
+        seed=args.seed,
+    )
+    build = build_scene(args.input, args.out, config, work=args.work, overwrite=args.overwrite)
+    for result in build.results:
+        state = "cached" if result.cached else f"{result.seconds:.1f} s"
+        print(f"  {result.name:<7} {state}")
+    from scene_builder.bundle import load_scene
+    from scene_builder.preview import scene_summary
+
+    print(scene_summary(load_scene(build.out)))
     return 0

@@ -1,0 +1,358 @@
+"""``driveenv build-scene``: video -> frames -> poses -> world frame -> field -> geometry -> bundle.
+
+Each stage writes into its own folder under the work directory (default ``OUT.build/``) and
+marks it done with ``stage.json`` holding the stage's parameters. Running the same command again
+skips every finished stage whose parameters are unchanged, so an interrupted build resumes where
+it stopped (field training resumes from its own checkpoint); a changed parameter re-runs that
+stage and every stage after it. The bundle itself is written atomically at the end.
+
+The stages call the modules that own each step: ``capture`` and ``sfm`` (or ``importers`` when
+reference poses are given with ``--poses``), ``align``, ``train`` and ``mesh``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driveenv.atomic import write_json_atomic
+from scene_builder.errors import BundleError
+from scene_builder.mesh import MeshConfig
+
+STAGE_FILE = "stage.json"
+STAGES = ("frames", "poses", "align", "field", "mesh", "bundle")
+
+
+@dataclass
+class BuildConfig:
+    """Every option of a build; each stage records the subset it depends on."""
+
+    poses_from: str | None = None  # reference poses (COLMAP model, LLFF file) instead of SfM
+    max_frames: int = 300
+    frame_downscale: float = 1.0
+    up: str = "ground"
+    scale: str | None = None  # as `driveenv align --scale`, e.g. camera-height=0.074
+    field_steps: int | None = 3000
+    field_minutes: float | None = None
+    field_downscale: int = 4
+    lighting_augmentation: bool = True
+    mesh: MeshConfig = field(default_factory=MeshConfig)
+    tasks: int = 16
+    task_clearance: float | None = None  # metres; default 4% of the arena radius
+    goal_radius: float | None = None  # metres; default 6% of the arena radius
+    name: str | None = None
+    seed: int = 0
+
+
+@dataclass
+class StageResult:
+    name: str
+    folder: Path
+    seconds: float
+    cached: bool
+
+
+Reporter = Callable[[str, str], None]  # (stage, message)
+
+
+class SceneBuild:
+    """One build: the stages in order, each cached in ``work/<stage>/``."""
+
+    def __init__(self, source: str | Path, out: str | Path, config: BuildConfig, work=None):
+        self.source = Path(source).expanduser().resolve()
+        self.out = Path(out).expanduser().resolve()
+        self.config = config
+        self.work = Path(work).resolve() if work else self.out.with_name(self.out.name + ".build")
+        self.results: list[StageResult] = []
+        self._invalidated = False
+
+    # ------------------------------------------------------------------ stage plumbing
+    def _params(self, stage: str) -> dict[str, Any]:
+        c = self.config
+        mesh = asdict(c.mesh)
+        table: dict[str, dict[str, Any]] = {
+            "frames": {
+                "source": str(self.source),
+                "max_frames": c.max_frames,
+                "downscale": c.frame_downscale,
+            },
+            "poses": {"poses_from": c.poses_from, "seed": c.seed},
+            "align": {"up": c.up, "scale": c.scale, "seed": c.seed},
+            "field": {
+                "steps": c.field_steps,
+                "minutes": c.field_minutes,
+                "downscale": c.field_downscale,
+                "lighting_augmentation": c.lighting_augmentation,
+                "seed": c.seed,
+            },
+            "mesh": mesh,
+            "bundle": {
+                "tasks": c.tasks,
+                "clearance": c.task_clearance,
+                "goal_radius": c.goal_radius,
+                "name": c.name,
+                "seed": c.seed,
+            },
+        }
+        if c.poses_from:
+            table["frames"] = {"skipped": "poses imported with their images"}
+            table["poses"]["source"] = str(self.source)
+        return table[stage]
+
+    def folder(self, stage: str) -> Path:
+        return self.work / f"{STAGES.index(stage) + 1}_{stage}"
+
+    def _is_done(self, stage: str) -> bool:
+        marker = self.folder(stage) / STAGE_FILE
+        if self._invalidated or not marker.is_file():
+            return False
+        try:
+            return json.loads(marker.read_text()).get("params") == _jsonable(self._params(stage))
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    def _mark_done(self, stage: str, seconds: float) -> None:
+        write_json_atomic(
+            self.folder(stage) / STAGE_FILE,
+            {"stage": stage, "params": _jsonable(self._params(stage)), "seconds": seconds},
+        )
+
+    def run(self, overwrite: bool = False, report: Reporter | None = None) -> Path:
+        """Run every stage not already done; returns the bundle path."""
+        if self.out.exists() and not overwrite:
+            raise BundleError(f"{self.out}: already exists (pass --overwrite to rebuild it)")
+        report = report or (lambda stage, message: print(f"[{stage}] {message}", flush=True))
+        self.work.mkdir(parents=True, exist_ok=True)
+        for index, stage in enumerate(STAGES, start=1):
+            label = f"{index}/{len(STAGES)} {stage}"
+            if self._is_done(stage):
+                report(label, f"cached in {self.folder(stage)}")
+                self.results.append(StageResult(stage, self.folder(stage), 0.0, True))
+                continue
+            self._invalidated = True  # every later stage depends on this one
+            report(label, "running")
+            tick = time.perf_counter()
+            getattr(self, f"_stage_{stage}")(
+                report=lambda message, label=label: report(label, message)
+            )
+            seconds = time.perf_counter() - tick
+            if stage != "bundle":
+                self._mark_done(stage, seconds)
+            self.results.append(StageResult(stage, self.folder(stage), seconds, False))
+            report(label, f"done in {seconds:.1f} s")
+        return self.out
+
+    # ------------------------------------------------------------------ stages
+    def _stage_frames(self, report) -> None:
+        if self.config.poses_from:
+            self.folder("frames").mkdir(parents=True, exist_ok=True)
+            report("skipped: --poses imports the images with the poses")
+            return
+        from scene_builder.capture import CaptureConfig, capture
+
+        config = CaptureConfig(
+            max_frames=self.config.max_frames, downscale=self.config.frame_downscale
+        )
+        capture(self.source, self.folder("frames"), config, overwrite=True)
+
+    def _stage_poses(self, report) -> None:
+        target = self.folder("poses")
+        if self.config.poses_from:
+            from scene_builder.importers import import_poses
+
+            images = self.source if self.source.is_dir() else None
+            import_poses(self.config.poses_from, target, images=images, overwrite=True)
+            return
+        from scene_builder.sfm import SfmConfig, recover_poses
+
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(self.folder("frames"), target)
+        result = recover_poses(target, SfmConfig(seed=self.config.seed), overwrite=True)
+        report(result.summary().splitlines()[0] if hasattr(result, "summary") else "poses done")
+
+    def _stage_align(self, report) -> None:
+        from scene_builder.align import AlignConfig, align_dataset
+
+        target = self.folder("align")
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(self.folder("poses"), target)
+        (target / STAGE_FILE).unlink(missing_ok=True)
+        config = AlignConfig.from_cli(
+            up=self.config.up, scale=self.config.scale, seed=self.config.seed
+        )
+        result = align_dataset(target, config)
+        report(result.summary().splitlines()[0] if hasattr(result, "summary") else "aligned")
+
+    def _stage_field(self, report) -> None:
+        from scene_builder.train import STATE_FILE, TrainConfig, train_field
+
+        target = self.folder("field")
+        config = TrainConfig(
+            downscale=self.config.field_downscale,
+            steps=self.config.field_steps,
+            max_minutes=self.config.field_minutes,
+            lighting_augmentation=self.config.lighting_augmentation,
+            seed=self.config.seed,
+        )
+        resume = (target / STATE_FILE).is_file()
+        if not resume:
+            shutil.rmtree(target, ignore_errors=True)
+
+        def status(trainer, rays_per_second, psnr) -> None:
+            report(
+                f"step {trainer.step}/{trainer.planned_steps}: {rays_per_second:,.0f} rays/s, "
+                f"held-out PSNR {psnr:.2f} dB"
+            )
+
+        train_field(
+            self.folder("align"), target, config, resume=resume, overwrite=True, on_status=status
+        )
+
+    def _stage_mesh(self, report) -> None:
+        geometry = geometry_from_field(self.folder("field"), self.folder("align"), self.config.mesh)
+        geometry.save(self.folder("mesh"))
+        report(
+            f"{geometry.stats['faces']} faces, map {geometry.drivable.grid.mean() * 100:.0f}% "
+            f"drivable of a {2 * geometry.region.radius:.2f} m square"
+        )
+
+    def _stage_bundle(self, report) -> None:
+        from scene_builder.mesh import Geometry
+
+        c = self.config
+        write_bundle(
+            Geometry.load(self.folder("mesh")),
+            self.out,
+            field_dir=self.folder("field"),
+            dataset_dir=self.folder("align"),
+            name=c.name or self.out.name,
+            tasks=c.tasks,
+            task_clearance=c.task_clearance,
+            goal_radius=c.goal_radius,
+            seed=c.seed,
+            extras={
+                "source": str(self.source),
+                "build_seconds": {r.name: round(r.seconds, 1) for r in self.results},
+            },
+            overwrite=True,  # run() refused an existing bundle unless --overwrite
+        )
+        report(f"wrote {self.out}")
+
+
+def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, config: MeshConfig):
+    """Load a field and its posed dataset (default: the one recorded in field.json) and run
+    ``mesh.extract_geometry`` with a progress bar over the rendered views."""
+    import numpy as np
+
+    from driveenv.progress import progress_bar
+    from scene_builder.datasets import load_dataset
+    from scene_builder.fields import load_field
+    from scene_builder.mesh import extract_geometry
+
+    render_field = load_field(field_dir)
+    if dataset_dir is None:
+        dataset_dir = render_field.meta.get("dataset")
+        if not dataset_dir:
+            raise BundleError(f"{field_dir}: field.json names no dataset; pass --dataset")
+    dataset = load_dataset(dataset_dir)
+    intrinsics = np.array(
+        [[f.camera.fx, f.camera.fy, f.camera.cx, f.camera.cy] for f in dataset.frames]
+    )
+    size = (dataset.camera.width, dataset.camera.height)
+    with progress_bar() as bar:
+        task = bar.add_task("rendering depth", total=None, status="")
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"rendering {what}")
+
+        geometry = extract_geometry(render_field, dataset.poses, intrinsics, size, config, progress)
+    geometry.stats["dataset"] = str(dataset.root)
+    return geometry
+
+
+def write_bundle(
+    geometry,
+    out: str | Path,
+    field_dir: str | Path,
+    dataset_dir: str | Path | None,
+    name: str,
+    tasks: int = 16,
+    task_clearance: float | None = None,
+    goal_radius: float | None = None,
+    seed: int = 0,
+    extras: dict[str, Any] | None = None,
+    overwrite: bool = False,
+):
+    """Sample tasks on the geometry's drivable map and write the bundle (field and dataset copied).
+
+    Task clearance defaults to 4% of the arena radius, goal radius to 6%; the recommended
+    vehicle length (``extras["vehicle_length"]``) is 20% of the arena radius.
+    """
+    import tempfile
+
+    from scene_builder.bundle import write_scene
+    from scene_builder.datasets import load_dataset
+    from scene_builder.drivable import sample_tasks
+    from scene_builder.train import STATE_FILE
+
+    radius = geometry.region.radius
+    spawns, goals, routes = sample_tasks(
+        geometry.drivable,
+        tasks,
+        seed=seed,
+        clearance=task_clearance or 0.04 * radius,
+        goal_radius=goal_radius or 0.06 * radius,
+        min_distance=0.3 * radius,
+    )
+    dataset = load_dataset(dataset_dir) if dataset_dir is not None else None
+    skip = shutil.ignore_patterns(STATE_FILE, STAGE_FILE)  # optimiser state: as large as the field
+    with tempfile.TemporaryDirectory(dir=Path(out).expanduser().resolve().parent) as scratch:
+        field_copy = Path(scratch) / "field"
+        shutil.copytree(field_dir, field_copy, ignore=skip)
+        dataset_copy = None
+        if dataset is not None:
+            dataset_copy = Path(scratch) / "dataset"
+            shutil.copytree(dataset.root, dataset_copy, ignore=skip)
+        return write_scene(
+            out,
+            name=name,
+            collision_mesh=geometry.collision,
+            visual_mesh=geometry.visual,
+            drivable=geometry.drivable,
+            spawns=spawns,
+            goals=goals,
+            routes=routes,
+            world_from_source=None if dataset is None else dataset.world_from_source,
+            field_dir=field_copy,
+            dataset_dir=dataset_copy,
+            extras={
+                "region": geometry.region.to_json(),
+                "vehicle_length": round(0.2 * radius, 4),
+                "mesh_stats": {k: v for k, v in geometry.stats.items() if k != "config"},
+                **(extras or {}),
+            },
+            overwrite=overwrite,
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def build_scene(
+    source: str | Path,
+    out: str | Path,
+    config: BuildConfig | None = None,
+    work: str | Path | None = None,
+    overwrite: bool = False,
+    report: Reporter | None = None,
+) -> SceneBuild:
+    """Run (or resume) a build; returns the finished ``SceneBuild`` with per-stage timings."""
+    build = SceneBuild(source, out, config or BuildConfig(), work)
+    build.run(overwrite=overwrite, report=report)
+    return build
