@@ -8,6 +8,7 @@ Across agents (each a pair: simulated success rate, real success rate):
 - SRCC: the sim-vs-real correlation coefficient of Kadian et al. 2020, the Pearson correlation
   of the two rates across agents.
 - Spearman and Kendall (tau-b, which handles ties) rank correlations.
+  The three correlations need at least 3 agents: with 2, any correlation is +1 or -1.
 - MMRV, the mean maximum rank violation of SIMPLER (Li et al. 2024):
   ``RV(i, j) = |real_i - real_j| * 1[(sim_i < sim_j) != (real_i < real_j)]`` and
   ``MMRV = mean_i max_j RV(i, j)``: for each agent, the worst real-success gap among the agents
@@ -32,6 +33,7 @@ import numpy as np
 from scipy import stats
 
 DEFAULT_CONFIDENCE = 0.95
+MIN_AGENTS_CORRELATION = 3  # two points always correlate perfectly: no information
 
 
 class CannotCompute(Exception):
@@ -100,8 +102,9 @@ def _paired(
             f"sim and real must be paired 1-D arrays, got {sim.shape} and {real.shape}"
         )
     if sim.size < minimum:
+        why = " (with 2, any correlation is +1 or -1)" if sim.size == 2 else ""
         raise CannotCompute(
-            f"needs at least {minimum} agents with both sim and real results, has {sim.size}"
+            f"needs at least {minimum} agents with both sim and real results, has {sim.size}{why}"
         )
     return sim, real
 
@@ -115,21 +118,21 @@ def _require_variance(sim: np.ndarray, real: np.ndarray) -> None:
 
 def pearson(sim: Sequence[float], real: Sequence[float]) -> float:
     """SRCC: Pearson correlation of sim and real success across agents."""
-    sim, real = _paired(sim, real, 2)
+    sim, real = _paired(sim, real, MIN_AGENTS_CORRELATION)
     _require_variance(sim, real)
     return float(np.clip(np.corrcoef(sim, real)[0, 1], -1.0, 1.0))
 
 
 def spearman(sim: Sequence[float], real: Sequence[float]) -> float:
     """Spearman rank correlation (ties take their average rank)."""
-    sim, real = _paired(sim, real, 2)
+    sim, real = _paired(sim, real, MIN_AGENTS_CORRELATION)
     _require_variance(sim, real)
     return float(stats.spearmanr(sim, real).statistic)
 
 
 def kendall(sim: Sequence[float], real: Sequence[float]) -> float:
     """Kendall's tau-b rank correlation (corrected for ties)."""
-    sim, real = _paired(sim, real, 2)
+    sim, real = _paired(sim, real, MIN_AGENTS_CORRELATION)
     _require_variance(sim, real)
     return float(stats.kendalltau(sim, real, variant="b").statistic)
 

@@ -22,6 +22,7 @@ seeded) and ``expert`` (the privileged scripted driver of ``agents.experts``).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import multiprocessing
@@ -212,7 +213,7 @@ def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str):
 
 
 def make_policy(agent: AgentSpec, env, seed: int) -> Policy:
-    """A callable obs -> action for a run folder or a built-in baseline."""
+    """A callable obs -> action for a run folder or a built-in baseline, fresh for episode ``seed``."""
     if agent.source == "random":
         space = env.action_space
         space.seed(seed)
@@ -220,11 +221,18 @@ def make_policy(agent: AgentSpec, env, seed: int) -> Policy:
     if agent.source == "expert":
         from agents.experts import make_expert
 
-        return make_expert(env)
+        expert = make_expert(env)
+        return lambda obs: expert.predict(obs, deterministic=True)[0]
+    model = _load_model(agent.source)
+    return lambda obs: model.predict(obs, deterministic=True)[0]
+
+
+@functools.lru_cache(maxsize=4)
+def _load_model(run_dir: str):
+    """A trained agent, loaded once per worker process and reused for its episodes."""
     from agents import load_agent
 
-    model = load_agent(agent.source)
-    return lambda obs: model.predict(obs, deterministic=True)[0]
+    return load_agent(run_dir)
 
 
 # --- the campaign ----------------------------------------------------------------------------------

@@ -63,8 +63,19 @@ def test_ties():
     "function", [metrics.pearson, metrics.spearman, metrics.kendall, metrics.mmrv]
 )
 def test_single_agent_cannot_compute(function):
-    with pytest.raises(CannotCompute, match="at least 2 agents"):
+    with pytest.raises(CannotCompute, match="at least [23] agents"):
         function([0.5], [0.4])
+
+
+@pytest.mark.parametrize("function", [metrics.pearson, metrics.spearman, metrics.kendall])
+def test_two_agents_are_too_few_for_a_correlation(function):
+    with pytest.raises(CannotCompute, match="any correlation is"):
+        function([0.2, 0.8], [0.1, 0.5])
+
+
+def test_mmrv_two_agents_swapped():
+    # RV(1, 2) = RV(2, 1) = |0.5 - 0.1| (the simulation orders them the other way): mean 0.4
+    assert metrics.mmrv([0.2, 0.8], [0.5, 0.1]) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("function", [metrics.pearson, metrics.spearman, metrics.kendall])
@@ -96,10 +107,12 @@ def test_agreement_values_and_bootstrap_intervals():
 
 def test_agreement_single_agent_and_zero_variance_give_reasons_not_nan():
     single = agreement(outcomes({"a": 0.5}, 10), outcomes({"a": 0.3}, 10), n_bootstrap=50)
-    assert single["srcc"].value is None and "at least 2 agents" in single["srcc"].reason
+    assert single["srcc"].value is None and "at least 3 agents" in single["srcc"].reason
     assert single["mae"].value == pytest.approx(0.2)  # defined for one agent
     flat = agreement(
-        outcomes({"a": 0.5, "b": 0.5}, 10), outcomes({"a": 0.3, "b": 0.6}, 10), n_bootstrap=50
+        outcomes({"a": 0.5, "b": 0.5, "c": 0.5}, 10),
+        outcomes({"a": 0.3, "b": 0.6, "c": 0.9}, 10),
+        n_bootstrap=50,
     )
     assert flat["kendall"].value is None and "zero variance" in flat["kendall"].reason
     for metric in (*single.values(), *flat.values()):

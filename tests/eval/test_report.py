@@ -101,7 +101,7 @@ def test_single_agent_log_says_cannot_compute(inputs, tmp_path):
     )
     summary = json.loads((write_report(config).parent / "summary.json").read_text())
     assert summary["agreement"]["srcc"]["value"] is None
-    assert "at least 2 agents" in summary["agreement"]["srcc"]["reason"]
+    assert "at least 3 agents" in summary["agreement"]["srcc"]["reason"]
     assert "too few agents" in summary["validation"]["reason"]
     assert "cannot compute" in (tmp_path / "r" / "report.html").read_text()
 

@@ -94,3 +94,20 @@ def test_parse_seeds_and_agent_names(tmp_path):
         agent_specs([str(tmp_path / "missing")])
     with pytest.raises(CampaignError, match="not found"):
         load_campaign(tmp_path)
+
+
+def test_evaluate_command_on_the_real_simulator(tmp_path, capsys):
+    from driveenv.cli import main
+    from scene_builder.synthetic import make_synthetic_scene
+
+    scene = str(make_synthetic_scene(tmp_path / "scene", seed=0))
+    out = tmp_path / "eval"
+    args = ["evaluate", "random", "--scene", scene, "--episodes", "2", "--max-steps", "15"]
+    assert main([*args, "--lighting", "capture,dim", "--out", str(out)]) == 0
+    campaign = load_campaign(out)
+    assert len(campaign.records) == 4 and campaign.meta["max_episode_steps"] == 15
+    record = campaign.records[0]
+    assert 1 <= record["steps"] <= 15 and record["duration"] > 0
+    assert len(campaign.trajectory("random", "capture", 0)["x"]) == record["steps"] + 1
+    assert main([*args, "--lighting", "sunset", "--out", str(tmp_path / "e2")]) == 1
+    assert "--lighting sunset: not a preset" in capsys.readouterr().err
