@@ -1,0 +1,377 @@
+"""Poses: structure from motion on ``DATASET/images/`` with pycolmap (COLMAP 4 on the CPU).
+
+Stages: SIFT feature extraction, matching, incremental mapping. Matching is either exhaustive
+(every pair; small unordered sets) or sequential with loop closure (videos): each frame is matched
+with its next ``sequential_overlap`` frames and a few frames at doubling distances, and evenly
+spaced keyframes are matched with each other so that a trajectory that comes back to where it
+started (an orbit, a loop around a block) is closed. COLMAP's own loop detection needs a
+vocabulary tree file downloaded from the internet, so the keyframe pairs replace it; the pair
+list goes to ``pycolmap.match_image_pairs``.
+
+All work happens in ``DATASET/.sfm/`` (the COLMAP database, the pair list, the mapper's models).
+Features and matches are added in chunks, and COLMAP skips images and pairs already in the
+database, so an interrupted run resumes where it stopped. Only when a model is found are the
+outputs written: ``DATASET/colmap/`` (the largest model), ``DATASET/sparse_points.ply`` and
+finally ``DATASET/transforms.json``. A failed run removes its work folder and leaves the dataset
+as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driveenv.atomic import atomic_path, write_json_atomic
+from scene_builder.datasets import (
+    SPARSE_POINTS_FILE,
+    TRANSFORMS_FILE,
+    PosedDataset,
+    save_dataset,
+)
+from scene_builder.errors import PoseError
+from scene_builder.importers import COLMAP_DIR, IMAGES_DIR, frames_from_reconstruction
+
+WORK_DIR = ".sfm"
+MATCHERS = ("auto", "sequential", "exhaustive")
+CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
+# Images and pairs handed to COLMAP per call: small enough for a live progress bar.
+EXTRACTION_CHUNK = 8
+MATCHING_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class SfmConfig:
+    """Structure-from-motion settings; the defaults suit phone videos on a laptop CPU."""
+
+    matcher: str = "auto"  # "auto": exhaustive up to exhaustive_up_to images, else sequential
+    camera_model: str = "SIMPLE_RADIAL"  # one camera shared by every frame
+    max_image_size: int = 1024  # longest side, in pixels, that features are extracted at
+    max_features: int = 4096  # SIFT features per image
+    sequential_overlap: int = 10  # frames each frame is matched with, going forward
+    loop_keyframes: int = 30  # evenly spaced frames matched with each other (loop closure)
+    exhaustive_up_to: int = 40
+    min_registered: float = 0.3  # fail when the largest model holds a smaller share of frames
+    num_threads: int = -1  # -1: all cores
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.matcher not in MATCHERS:
+            raise PoseError(f"--matcher {self.matcher}: must be one of {', '.join(MATCHERS)}")
+        if self.camera_model not in CAMERA_MODELS:
+            raise PoseError(
+                f"--camera-model {self.camera_model}: must be one of {', '.join(CAMERA_MODELS)}"
+            )
+        if self.max_image_size < 64 or self.max_features < 64:
+            raise PoseError("--max-image-size and --max-features must be at least 64")
+        if not 0.0 < self.min_registered <= 1.0:
+            raise PoseError(f"--min-registered {self.min_registered}: must be in (0, 1]")
+
+
+@dataclass
+class SfmReport:
+    """What the mapper found: the kept model's registration and error, and every model's size."""
+
+    root: Path
+    total: int
+    registered: int
+    mean_reprojection_error: float
+    model_sizes: list[int]
+    failed_frames: list[str]
+    matcher: str
+    points: int
+    skipped: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"{self.root}: poses already recovered with these settings"
+        lines = [
+            f"{self.root}: registered {self.registered}/{self.total} frames "
+            f"({self.matcher} matching), {self.points} points, "
+            f"mean reprojection error {self.mean_reprojection_error:.2f} px",
+        ]
+        if len(self.model_sizes) > 1:
+            sizes = ", ".join(str(s) for s in self.model_sizes)
+            lines.append(
+                f"  {len(self.model_sizes)} models came out (frames: {sizes}); kept the largest"
+            )
+        if self.failed_frames:
+            lines.append(f"  not registered: {', '.join(self.failed_frames)}")
+        return "\n".join(lines)
+
+
+def choose_matcher(config: SfmConfig, count: int) -> str:
+    """``auto``: exhaustive for small sets (cheap and order-free), sequential for the rest."""
+    if config.matcher != "auto":
+        return config.matcher
+    return "exhaustive" if count <= config.exhaustive_up_to else "sequential"
+
+
+def sequential_pairs(count: int, overlap: int, keyframes: int) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, for ordered frames: neighbours, doubling jumps and a keyframe loop."""
+    pairs: set[tuple[int, int]] = set()
+    for i in range(count):
+        for j in range(i + 1, min(count, i + overlap + 1)):
+            pairs.add((i, j))
+        jump = overlap * 2
+        while i + jump < count:
+            pairs.add((i, i + jump))
+            jump *= 2
+    step = max(1, round(count / max(keyframes, 1)))
+    keys = list(range(0, count, step))
+    for a, i in enumerate(keys):
+        for j in keys[a + 1 :]:
+            pairs.add((i, j))
+    return sorted(pairs)
+
+
+def exhaustive_pairs(count: int) -> list[tuple[int, int]]:
+    return [(i, j) for i in range(count) for j in range(i + 1, count)]
+
+
+def _image_names(image_dir: Path) -> list[str]:
+    if not image_dir.is_dir():
+        raise PoseError(f"{image_dir}: no images folder (run 'driveenv capture' first)")
+    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(names) < 3:
+        raise PoseError(f"{image_dir}: has {len(names)} images; structure from motion needs more")
+    return names
+
+
+def _settings(config: SfmConfig) -> dict[str, Any]:
+    """The settings that change features and matches (a different value restarts the work)."""
+    return {
+        key: value
+        for key, value in asdict(config).items()
+        if key not in ("num_threads", "seed", "min_registered")
+    }
+
+
+def _existing_report(root: Path, config: SfmConfig) -> SfmReport | None:
+    """The report of an earlier run with the same settings, if its transforms.json is there."""
+    if not (root / TRANSFORMS_FILE).is_file():
+        return None
+    previous = json.loads((root / TRANSFORMS_FILE).read_text()).get("driveenv", {}).get("sfm")
+    if not previous or previous.get("config") != asdict(config):
+        return None
+    return SfmReport(
+        root,
+        previous["total"],
+        previous["registered"],
+        previous["mean_reprojection_error"],
+        previous["model_sizes"],
+        previous["failed_frames"],
+        previous["matcher"],
+        previous["points"],
+        skipped=True,
+    )
+
+
+class _Stages:
+    """Runs the three COLMAP stages with a progress bar over images, pairs and registrations."""
+
+    def __init__(self, root: Path, names: list[str], config: SfmConfig, progress) -> None:
+        import pycolmap
+
+        self.pycolmap = pycolmap
+        self.root = root
+        self.images = root / IMAGES_DIR
+        self.work = root / WORK_DIR
+        self.database = self.work / "database.db"
+        self.names = names
+        self.config = config
+        self.progress = progress
+
+    def extract(self) -> None:
+        pycolmap = self.pycolmap
+        options = pycolmap.FeatureExtractionOptions()
+        options.max_image_size = self.config.max_image_size
+        options.num_threads = self.config.num_threads
+        options.sift.max_num_features = self.config.max_features
+        task = self.progress.add_task("features", total=len(self.names), status="")
+        for start in range(0, len(self.names), EXTRACTION_CHUNK):
+            reader = pycolmap.ImageReaderOptions()
+            reader.camera_model = self.config.camera_model
+            camera_id = self._camera_id()
+            if camera_id is not None:
+                reader.existing_camera_id = camera_id
+            pycolmap.extract_features(
+                self.database,
+                self.images,
+                image_names=self.names[start : start + EXTRACTION_CHUNK],
+                camera_mode=pycolmap.CameraMode.SINGLE,
+                reader_options=reader,
+                extraction_options=options,
+                device=pycolmap.Device.cpu,
+            )
+            self.progress.update(task, completed=min(len(self.names), start + EXTRACTION_CHUNK))
+
+    def _camera_id(self) -> int | None:
+        if not self.database.exists():
+            return None
+        database = self.pycolmap.Database.open(self.database)
+        try:
+            cameras = database.read_all_cameras()
+        finally:
+            database.close()
+        return int(cameras[0].camera_id) if cameras else None
+
+    def match(self, pairs: list[tuple[int, int]]) -> None:
+        pycolmap = self.pycolmap
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.num_threads = self.config.num_threads
+        task = self.progress.add_task("matching", total=len(pairs), status=f"{len(pairs)} pairs")
+        pair_file = self.work / "pairs.txt"
+        for start in range(0, len(pairs), MATCHING_CHUNK):
+            chunk = pairs[start : start + MATCHING_CHUNK]
+            pair_file.write_text("".join(f"{self.names[i]} {self.names[j]}\n" for i, j in chunk))
+            pairing = pycolmap.ImportedPairingOptions()
+            pairing.match_list_path = pair_file
+            pycolmap.match_image_pairs(
+                self.database,
+                matching_options=matching,
+                pairing_options=pairing,
+                device=pycolmap.Device.cpu,
+            )
+            self.progress.update(task, completed=start + len(chunk))
+
+    def map(self) -> dict:
+        pycolmap = self.pycolmap
+        options = pycolmap.IncrementalPipelineOptions()
+        options.num_threads = self.config.num_threads
+        options.random_seed = self.config.seed
+        options.mapper.random_seed = self.config.seed
+        options.triangulation.random_seed = self.config.seed
+        options.min_model_size = max(3, min(10, len(self.names) // 4))
+        # Phone videos of low-texture scenes give a few hundred SIFT features per frame; COLMAP's
+        # defaults (100 inliers to start, 30 to add a frame) split such captures into models.
+        options.mapper.init_min_num_inliers = 50
+        options.mapper.abs_pose_min_num_inliers = 15
+        task = self.progress.add_task("mapping", total=len(self.names), status="registered")
+        registered = [0]
+
+        def next_image() -> None:
+            registered[0] += 1
+            self.progress.update(task, completed=min(registered[0] + 1, len(self.names)))
+
+        output = self.work / "sparse"
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir(parents=True)
+        models = pycolmap.incremental_mapping(
+            self.database, self.images, output, options=options, next_image_callback=next_image
+        )
+        self.progress.update(task, completed=len(self.names))
+        return models
+
+
+def recover_poses(
+    dataset: str | Path, config: SfmConfig | None = None, overwrite: bool = False
+) -> SfmReport:
+    """Run structure from motion on ``dataset/images`` and write the posed dataset."""
+    from driveenv.progress import progress_bar
+
+    config = config or SfmConfig()
+    config.validate()
+    root = Path(dataset).expanduser().resolve()
+    names = _image_names(root / IMAGES_DIR)
+    existing = _existing_report(root, config)
+    if existing is not None and not overwrite:
+        return existing
+    if (root / TRANSFORMS_FILE).is_file() and not overwrite:
+        raise PoseError(
+            f"{root / TRANSFORMS_FILE}: already holds poses made otherwise; "
+            "pass --overwrite to replace them"
+        )
+    work = root / WORK_DIR
+    settings_file = work / "settings.json"
+    settings = {"settings": _settings(config), "images": names}
+    if work.exists() and (
+        not settings_file.is_file() or json.loads(settings_file.read_text()) != settings
+    ):
+        shutil.rmtree(work)  # other features or images: start again
+    work.mkdir(exist_ok=True)
+    write_json_atomic(settings_file, settings)
+
+    matcher = choose_matcher(config, len(names))
+    pairs = (
+        exhaustive_pairs(len(names))
+        if matcher == "exhaustive"
+        else sequential_pairs(len(names), config.sequential_overlap, config.loop_keyframes)
+    )
+    seconds: dict[str, float] = {}
+    try:
+        with progress_bar() as progress:
+            stages = _Stages(root, names, config, progress)
+            for stage, run in (
+                ("features", stages.extract),
+                ("matching", lambda: stages.match(pairs)),
+                ("mapping", stages.map),
+            ):
+                started = time.perf_counter()
+                result = run()
+                seconds[stage] = time.perf_counter() - started
+        report = _write_outputs(root, names, result, config, matcher, seconds)
+    except PoseError:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def _write_outputs(
+    root: Path,
+    names: list[str],
+    models: dict,
+    config: SfmConfig,
+    matcher: str,
+    seconds: dict[str, float],
+) -> SfmReport:
+    """Keep the largest model; write colmap/, the points PLY and transforms.json (last)."""
+    if not models:
+        raise PoseError(
+            f"{root / IMAGES_DIR}: structure from motion found no model "
+            "(blank, unrelated or too few overlapping images?)"
+        )
+    ordered = sorted(models.values(), key=lambda model: model.num_reg_images(), reverse=True)
+    largest = ordered[0]
+    registered = largest.num_reg_images()
+    if registered < config.min_registered * len(names):
+        raise PoseError(
+            f"{root / IMAGES_DIR}: structure from motion registered only {registered} of "
+            f"{len(names)} images (models: {[m.num_reg_images() for m in ordered]}); "
+            "the images may be unrelated, blank or too far apart"
+        )
+    registered_names = {image.name for image in largest.images.values() if image.has_pose}
+    report = SfmReport(
+        root=root,
+        total=len(names),
+        registered=registered,
+        mean_reprojection_error=float(largest.compute_mean_reprojection_error()),
+        model_sizes=[m.num_reg_images() for m in ordered],
+        failed_frames=[name for name in names if name not in registered_names],
+        matcher=matcher,
+        points=largest.num_points3D(),
+        seconds=seconds,
+    )
+    with atomic_path(root / COLMAP_DIR) as tmp:
+        tmp.mkdir()
+        largest.write_binary(str(tmp))
+    with atomic_path(root / SPARSE_POINTS_FILE) as tmp:
+        largest.export_PLY(str(tmp.with_suffix(".ply")))
+        tmp.with_suffix(".ply").rename(tmp)
+    frames = frames_from_reconstruction(largest, root / IMAGES_DIR)
+    extras = {
+        "source": {"kind": "sfm", "path": str(root / IMAGES_DIR)},
+        "colmap_model": COLMAP_DIR,
+        "sparse_points": SPARSE_POINTS_FILE,
+        "sfm": {
+            "config": asdict(config),
+            **{k: v for k, v in asdict(report).items() if k not in ("root", "skipped")},
+        },
+    }
+    save_dataset(PosedDataset(root, frames, extras=extras))
+    return report

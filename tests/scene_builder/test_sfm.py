@@ -1,0 +1,88 @@
+"""poses: structure from motion on real captures, scored against the reference COLMAP model."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from scene_builder.align import compare_poses
+from scene_builder.capture import CaptureConfig, capture
+from scene_builder.datasets import load_dataset, load_sparse_points
+from scene_builder.errors import PoseError
+from scene_builder.importers import frames_from_reconstruction, read_colmap_model
+from scene_builder.sfm import SfmConfig, recover_poses, sequential_pairs
+
+pytestmark = pytest.mark.slow
+
+
+def test_bird_video_poses_match_the_reference_model(shared_data, tmp_path):
+    bird = shared_data / "bird_capture"
+    dataset_dir = tmp_path / "bird"
+    capture(bird / "bird.mp4", dataset_dir, CaptureConfig(max_frames=32, min_sharpness=0.0))
+    config = SfmConfig(max_image_size=960, max_features=4096)
+    report = recover_poses(dataset_dir, config)
+    assert report.registered >= 0.95 * report.total and report.total == 32
+    assert report.mean_reprojection_error < 2.0
+
+    dataset = load_dataset(dataset_dir)
+    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    source_index = {f["file_path"].split("/")[1]: f["source_index"] for f in manifest["frames"]}
+    reference = {
+        frame.image_path.name: frame.camera_to_world
+        for frame in frames_from_reconstruction(read_colmap_model(bird / "sparse" / "0"), bird)
+    }
+    matched = np.stack(
+        [reference[f"{source_index[f.image_path.name] + 1:03d}.jpg"] for f in dataset.frames]
+    )
+    comparison = compare_poses(dataset.poses, matched)
+    assert comparison.median_rotation_deg < 2.0
+    assert comparison.median_position_share < 0.02
+
+    # outputs: the COLMAP model, sparse points, the report in transforms.json; a re-run is a no-op
+    assert (dataset_dir / "colmap" / "points3D.bin").is_file()
+    points, _ = load_sparse_points(dataset)
+    assert len(points) == report.points > 100
+    assert dataset.extras["sfm"]["registered"] == report.registered
+    assert recover_poses(dataset_dir, config).skipped
+    with pytest.raises(PoseError, match="--overwrite"):
+        recover_poses(dataset_dir, SfmConfig(max_image_size=640))
+
+
+def test_lund_street_registers_at_least_25_of_29(shared_data, tmp_path):
+    dataset_dir = tmp_path / "lund"
+    capture(
+        shared_data / "lund_street" / "images",
+        dataset_dir,
+        CaptureConfig(downscale=2, min_sharpness=0.0),
+    )
+    report = recover_poses(dataset_dir, SfmConfig(max_image_size=512, max_features=2048))
+    assert report.total == 29
+    assert report.registered >= 25, report.summary()
+    assert len(report.failed_frames) == report.total - report.registered
+
+
+def test_blank_and_noise_images_give_a_pose_error_and_leave_the_dataset_alone(tmp_path):
+    images = tmp_path / "noise" / "images"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for index in range(8):
+        image = (
+            np.full((240, 320, 3), 128, np.uint8)
+            if index % 2
+            else rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
+        )
+        cv2.imwrite(str(images / f"{index:02d}.png"), image)
+    with pytest.raises(PoseError, match="images: structure from motion"):
+        recover_poses(tmp_path / "noise", SfmConfig(max_image_size=320))
+    assert sorted(p.name for p in (tmp_path / "noise").iterdir()) == ["images"]
+
+
+def test_sequential_pairs_cover_neighbours_and_close_the_loop():
+    pairs = set(sequential_pairs(120, overlap=5, keyframes=12))
+    assert all((i, i + 1) in pairs and (i, i + 5) in pairs for i in range(114))
+    assert (0, 110) in pairs  # first and last keyframes: the loop closes
+    assert all(i < j for i, j in pairs)
+    assert len(pairs) < 120 * 119 / 2 / 5  # far fewer than exhaustive
