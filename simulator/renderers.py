@@ -64,10 +64,12 @@ class MeshCaster:
             colours = np.full((len(mesh.vertices), 4), 180, dtype=np.uint8)
         self.vertex_colours = np.asarray(colours[:, :3], dtype=np.float32) / 255.0
         self.faces = np.asarray(mesh.faces, dtype=np.int64)
-        corner_colours = self.vertex_colours[self.faces]  # (F, 3 corners, RGB)
-        self._face_base = np.ascontiguousarray(corner_colours[:, 0])
-        self._face_du = np.ascontiguousarray(corner_colours[:, 1] - corner_colours[:, 0])
-        self._face_dv = np.ascontiguousarray(corner_colours[:, 2] - corner_colours[:, 0])
+        corners = self.vertex_colours[self.faces]  # (F, 3 corners, RGB)
+        self._face_terms = np.ascontiguousarray(
+            np.stack(
+                [corners[:, 0], corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]], 1
+            )
+        )
         self.scene = self._o3d.t.geometry.RaycastingScene()
         self.scene.add_triangles(
             self._o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
@@ -100,14 +102,14 @@ class MeshCaster:
         """Capture-lit colours (N,H,W,3) of the hit points, ``SKY_COLOUR`` on a miss.
 
         A hit at barycentric (u, v) of triangle (a, b, c) has colour a + u (b - a) + v (c - a);
-        the three per-face terms are precomputed so the lookup is three gathers.
+        the three per-face terms are precomputed so the lookup is one gather and one product.
         """
         hit = np.isfinite(hits["t_hit"].reshape(-1))
-        ids = np.where(hit, hits["primitive_ids"].reshape(-1), 0)
-        uv = hits["primitive_uvs"].reshape(-1, 2)
-        rgb = self._face_base[ids]
-        rgb += uv[:, 0:1] * self._face_du[ids]
-        rgb += uv[:, 1:2] * self._face_dv[ids]
+        ids = np.where(hit, hits["primitive_ids"].reshape(-1), 0).astype(np.intp)
+        terms = np.take(self._face_terms, ids, axis=0)  # (P, 3 terms, RGB)
+        weights = np.ones((len(ids), 3), dtype=np.float32)
+        weights[:, 1:] = hits["primitive_uvs"].reshape(-1, 2)
+        rgb = np.einsum("pk,pkc->pc", weights, terms)
         rgb[~hit] = SKY_COLOUR
         return rgb.reshape(-1, self.camera.height, self.camera.width, 3)
 

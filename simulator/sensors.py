@@ -60,16 +60,18 @@ class CameraModel:
 
     def camera_to_world(self, x: float, y: float, yaw: float) -> np.ndarray:
         """The 4x4 OpenGL camera-to-world pose for a vehicle at ground pose (x, y, yaw)."""
-        forward = np.array([math.cos(yaw), math.sin(yaw), 0.0])
-        up = np.array([0.0, 0.0, 1.0])
-        pitch = math.radians(self.pitch_deg)
-        view = math.cos(pitch) * forward - math.sin(pitch) * up
-        cam_y = math.sin(pitch) * forward + math.cos(pitch) * up
-        cam_z = -view
-        cam_x = np.cross(cam_y, cam_z)
-        pose = np.eye(4)
-        pose[:3, 0], pose[:3, 1], pose[:3, 2] = cam_x, cam_y, cam_z
-        pose[:3, 3] = (x, y, 0.0) + self.forward_offset * forward + (0.0, 0.0, self.mount_height)
+        c, s = math.cos(yaw), math.sin(yaw)
+        cp, sp = math.cos(math.radians(self.pitch_deg)), math.sin(math.radians(self.pitch_deg))
+        # columns: camera x = the vehicle's right; camera y = up tilted forward by the pitch;
+        # camera z = minus the viewing direction (forward tilted down by the pitch)
+        pose = np.array(
+            [
+                [s, sp * c, -cp * c, x + self.forward_offset * c],
+                [-c, sp * s, -cp * s, y + self.forward_offset * s],
+                [0.0, cp, sp, self.mount_height],
+                [0.0, 0.0, 0.0, 1.0],
+            ]
+        )
         return pose
 
 

@@ -1,0 +1,192 @@
+"""Simulator speed and renderer agreement: the table of issue 5.
+
+Prints steps per second for: state only; the mesh camera at 64x64 RGB (1 env, and 8 envs
+batched); the field camera at 64x64 RGB (1 env, and 8 envs batched) with the batched/unbatched
+ratio; the median depth difference between the field and mesh cameras at the same poses; and,
+with ``--memory``, the resident-memory growth over a 100,000-step loop plus a PyBullet client
+leak check.
+
+    .venv/bin/python benchmarks/env_speed.py                       # synthetic scene + bird if built
+    .venv/bin/python benchmarks/env_speed.py --field-scene assets/scenes/bird --memory
+
+The synthetic scene is built into a temporary folder. The field rows need a scene with a
+radiance field (default: assets/scenes/bird when it exists). Run it on an idle machine for
+throughput figures: the load average is printed with the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def steps_per_second(env_or_vec, seconds: float, batched: bool) -> float:
+    """Env steps per second (all sub-envs counted) with random actions, after a warm-up."""
+    rng = np.random.default_rng(0)
+    shape = env_or_vec.action_space.shape
+    env_or_vec.reset(seed=0)
+    for _ in range(5):
+        _step(env_or_vec, rng.uniform(-1, 1, shape).astype(np.float32), batched)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        _step(env_or_vec, rng.uniform(-1, 1, shape).astype(np.float32), batched)
+        count += env_or_vec.num_envs if batched else 1
+    return count / (time.perf_counter() - start)
+
+
+def _step(env, action, batched: bool) -> None:
+    _, _, terminated, truncated, _ = env.step(action)
+    if not batched and (terminated or truncated):
+        env.reset()
+
+
+def measure(config, num_envs: int, seconds: float) -> float:
+    from simulator import make_env, make_vec
+
+    if num_envs == 1:
+        env = make_env(config)
+        try:
+            return steps_per_second(env, seconds, batched=False)
+        finally:
+            env.close()
+    vec = make_vec(config, num_envs)
+    try:
+        return steps_per_second(vec, seconds, batched=True)
+    finally:
+        vec.close()
+
+
+def depth_agreement(scene_path: Path, size: int = 64) -> dict[str, float]:
+    """Field vs mesh z-depth at every spawn pose of the scene (pixels both cameras see)."""
+    from simulator import EnvConfig, make_env
+
+    depths = {}
+    for renderer in ("field", "mesh"):
+        env = make_env(EnvConfig(scene=scene_path, obs="depth", renderer=renderer, image_size=size))
+        try:
+            frames = []
+            for index in range(len(env.scene.spawns)):
+                frames.append(env.reset(seed=0, options={"task_index": index})[0]["depth"])
+            depths[renderer] = np.stack(frames)
+            max_depth, arena = env.max_depth, env.arena_size
+        finally:
+            env.close()
+    both = (depths["field"] < max_depth) & (depths["mesh"] < max_depth)
+    difference = np.abs(depths["field"] - depths["mesh"])[both]
+    return {
+        "median_m": float(np.median(difference)),
+        "median_rel": float(np.median(difference / depths["mesh"][both])),
+        "within_2pct_arena": float(np.mean(difference < 0.02 * arena)),
+        "pixels": int(both.sum()),
+        "arena": arena,
+    }
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as stream:
+        return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_growth(config, steps: int = 100_000) -> tuple[float, float, int]:
+    """RSS after 10 % of ``steps`` and at the end of one env's loop (MB), and leaked clients."""
+    from simulator import make_env
+    from simulator.world import OPEN_CLIENTS
+
+    env = make_env(config)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    early = None
+    for step in range(steps):
+        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 2))
+        if terminated or truncated:
+            env.reset()
+        if step == steps // 10:
+            early = rss_mb()
+    late = rss_mb()
+    env.close()
+    for _ in range(50):  # create and close many envs: no client may survive
+        make_env(config).close()
+    import pybullet
+
+    leaked = len(OPEN_CLIENTS) + sum(pybullet.isConnected(physicsClientId=c) for c in range(200))
+    return early, late, leaked
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--field-scene", default=str(REPO / "assets" / "scenes" / "bird"))
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--memory", action="store_true", help="also run the 100,000-step loop")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(2)
+    from scene_builder.synthetic import make_synthetic_scene
+    from simulator import EnvConfig
+
+    rows: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        synthetic = make_synthetic_scene(Path(tmp) / "synthetic", seed=0)
+        state = EnvConfig(scene=synthetic, obs="state")
+        mesh = EnvConfig(scene=synthetic, obs="rgb", renderer="mesh", image_size=64)
+        rows.append(("state only, 1 env (synthetic)", f"{measure(state, 1, args.seconds):,.0f}"))
+        rows.append(("state only, 8 envs (synthetic)", f"{measure(state, 8, args.seconds):,.0f}"))
+        mesh_one = measure(mesh, 1, args.seconds)
+        mesh_eight = measure(mesh, 8, args.seconds)
+        rows.append(("mesh 64x64 RGB, 1 env (synthetic)", f"{mesh_one:,.0f}"))
+        rows.append(("mesh 64x64 RGB, 8 envs batched (synthetic)", f"{mesh_eight:,.0f}"))
+        rows.append(("mesh batched / unbatched", f"{mesh_eight / mesh_one:.2f}x"))
+        field_scene = Path(args.field_scene)
+        if (field_scene / "scene.json").is_file():
+            field = EnvConfig(scene=field_scene, obs="rgb", renderer="field", image_size=64)
+            field_one = measure(field, 1, args.seconds)
+            field_eight = measure(field, 8, args.seconds)
+            name = field_scene.name
+            mesh_bird = measure(
+                EnvConfig(scene=field_scene, obs="rgb", image_size=64), 1, args.seconds
+            )
+            rows.append((f"mesh 64x64 RGB, 1 env ({name})", f"{mesh_bird:,.0f}"))
+            rows.append((f"field 64x64 RGB, 1 env ({name})", f"{field_one:,.1f}"))
+            rows.append((f"field 64x64 RGB, 8 envs batched ({name})", f"{field_eight:,.1f}"))
+            rows.append(("field batched / unbatched", f"{field_eight / field_one:.2f}x"))
+            rows.append(("field rays/s, 8 envs batched", f"{field_eight * 64 * 64:,.0f}"))
+            agreement = depth_agreement(field_scene)
+            rows.append(
+                (
+                    f"field vs mesh depth, median |diff| ({agreement['pixels']:,} px)",
+                    f"{agreement['median_m'] * 1000:.1f} mm ({agreement['median_rel']:.1%} of depth)",
+                )
+            )
+            rows.append(
+                (
+                    "pixels within 2% of arena size",
+                    f"{agreement['within_2pct_arena']:.1%} (arena {agreement['arena']:.2f} m)",
+                )
+            )
+        else:
+            rows.append(("field rows", f"skipped: no scene bundle at {field_scene}"))
+        if args.memory:
+            early, late, leaked = memory_growth(state)
+            rows.append(("RSS after 10,000 / 100,000 state steps", f"{early:.1f} / {late:.1f} MB"))
+            rows.append(("RSS growth, steps 10,000 -> 100,000", f"{late - early:+.2f} MB"))
+            rows.append(("PyBullet clients left after 50 create/close", str(leaked)))
+
+    load = os.getloadavg()
+    width = max(len(r[0]) for r in rows)
+    print(f"DriveEnv simulator speed (load average {load[0]:.2f}, {os.cpu_count()} cores)")
+    print(f"{'measurement'.ljust(width)} | steps/s or value")
+    print(f"{'-' * width}-|-----------------")
+    for name, value in rows:
+        print(f"{name.ljust(width)} | {value}")
+
+
+if __name__ == "__main__":
+    main()
