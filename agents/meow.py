@@ -42,6 +42,7 @@ from stable_baselines3.common.utils import polyak_update
 from torch import nn
 from torch.nn import functional as F
 
+from agents.base import SB3AgentMixin
 from agents.encoders import ObservationEncoder
 
 ACTION_EPS = 1e-5  # actions are clamped to (-1 + eps, 1 - eps) before atanh
@@ -399,3 +400,11 @@ class MEow(OffPolicyAlgorithm):
         if self.alpha_optimizer is not None:
             state_dicts.append("alpha_optimizer")
         return state_dicts, []
+
+
+class MEowAgent(SB3AgentMixin, MEow):
+    """MEow with DriveEnv's defaults (``driveenv train meow``)."""
+
+    default_hyperparameters: ClassVar[dict[str, Any]] = dict(
+        learning_rate=1e-3, learning_starts=1000, batch_size=256, ent_coef=0.2
+    )

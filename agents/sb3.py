@@ -1,0 +1,41 @@
+"""PPO and SAC: Stable-Baselines3's algorithms with defaults tuned for DriveEnv's goal task.
+
+The defaults are what reaches the synthetic scene's state goal task in a few minutes on 2 CPU
+cores (see benchmarks/agents.py); anything can be overridden through ``create(**overrides)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from stable_baselines3 import PPO, SAC
+
+from agents.base import SB3AgentMixin
+
+
+class PPOAgent(SB3AgentMixin, PPO):
+    """SB3 PPO (on-policy; scales with ``--num-envs``)."""
+
+    default_hyperparameters: ClassVar[dict[str, Any]] = dict(
+        learning_rate=3e-4,
+        n_steps=512,
+        batch_size=128,
+        n_epochs=10,
+        gamma=0.99,
+        gae_lambda=0.95,
+        ent_coef=0.0,
+        policy_kwargs=dict(net_arch=[64, 64]),
+    )
+
+
+class SACAgent(SB3AgentMixin, SAC):
+    """SB3 SAC (off-policy, automatic entropy tuning)."""
+
+    default_hyperparameters: ClassVar[dict[str, Any]] = dict(
+        learning_rate=1e-3,
+        learning_starts=1000,
+        batch_size=256,
+        gamma=0.99,
+        tau=0.01,
+        policy_kwargs=dict(net_arch=[128, 128]),
+    )
