@@ -206,7 +206,9 @@ def _figures(
     }
 
 
-def _fidelity(scene, config: ReportConfig) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _fidelity(
+    scene, campaign: Campaign, config: ReportConfig
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Fidelity numbers for summary.json and image rows for the HTML (or the reason it is skipped)."""
     if not config.fidelity:
         return {"skipped": "not requested (--no-fidelity)"}, []
@@ -216,12 +218,14 @@ def _fidelity(scene, config: ReportConfig) -> tuple[dict[str, Any], list[dict[st
         }, []
     from eval.fidelity import FidelityConfig, measure_fidelity
 
+    radiance_field = scene.load_field()
+    presets = [p for p in scene.lighting if p in radiance_field.lighting_presets]
+    presets = presets or list(radiance_field.lighting_presets)
     result = measure_fidelity(
-        scene.load_field(),
-        scene.dataset_dir,
-        list(scene.lighting),
-        FidelityConfig(frames=config.fidelity_frames),
+        radiance_field, scene.dataset_dir, presets, FidelityConfig(frames=config.fidelity_frames)
     )
+    numbers = result.to_json()
+    numbers["policy_sensitivity"] = _sensitivities(result, campaign)
     rows = [
         {
             "index": frame.index,
@@ -232,7 +236,40 @@ def _fidelity(scene, config: ReportConfig) -> tuple[dict[str, Any], list[dict[st
         }
         for frame in result.frames
     ]
-    return result.to_json(), rows
+    return numbers, rows
+
+
+def _sensitivities(result, campaign: Campaign) -> dict[str, dict[str, Any]]:
+    """Per agent: action change real vs rendered (capture preset) at the held-out poses."""
+    from eval.fidelity import policy_sensitivity
+    from eval.rollouts import AgentSpec, CampaignConfig, make_policy, make_sim_env
+
+    if len(result.frames) < 2 or "capture" not in result.frames[0].rendered:
+        return {}
+    meta = campaign.meta
+    specs = [AgentSpec(name, source) for name, source in meta["agents"].items()]
+    config = CampaignConfig(
+        Path(meta["scene"]["path"]), specs, renderer=meta.get("renderer", "mesh"), seeds=[0]
+    )
+    real = [frame.real for frame in result.frames]
+    rendered = [frame.rendered["capture"] for frame in result.frames]
+    sensitivities: dict[str, dict[str, Any]] = {}
+    for spec in specs:
+        obs = str(spec.run_info().get("obs", "state"))
+        if "rgb" not in obs:
+            sensitivities[spec.name] = {"skipped": f"observes {obs}: no camera image"}
+            continue
+        env = make_sim_env(config, spec, "capture")
+        try:
+            template, _ = env.reset(seed=0)
+            policy = make_policy(spec, env, 0)
+            size = template["rgb"].shape[0]
+            sensitivities[spec.name] = policy_sensitivity(
+                policy, template, real, rendered, image_size=size
+            ).to_json()
+        finally:
+            env.close()
+    return sensitivities
 
 
 def write_report(config: ReportConfig) -> Path:
@@ -249,7 +286,7 @@ def write_report(config: ReportConfig) -> Path:
     scene = load_scene(config.scene)
     trials = load_trials(config.real, known_agents=campaign.agents) if config.real else None
     summary = build_summary(campaign, trials, config)
-    summary["fidelity"], fidelity_rows = _fidelity(scene, config)
+    summary["fidelity"], fidelity_rows = _fidelity(scene, campaign, config)
     figures = _figures(summary, campaign, scene, config)
 
     environment = jinja2.Environment(
