@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import gymnasium
 import numpy as np
@@ -98,21 +99,37 @@ def test_close_releases_every_pybullet_client(synthetic_scene):
     assert not any(pybullet.isConnected(physicsClientId=client) for client in clients)
 
 
-def _box_centres(scene) -> list[np.ndarray]:
-    """Centres of the undrivable islands inside the plate (the boxes' footprints)."""
-    grid = scene.drivable.grid
-    labels, count = ndimage.label(~grid)
-    border = set(np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])))
-    centres = []
-    for label in range(1, count + 1):
-        if label in border:
-            continue
-        rows, cols = np.nonzero(labels == label)
-        centres.append(scene.drivable.cell_centres(rows.mean(), cols.mean()))
-    return centres
+BIRD_SCENE = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "bird"
 
 
-def _drive_straight(env, spawn, goal, steps=200):
+@pytest.fixture(params=["synthetic", "bird"])
+def any_scene(request, synthetic_scene):
+    """The synthetic scene, and the shipped bird scene once it is built."""
+    if request.param == "synthetic":
+        return synthetic_scene
+    if not (BIRD_SCENE / "scene.json").is_file():
+        pytest.skip(f"the shipped bird scene is not built yet ({BIRD_SCENE})")
+    return BIRD_SCENE
+
+
+def _obstacles(drivable) -> list[np.ndarray]:
+    """Cells (rows, cols) of each undrivable island inside the drivable area, largest first."""
+    labels, count = ndimage.label(~drivable.grid)
+    edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    outside = set(np.unique(edges).tolist())
+    islands = [np.nonzero(labels == k) for k in range(1, count + 1) if k not in outside]
+    return sorted(islands, key=lambda cells: -len(cells[0]))
+
+
+def _straight_approach(target, distance, directions=32):
+    """Candidate starts ``distance`` m from ``target`` all around it, facing it."""
+    for angle in np.linspace(0, 2 * np.pi, directions, endpoint=False):
+        away = np.array([np.cos(angle), np.sin(angle)])
+        start = target + distance * away
+        yield start, float(np.arctan2(-away[1], -away[0])), away
+
+
+def _drive_straight(env, spawn, goal, steps=300):
     env.reset(seed=0, options={"spawn": spawn, "goal": goal})
     full_ahead = {"car": [0.0, 1.0], "diffdrive": [1.0, 1.0]}[env.unwrapped.vehicle_spec.kind]
     for _ in range(steps):
@@ -122,37 +139,59 @@ def _drive_straight(env, spawn, goal, steps=200):
     return info, False
 
 
-def test_driving_into_a_box_is_a_collision(synthetic_scene, scene):
-    env = make_env(EnvConfig(scene=synthetic_scene))
+def test_driving_into_an_obstacle_is_a_collision(any_scene):
+    """Synthetic: into a box; bird: into the bird (the largest obstacle on the table)."""
+    env = make_env(EnvConfig(scene=any_scene))
     try:
-        centres = _box_centres(scene)
-        assert len(centres) == 4
-        for centre in centres:
-            direction = -centre / np.linalg.norm(centre)  # approach from the plate's middle
-            start = centre + 0.25 * direction
-            path = centre + np.linspace(0.1, 0.25, 20)[:, None] * direction
-            if not scene.drivable.is_drivable(path).all():
+        drivable = env.unwrapped.scene.drivable
+        length = env.unwrapped.vehicle_spec.length
+        rows, cols = _obstacles(drivable)[0]
+        footprint = drivable.cell_centres(rows, cols)
+        centre = footprint.mean(axis=0)
+        for start, yaw, away in _straight_approach(centre, 0.15 * env.unwrapped.arena_size):
+            reach = np.max(footprint @ away - centre @ away)  # obstacle extent toward the start
+            gap = np.linspace(reach + 0.6 * length, 0.15 * env.unwrapped.arena_size + length, 30)
+            lane = centre + gap[:, None] * away
+            side = np.array([-away[1], away[0]]) * 0.5 * length
+            if not all(drivable.is_drivable(lane + k * side).all() for k in (-1, 0, 1)):
                 continue
-            yaw = float(np.arctan2(-direction[1], -direction[0]))
-            info, terminated = _drive_straight(env, (*start, yaw), (2.0, 2.0))
+            info, terminated = _drive_straight(env, (*start, yaw), start + 5 * (centre - start))
             assert terminated and info["collision"] and not info["off_road"]
             assert not info["success"]
-            # it stopped at the box, not inside it
-            assert np.linalg.norm(info["pose"][:2] - centre) > 0.03
+            stop = info["pose"][:2]
+            assert np.linalg.norm(stop - centre) < np.linalg.norm(start - centre) - 0.5 * length
             return
-        pytest.fail("no box could be approached in a straight line")
+        pytest.fail("no obstacle could be approached in a straight line")
     finally:
         env.close()
 
 
-def test_driving_off_the_table_edge_is_off_road(synthetic_scene, scene):
-    env = make_env(EnvConfig(scene=synthetic_scene, vehicle="diffdrive"))
+def test_driving_off_the_table_edge_is_off_road(any_scene):
+    env = make_env(EnvConfig(scene=any_scene, vehicle="diffdrive"))
     try:
-        low, high = scene.drivable.drivable_bounds()
-        start = np.array([0.5 * (low[0] + high[0]), high[1] - 0.15])  # facing +y, 15 cm from edge
-        info, terminated = _drive_straight(env, (*start, np.pi / 2), (0.0, -2.0))
-        assert terminated and info["off_road"] and not info["collision"]
-        assert info["pose"][1] > high[1] - 0.02  # it got to the edge first
+        drivable = env.unwrapped.scene.drivable
+        length = env.unwrapped.vehicle_spec.length
+        low, high = drivable.drivable_bounds()
+        middle = 0.5 * (low + high)
+        for angle in np.linspace(0, 2 * np.pi, 32, endpoint=False):
+            away = np.array([np.cos(angle), np.sin(angle)])
+            ray = middle + np.arange(0, 2 * env.unwrapped.arena_size, 0.25 * length)[:, None] * away
+            on = drivable.is_drivable(ray)
+            if not on[0] or on.all():
+                continue
+            edge = int(np.argmin(on))  # first step off the map along this ray
+            if on[edge:].any() or edge < 12:  # an island or a hole, not the outer edge
+                continue
+            start = ray[edge - 12]  # three lengths from the edge, heading out
+            side = np.array([-away[1], away[0]]) * 0.6 * length
+            lane = ray[edge - 12 : edge]
+            if not all(drivable.is_drivable(lane + k * side).all() for k in (-1, 0, 1)):
+                continue
+            info, terminated = _drive_straight(env, (*start, angle), middle)
+            assert terminated and info["off_road"] and not info["collision"]
+            assert np.linalg.norm(info["pose"][:2] - ray[edge]) < length  # at the edge
+            return
+        pytest.fail("no straight way off the table was found")
     finally:
         env.close()
 

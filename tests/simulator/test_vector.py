@@ -94,6 +94,26 @@ def test_gymnasium_vector_wrappers_work(synthetic_scene):
         vec.close()
 
 
+def test_gymnasium_make_vec_runs_envs_in_subprocesses(synthetic_scene):
+    import gymnasium
+
+    vec = gymnasium.make_vec(
+        "driveenv/Drive-v0",
+        num_envs=2,
+        vectorization_mode="async",
+        scene=str(synthetic_scene),
+        obs="rgb+state",
+        image_size=16,
+    )
+    try:
+        observation, infos = vec.reset(seed=0)
+        assert observation["rgb"].shape == (2, 16, 16, 3)
+        _, _, _, _, infos = vec.step(np.zeros((2, 2), np.float32))
+        assert infos["pose"].shape == (2, 3)
+    finally:
+        vec.close()
+
+
 def test_stable_baselines3_trains_on_the_batched_env(synthetic_scene):
     from stable_baselines3 import PPO
 
