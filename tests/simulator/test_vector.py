@@ -114,8 +114,9 @@ def test_gymnasium_make_vec_runs_envs_in_subprocesses(synthetic_scene):
         vec.close()
 
 
-def test_stable_baselines3_trains_on_the_batched_env(synthetic_scene):
+def test_stable_baselines3_trains_on_the_batched_env(synthetic_scene, tmp_path):
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import configure
 
     from simulator.sb3 import make_sb3_vec
 
@@ -132,6 +133,7 @@ def test_stable_baselines3_trains_on_the_batched_env(synthetic_scene):
         assert all(info["TimeLimit.truncated"] for info in infos)
         assert infos[0]["terminal_observation"]["state"].shape == (14,)
         model = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=16, n_epochs=1, seed=0)
+        model.set_logger(configure(str(tmp_path), []))  # no log folder left in /tmp
         model.learn(16)
     finally:
         venv.close()
