@@ -41,6 +41,15 @@ def register(subparsers) -> None:
         help="camera renderer for image agents",
     )
     evaluate.add_argument(
+        "--task", choices=("goal", "route"), default="goal", help="task of every episode"
+    )
+    evaluate.add_argument(
+        "--spawn",
+        choices=("scene", "random"),
+        default="scene",
+        help="scene: the bundle's spawn/goal/route triples; random: new ones drawn from each seed",
+    )
+    evaluate.add_argument(
         "--max-steps", type=int, default=None, help="episode step limit (default: the env's)"
     )
     evaluate.add_argument("--workers", type=int, default=1, help="parallel worker processes")
@@ -115,6 +124,8 @@ def run_evaluate(args) -> int:
         renderer=args.renderer,
         max_episode_steps=args.max_steps,
         workers=args.workers,
+        task=args.task,
+        spawn=args.spawn,
     )
     out = Path(args.out)
     if args.overwrite and out.exists():

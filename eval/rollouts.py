@@ -114,6 +114,8 @@ class CampaignConfig:
     renderer: str = "mesh"
     max_episode_steps: int | None = None
     workers: int = 1
+    task: str = "goal"  # the same task and spawn rule for every agent, whatever it trained on
+    spawn: str = "scene"
 
     def __post_init__(self) -> None:
         self.scene = Path(self.scene)
@@ -196,15 +198,25 @@ def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, Any], dict[st
 
 
 def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str):
-    """The simulator env for ``agent`` (its observation and vehicle settings) under ``condition``."""
+    """The simulator env ``agent`` was trained in (run.json's env_config: sensors, vehicle,
+    camera, task), on the campaign's scene, under ``condition``, without random augmentation."""
     from dataclasses import fields
 
     from simulator import EnvConfig, make_env
 
     info = agent.run_info()
     known = {f.name for f in fields(EnvConfig)}
-    settings = {k: v for k, v in {**info.get("config", {}), **info}.items() if k in known}
-    settings.update(scene=str(config.scene), lighting=condition, seed=0)
+    merged = {**info.get("config", {}), **info, **info.get("env_config", {})}
+    settings = {k: v for k, v in merged.items() if k in known}
+    settings.update(
+        scene=str(config.scene),
+        lighting=condition,
+        seed=0,
+        photometric_augmentation=False,
+        task=config.task,
+        spawn=config.spawn,
+        goal_radius=None,
+    )
     if "rgb" in str(settings.get("obs", "")) or "depth" in str(settings.get("obs", "")):
         settings["renderer"] = config.renderer
     if config.max_episode_steps:
@@ -292,6 +304,8 @@ def _check_or_write_campaign(
         "seeds": list(config.seeds),
         "renderer": config.renderer,
         "max_episode_steps": config.max_episode_steps,
+        "task": config.task,
+        "spawn": config.spawn,
     }
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())
@@ -300,13 +314,13 @@ def _check_or_write_campaign(
                 f"{meta_path}: this evaluation was run on scene {old['scene']['name']!r} "
                 f"({old['scene']['path']}), not {identity['path']}: use another --out"
             )
-        if (old.get("renderer"), old.get("max_episode_steps")) != (
-            config.renderer,
-            config.max_episode_steps,
-        ):
+        settings = ("renderer", "max_episode_steps", "task", "spawn")
+        changed = [k for k in settings if old.get(k) != meta[k]]
+        if changed:
+            earlier = ", ".join(f"{k}={old.get(k)}" for k in changed)
             raise CampaignError(
-                f"{meta_path}: earlier episodes used renderer={old.get('renderer')} and "
-                f"max_episode_steps={old.get('max_episode_steps')}; resume with the same settings or use another --out"
+                f"{meta_path}: earlier episodes used {earlier}; resume with the same settings "
+                "or use another --out"
             )
         # Resuming may add agents, conditions or seeds: keep the union, in order.
         meta["agents"] = {**old["agents"], **meta["agents"]}

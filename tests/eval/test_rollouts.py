@@ -102,12 +102,29 @@ def test_evaluate_command_on_the_real_simulator(tmp_path, capsys):
 
     scene = str(make_synthetic_scene(tmp_path / "scene", seed=0))
     out = tmp_path / "eval"
-    args = ["evaluate", "random", "--scene", scene, "--episodes", "2", "--max-steps", "15"]
+    args = [
+        "evaluate",
+        "random",
+        "expert",
+        "--scene",
+        scene,
+        "--episodes",
+        "2",
+        "--max-steps",
+        "15",
+    ]
     assert main([*args, "--lighting", "capture,dim", "--out", str(out)]) == 0
     campaign = load_campaign(out)
-    assert len(campaign.records) == 4 and campaign.meta["max_episode_steps"] == 15
+    assert len(campaign.records) == 8 and campaign.meta["max_episode_steps"] == 15
     record = campaign.records[0]
     assert 1 <= record["steps"] <= 15 and record["duration"] > 0
     assert len(campaign.trajectory("random", "capture", 0)["x"]) == record["steps"] + 1
+    for seed in (0, 1):  # both agents start each seeded episode at the same pose
+        starts = [campaign.trajectory(a, "dim", seed) for a in ("random", "expert")]
+        assert starts[0]["x"][0] == starts[1]["x"][0] and starts[0]["yaw"][0] == starts[1]["yaw"][0]
+    expert = campaign.outcomes("expert", key="path_length")
+    assert expert.min() > 0
     assert main([*args, "--lighting", "sunset", "--out", str(tmp_path / "e2")]) == 1
     assert "--lighting sunset: not a preset" in capsys.readouterr().err
+    assert main([*args, "--task", "route", "--out", str(out)]) == 1
+    assert "earlier episodes used task=goal" in capsys.readouterr().err
