@@ -412,8 +412,12 @@ def drivable_from_mesh(
     ground_tolerance: float,
     vehicle_height: float,
     min_island_fraction: float = 0.05,
+    stats: dict[str, Any] | None = None,
 ) -> DrivableMap:
-    """The drivable map of ``mesh`` inside ``region`` (see step 5 of the module docstring)."""
+    """The drivable map of ``mesh`` inside ``region`` (see step 5 of the module docstring).
+
+    ``stats``, when given, receives ``ground_level``: the median height of the ground found.
+    """
     o3d = import_open3d()
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(
@@ -431,11 +435,17 @@ def drivable_from_mesh(
         rays[:, :2], rays[:, 2], rays[:, 5] = xy, z_start, direction_z
         return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
 
-    down = cast(vehicle_height, -1.0)
-    ground = np.abs(vehicle_height - down - 0.0) <= ground_tolerance
-    lift = ground_tolerance + 1e-4
-    up = cast(lift, 1.0)
-    obstacle = up < vehicle_height - lift
+    down = vehicle_height - cast(vehicle_height, -1.0)  # height of the first surface below
+    # The reconstructed ground may sit a few millimetres off z = 0 (the alignment's plane fit);
+    # classify heights relative to the ground actually found, and report the offset.
+    near_zero = np.abs(down) <= 3 * ground_tolerance
+    level = float(np.median(down[near_zero])) if near_zero.any() else 0.0
+    ground = np.abs(down - level) <= ground_tolerance
+    lift = level + ground_tolerance + 1e-4
+    obstacle = cast(lift, 1.0) < vehicle_height - lift  # something inside the height band
+    obstacle |= np.isfinite(down) & (down > level + ground_tolerance)
+    if stats is not None:
+        stats["ground_level"] = level
     ground &= np.linalg.norm(xy - region.centre, axis=1) <= region.radius
     grid = (ground & ~obstacle).reshape(blank.shape)
     obstacle = obstacle.reshape(blank.shape)
@@ -533,6 +543,7 @@ def extract_geometry(
         ground_tolerance=config.ground_tolerance or 0.015 * region.radius,
         vehicle_height=config.vehicle_height or 0.1 * region.radius,
         min_island_fraction=config.min_island_fraction,
+        stats=stats,
     )
     stats["map_s"] = time.perf_counter() - timer
     stats["voxel_size"] = voxel
