@@ -1,0 +1,185 @@
+"""Rays and scene bounds shared by the field backends and the trainer.
+
+Conventions: cameras are OpenGL (x right, y up, looking down -z), poses camera-to-world.
+A ray direction is NOT normalised: it is ``R @ [x, -y, -1]`` for normalised image coordinates
+(x, y), so its camera-z component is -1 and the ray parameter ``t`` of a point IS the point's
+z-depth along the viewing axis. That makes ``depth = sum(w * t)`` the z-depth the render API
+promises, and lets a z-depth from mesh ray casting place samples directly (``t = depth``).
+Pixel (u, v) covers [u, u+1) x [v, v+1); its ray goes through the centre (u + 0.5, v + 0.5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from scene_builder.errors import FieldError
+
+
+def pixel_grid(width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel-centre coordinates (u, v), each (H*W,), row-major like an image."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32) + 0.5,
+        torch.arange(width, dtype=torch.float32) + 0.5,
+        indexing="ij",
+    )
+    return u.reshape(-1), v.reshape(-1)
+
+
+def undistort(
+    x: torch.Tensor, y: torch.Tensor, distortion: torch.Tensor, iterations: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Invert OpenCV's radial-tangential model by fixed-point iteration (as cv2.undistortPoints).
+
+    ``distortion`` is (4,) or (R, 4): k1, k2, p1, p2.
+    """
+    k1, k2, p1, p2 = distortion.reshape(-1, 4).unbind(-1)
+    xu, yu = x, y
+    for _ in range(iterations):
+        r2 = xu * xu + yu * yu
+        radial = 1 + k1 * r2 + k2 * r2 * r2
+        dx = 2 * p1 * xu * yu + p2 * (r2 + 2 * xu * xu)
+        dy = p1 * (r2 + 2 * yu * yu) + 2 * p2 * xu * yu
+        xu = (x - dx) / radial
+        yu = (y - dy) / radial
+    return xu, yu
+
+
+def distort(
+    x: torch.Tensor, y: torch.Tensor, distortion: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """OpenCV's radial-tangential distortion of normalised image coordinates."""
+    k1, k2, p1, p2 = distortion.reshape(-1, 4).unbind(-1)
+    r2 = x * x + y * y
+    radial = 1 + k1 * r2 + k2 * r2 * r2
+    return (
+        x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
+        y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y,
+    )
+
+
+def camera_rays(
+    camera_to_world: torch.Tensor,
+    intrinsics: torch.Tensor,
+    u: torch.Tensor,
+    v: torch.Tensor,
+    distortion: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Origins and (z-depth-scaled) directions for pixel coordinates ``u, v``.
+
+    ``camera_to_world`` is (R, 4, 4) per ray or (4, 4); ``intrinsics`` (R, 4) or (4,) as
+    fx, fy, cx, cy; ``distortion`` None or (R, 4) / (4,) OpenCV k1, k2, p1, p2 of the image
+    the pixels come from. Returns origins (R, 3) and directions (R, 3).
+    """
+    intrinsics = intrinsics.reshape(-1, 4)
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    x, y = (u - cx) / fx, (v - cy) / fy
+    if distortion is not None:
+        x, y = undistort(x, y, distortion)
+    local = torch.stack([x, -y, -torch.ones_like(x)], dim=-1)
+    pose = camera_to_world.reshape(-1, 4, 4)
+    directions = torch.einsum("rij,rj->ri", pose[:, :3, :3], local)
+    origins = pose[:, :3, 3].expand_as(directions)
+    return origins, directions
+
+
+@dataclass(frozen=True)
+class SceneBounds:
+    """Where the field lives: world -> normalised coordinates -> grid coordinates in [-1, 1].
+
+    ``normalised = (world - center) / scale``. Bounded mode: the grid is the box
+    ``|normalised| <= 1`` (rays are clipped to it; what lies beyond is the learned background).
+    Unbounded mode: the cube ``|normalised| <= 1`` keeps full resolution and everything beyond
+    is contracted into ``1 < |.| < 2`` (mip-NeRF 360's contraction with the L-inf norm, as in
+    nerfacto), then halved into the grid; rays run to ``far``.
+    """
+
+    center: tuple[float, float, float]
+    scale: float
+    bounded: bool
+    near: float  # world units: nothing closer than this to a camera is sampled
+    far: float  # world units: the farthest sample (unbounded mode)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> SceneBounds:
+        return cls(
+            center=tuple(float(c) for c in data["center"]),
+            scale=float(data["scale"]),
+            bounded=bool(data["bounded"]),
+            near=float(data["near"]),
+            far=float(data["far"]),
+        )
+
+    def normalise(self, points: torch.Tensor) -> torch.Tensor:
+        center = torch.tensor(self.center, dtype=points.dtype)
+        return (points - center) / self.scale
+
+    def grid_coordinates(self, normalised: torch.Tensor) -> torch.Tensor:
+        """Normalised points -> grid coordinates in [-1, 1] (contracted when unbounded)."""
+        if self.bounded:
+            return normalised.clamp(-1, 1)
+        norm = normalised.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6)
+        contracted = torch.where(norm <= 1, normalised, (2 - 1 / norm) * normalised / norm)
+        return contracted * 0.5
+
+    def ray_interval(
+        self, origins: torch.Tensor, directions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-ray [t_near, t_far] in the rays' own t (world units / |direction|)."""
+        length = directions.norm(dim=-1)
+        t_near = self.near / length
+        if not self.bounded:
+            return t_near, torch.full_like(t_near, self.far) / length
+        o = self.normalise(origins)
+        d = directions / self.scale
+        safe = torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+        t0 = (-1 - o) / safe
+        t1 = (1 - o) / safe
+        enter = torch.minimum(t0, t1).amax(dim=-1)
+        leave = torch.maximum(t0, t1).amin(dim=-1)
+        t_near = torch.maximum(t_near, enter)
+        leave = torch.maximum(leave, t_near + 1e-4)
+        return t_near, leave
+
+
+def estimate_bounds(poses: np.ndarray, mode: str = "auto", margin: float = 1.0) -> SceneBounds:
+    """Scene bounds from camera poses alone (works in any frame: SfM units or metres).
+
+    Inward-facing captures (an orbit around an object) are centred on the point closest to all
+    optical axes, with the full-resolution cube reaching half-way to the cameras (``margin``
+    scales it); ``bounded`` mode instead uses a box that contains the cameras, so the room
+    around the object lives on the box's walls. Forward-moving captures (a street) are centred
+    on the cameras with the cube containing them, and are always contracted.
+    """
+    if mode not in ("auto", "bounded", "unbounded"):
+        raise FieldError(f"scene mode {mode!r}: expected auto, bounded or unbounded")
+    positions = poses[:, :3, 3]
+    forward = -poses[:, :3, 2]
+    forward = forward / np.linalg.norm(forward, axis=1, keepdims=True)
+    # Least-squares point nearest to every optical axis.
+    projector = np.eye(3)[None] - forward[:, :, None] * forward[:, None, :]
+    focus = np.linalg.lstsq(
+        projector.sum(0), np.einsum("nij,nj->i", projector, positions), rcond=None
+    )[0]
+    to_focus = focus - positions
+    distance = np.linalg.norm(to_focus, axis=1)
+    inward = float(np.mean(np.sum(forward * to_focus, axis=1) / np.maximum(distance, 1e-9)))
+    spread = float(np.max(np.abs(positions - positions.mean(0)))) or 1.0
+    orbit = inward > 0.8 and float(np.median(distance)) < 4 * spread
+    if mode == "bounded":
+        radius = float(np.max(np.abs(positions - focus))) if orbit else spread
+        center = focus if orbit else positions.mean(0)
+        scale = 1.2 * radius * margin
+        return SceneBounds(tuple(center.tolist()), scale, True, 0.02 * scale, 2 * scale)
+    if orbit:
+        scale = 0.5 * float(np.median(distance)) * margin
+        center = focus
+    else:
+        center = positions.mean(0)
+        scale = 1.1 * spread * margin
+    return SceneBounds(tuple(center.tolist()), scale, False, 0.02 * scale, 1000 * scale)
