@@ -22,14 +22,18 @@ reference.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scene_builder.datasets import (
+    PosedDataset,
     apply_similarity,
+    load_dataset,
+    load_sparse_points,
+    save_dataset,
 )
 from scene_builder.errors import DatasetError
 
@@ -38,6 +42,11 @@ UP_METHODS = ("auto", "cameras", "ground")
 MIN_GROUND_POINTS = 50
 # Share of cameras that must be on the up side of a ground candidate.
 MIN_CAMERAS_ABOVE = 0.95
+# Locally optimised RANSAC: the best hypotheses refitted, each for up to this many steps.
+LOCAL_REFITS = 20
+LOCAL_STEPS = 5
+# Ground candidates whose camera-height spread exceeds the most level one's by this factor lose.
+LEVEL_SPREAD_SLACK = 1.5
 
 
 @dataclass(frozen=True)
@@ -169,3 +178,265 @@ def compare_poses(estimated: np.ndarray, reference: np.ndarray) -> PoseCompariso
         extent=float(np.linalg.norm(centres.max(0) - centres.min(0))),
         similarity=similarity,
     )
+
+
+# --- ground and up ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroundPlane:
+    """A plane ``normal . x = height`` with the normal pointing to the cameras' side."""
+
+    normal: np.ndarray
+    height: float
+    inliers: int
+
+
+def cameras_up(camera_to_world: np.ndarray) -> np.ndarray:
+    """The mean of the cameras' up axes (OpenGL +y), normalised."""
+    up = camera_to_world[:, :3, 1].mean(0)
+    norm = np.linalg.norm(up)
+    if norm < 1e-6:
+        raise DatasetError("the cameras' up vectors cancel out; pass --up ground")
+    return up / norm
+
+
+def robust_extent(points: np.ndarray) -> float:
+    """Twice the 90th percentile of the points' distances to their mean.
+
+    A size that ignores stray far points and, unlike a per-axis box, does not change when the
+    points are rotated: the alignment must not depend on the frame the SfM happened to pick.
+    """
+    return float(2.0 * np.percentile(np.linalg.norm(points - points.mean(0), axis=1), 90))
+
+
+def fit_ground_plane(
+    points: np.ndarray, centres: np.ndarray, up: np.ndarray, config: AlignConfig
+) -> GroundPlane | None:
+    """The densest plane under the cameras that faces up and that they move level over, or None.
+
+    Seeded RANSAC with local refits (see ``_local_refit``); among the refitted planes, those the
+    camera path crosses at a slant are dropped, and the one with the most inliers is kept.
+    """
+    rng = np.random.default_rng(config.seed)
+    scored = points if len(points) <= 20000 else points[rng.choice(len(points), 20000, False)]
+    threshold = config.inlier_threshold * robust_extent(scored)
+    samples = _sample_triplets(scored, config.ransac_iterations, rng)
+    normals = np.cross(samples[:, 1] - samples[:, 0], samples[:, 2] - samples[:, 0])
+    lengths = np.linalg.norm(normals, axis=1)
+    keep = lengths > 1e-12
+    normals = normals[keep] / lengths[keep, None]
+    normals *= np.sign(normals @ up)[:, None]  # face the cameras' up side
+    heights = np.einsum("kd,kd->k", normals, samples[keep, 0])
+    upright = normals @ up >= np.cos(np.radians(config.max_tilt_deg))
+    above = ((centres @ normals.T - heights) > 0).mean(0) >= MIN_CAMERAS_ABOVE
+    candidates = np.flatnonzero(upright & above)
+    if len(candidates) == 0:
+        return None
+    distances = np.abs(scored @ normals[candidates].T - heights[candidates])
+    counts = (distances < threshold).sum(0)
+    planes = [
+        plane
+        for index in candidates[np.argsort(counts)[::-1][:LOCAL_REFITS]]
+        if (
+            plane := _local_refit(
+                scored, normals[index], heights[index], threshold, centres, up, config
+            )
+        )
+        is not None
+    ]
+    if not planes:
+        return None
+    # A capture is made at a nearly constant height over its ground (hand-held, on a vehicle):
+    # a plane that the camera path crosses at a slant is a wall, a slope or an object's side.
+    spreads = np.array([np.std(centres @ plane.normal - plane.height) for plane in planes])
+    level = spreads <= LEVEL_SPREAD_SLACK * spreads.min() + threshold
+    best = max((p for p, ok in zip(planes, level, strict=True) if ok), key=lambda p: p.inliers)
+    return best if best.inliers >= MIN_GROUND_POINTS // 2 else None
+
+
+def _local_refit(
+    points: np.ndarray,
+    normal: np.ndarray,
+    height: float,
+    threshold: float,
+    centres: np.ndarray,
+    up: np.ndarray,
+    config: AlignConfig,
+) -> GroundPlane | None:
+    """Locally optimised RANSAC: refit the plane to its inliers until they stop changing.
+
+    A hypothesis from three points is noisy; refitting converges on the dense plane nearby,
+    which makes the result stable across seeds. Refits that tilt past the limit or put the
+    cameras below the plane are rejected.
+    """
+    count = 0
+    for _ in range(LOCAL_STEPS):
+        inliers = points[np.abs(points @ normal - height) < threshold]
+        if len(inliers) < 3 or len(inliers) <= count:
+            break
+        centre = inliers.mean(0)
+        refined = np.linalg.svd(inliers - centre, full_matrices=False)[2][2]
+        refined *= np.sign(refined @ up) or 1.0
+        refined_height = float(refined @ centre)
+        if refined @ up < np.cos(np.radians(config.max_tilt_deg)):
+            break
+        if ((centres @ refined - refined_height) > 0).mean() < MIN_CAMERAS_ABOVE:
+            break
+        normal, height, count = refined, refined_height, len(inliers)
+    if count == 0:
+        return None
+    final = int((np.abs(points @ normal - height) < threshold).sum())
+    return GroundPlane(normal, height, final)
+
+
+def _sample_triplets(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """(count, 3, 3) point triplets: half drawn anywhere, half among a point's 12 neighbours.
+
+    A table or road is often a few percent of the points; three uniform draws all land on it
+    once in thousands of tries, while a point and two of its neighbours do once in tens.
+    """
+    from scipy.spatial import cKDTree
+
+    uniform = points[rng.integers(0, len(points), (count - count // 2, 3))]
+    neighbours = min(12, len(points))
+    anchors = rng.integers(0, len(points), count // 2)
+    _, near = cKDTree(points).query(points[anchors], k=neighbours)
+    picks = (
+        np.stack([rng.choice(np.arange(1, neighbours), 2, replace=False) for _ in anchors])
+        if len(anchors)
+        else np.zeros((0, 2), int)
+    )
+    local = np.stack(
+        [
+            anchors,
+            near[np.arange(len(anchors)), picks[:, 0]],
+            near[np.arange(len(anchors)), picks[:, 1]],
+        ],
+        axis=1,
+    )
+    return np.concatenate([uniform, points[local]])
+
+
+def densest_layer_below(points: np.ndarray, centres: np.ndarray, up: np.ndarray) -> float | None:
+    """Height (along ``up``) of the densest layer of points below the cameras' median height."""
+    heights = points @ up
+    below = heights[heights < np.median(centres @ up)]
+    if len(below) < MIN_GROUND_POINTS:
+        return None
+    bin_size = 0.01 * robust_extent(points)
+    counts, edges = np.histogram(below, bins=max(1, int(np.ptp(below) / bin_size) + 1))
+    peak = int(np.argmax(counts))
+    return float((edges[peak] + edges[peak + 1]) / 2)
+
+
+def _heading(camera_to_world: np.ndarray, centres: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """+x of the world: the first camera's viewing direction on the ground (or the main axis)."""
+    forward = -camera_to_world[0, :3, 2]
+    flat = forward - (forward @ up) * up
+    if np.linalg.norm(flat) < 0.1:  # looking straight down or up: use the trajectory's axis
+        spread = centres - centres.mean(0)
+        spread -= np.outer(spread @ up, up)
+        flat = np.linalg.svd(spread, full_matrices=False)[2][0]
+    return flat / np.linalg.norm(flat)
+
+
+# --- align ------------------------------------------------------------------------------------
+
+
+def alignment_similarity(
+    dataset: PosedDataset, config: AlignConfig
+) -> tuple[np.ndarray, AlignReport]:
+    """The 4x4 similarity from the dataset's current frame to the world frame, and a report."""
+    poses = dataset.poses
+    centres = poses[:, :3, 3]
+    up = cameras_up(poses)
+    sparse = load_sparse_points(dataset)
+    points = sparse[0] if sparse is not None and len(sparse[0]) >= MIN_GROUND_POINTS else None
+
+    plane = None
+    if config.up != "cameras" and points is not None:
+        plane = fit_ground_plane(points, centres, up, config)
+    if config.up == "ground" and plane is None:
+        found = 0 if points is None else len(points)
+        raise DatasetError(
+            f"{dataset.root}: no ground plane under the cameras in {found} sparse points "
+            "(use --up cameras)"
+        )
+    if plane is not None:
+        tilt = float(np.degrees(np.arccos(np.clip(plane.normal @ up, -1, 1))))
+        up, ground = plane.normal, plane.height
+    else:
+        tilt = 0.0
+        ground = densest_layer_below(points, centres, up) if points is not None else None
+    if ground is None:
+        if config.camera_height is not None:
+            raise DatasetError(
+                f"{dataset.root}: no sparse points to find the ground, so camera-height cannot "
+                "set the scale (use --scale distance=I,J,D)"
+            )
+        ground = float((centres @ up).min())  # unknown: put the ground at the lowest camera
+
+    x_axis = _heading(poses, centres, up)
+    rotation = np.stack([x_axis, np.cross(up, x_axis), up])
+    camera_heights = centres @ up - ground
+    scale = _scale(config, centres, camera_heights, dataset.root)
+    centroid = centres.mean(0)
+    origin = centroid - (centroid @ up - ground) * up
+    similarity = np.eye(4)
+    similarity[:3, :3] = scale * rotation
+    similarity[:3, 3] = -scale * rotation @ origin
+    report = AlignReport(
+        root=dataset.root,
+        up_method="ground" if plane is not None else "cameras",
+        ground_inliers=plane.inliers if plane is not None else 0,
+        scale=scale,
+        metric=config.camera_height is not None or config.distance is not None,
+        camera_height=float(np.median(camera_heights) * scale),
+        tilt_deg=tilt,
+    )
+    return similarity, report
+
+
+def _scale(config: AlignConfig, centres: np.ndarray, heights: np.ndarray, root: Path) -> float:
+    if config.camera_height is not None:
+        median = float(np.median(heights))
+        if median <= 0:
+            raise DatasetError(f"{root}: the cameras are not above the ground found")
+        return config.camera_height / median
+    if config.distance is not None:
+        i, j, metres = config.distance
+        if not (0 <= i < len(centres) and 0 <= j < len(centres)) or i == j:
+            raise DatasetError(
+                f"--scale distance={i},{j},{metres}: frames must be two different indices "
+                f"in 0..{len(centres) - 1}"
+            )
+        apart = float(np.linalg.norm(centres[i] - centres[j]))
+        if apart < 1e-9:
+            raise DatasetError(f"--scale distance: frames {i} and {j} are at the same place")
+        return metres / apart
+    return 1.0
+
+
+def align_dataset(dataset_dir: str | Path, config: AlignConfig | None = None) -> AlignReport:
+    """Align the dataset in place: poses to the world frame, ``world_from_source`` composed."""
+    config = config or AlignConfig()
+    config.validate()
+    dataset = load_dataset(dataset_dir)
+    similarity, report = alignment_similarity(dataset, config)
+    for frame, pose in zip(
+        dataset.frames, apply_similarity(similarity, dataset.poses), strict=True
+    ):
+        frame.camera_to_world = pose
+    dataset.world_from_source = similarity @ dataset.world_from_source
+    dataset.extras["alignment"] = {
+        **{k: v for k, v in asdict(report).items() if k not in ("root", "extras")},
+        "config": asdict(config),
+    }
+    save_dataset(dataset)
+    return report
+
+
+def source_poses(dataset: PosedDataset) -> np.ndarray:
+    """The poses back in the source (SfM) frame: undoes every alignment applied so far."""
+    return apply_similarity(np.linalg.inv(dataset.world_from_source), dataset.poses)
