@@ -63,6 +63,7 @@ class DriveEnv(gym.Env):
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode={render_mode!r}: only 'rgb_array' is supported")
         self.config = config
+        self.sensors = config.sensors  # read every step
         self.render_mode = render_mode
         self.scene = scene_bundle if scene_bundle is not None else load_scene_for(config)
         if not self.scene.spawns and config.spawn == "scene":
@@ -113,7 +114,7 @@ class DriveEnv(gym.Env):
     def _observation_space(self) -> spaces.Dict:
         size = self.config.image_size
         parts: dict[str, spaces.Space] = {}
-        for sensor in self.config.sensors:
+        for sensor in self.sensors:
             if sensor == "rgb":
                 parts["rgb"] = spaces.Box(0, 255, shape=(size, size, 3), dtype=np.uint8)
             elif sensor == "depth":
@@ -264,16 +265,16 @@ class DriveEnv(gym.Env):
 
     def render_cameras(self, envs: list[DriveEnv]) -> list[dict[str, np.ndarray]]:
         """Camera images of ``envs`` (sharing this env's renderer) in one batched call."""
-        if not self.config.needs_camera:
+        if "rgb" not in self.sensors and "depth" not in self.sensors:
             return [{} for _ in envs]
         poses = np.stack([env.camera_pose() for env in envs])
         rgb, depth = self.renderer.render(poses, [env.lighting for env in envs])
         images = []
         for i, env in enumerate(envs):
             frame = {}
-            if "rgb" in env.config.sensors:
+            if "rgb" in env.sensors:
                 frame["rgb"] = (env.lighting.augment(rgb[i]) * 255.0 + 0.5).astype(np.uint8)
-            if "depth" in env.config.sensors:
+            if "depth" in env.sensors:
                 frame["depth"] = depth[i][..., None].astype(np.float32)
             images.append(frame)
         return images
@@ -282,7 +283,7 @@ class DriveEnv(gym.Env):
         """The observation dict, given this step's camera images."""
         self._last_images = images
         obs: dict[str, np.ndarray] = {}
-        for sensor in self.config.sensors:
+        for sensor in self.sensors:
             if sensor in ("rgb", "depth"):
                 obs[sensor] = images[sensor]
             elif sensor == "state":

@@ -14,7 +14,6 @@ vector wrappers work on it.
 
 from __future__ import annotations
 
-from copy import deepcopy
 from typing import Any
 
 import numpy as np
@@ -84,12 +83,12 @@ class DriveVectorEnv(VectorEnv):
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         indices = range(self.num_envs) if mask is None else np.flatnonzero(np.asarray(mask))
-        infos: dict[str, Any] = {}
+        per_env: list[dict[str, Any] | None] = [None] * self.num_envs
         for i in indices:
-            infos = self._add_info(infos, self.envs[i].begin_episode(seeds[i], options), i)
+            per_env[i] = self.envs[i].begin_episode(seeds[i], options)
             self._needs_reset[i] = False
         self._observations = self._observe(list(indices), getattr(self, "_observations", None))
-        return deepcopy(self._observations), infos
+        return _copy(self._observations), batch_infos(per_env)
 
     def step(self, actions):
         actions = np.asarray(actions)
@@ -102,29 +101,30 @@ class DriveVectorEnv(VectorEnv):
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminations = np.zeros(self.num_envs, dtype=bool)
         truncations = np.zeros(self.num_envs, dtype=bool)
-        infos: dict[str, Any] = {}
+        per_env: list[dict[str, Any] | None] = [None] * self.num_envs
         for i, env in enumerate(self.envs):
             if self.autoreset_mode == AutoresetMode.NEXT_STEP and self._needs_reset[i]:
-                info = env.begin_episode()
+                per_env[i] = env.begin_episode()
             else:
-                rewards[i], terminations[i], truncations[i], info = env.advance(actions[i])
-            infos = self._add_info(infos, info, i)
+                rewards[i], terminations[i], truncations[i], per_env[i] = env.advance(actions[i])
         done = terminations | truncations
         observations = self._observe(list(range(self.num_envs)))
+        extra: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.SAME_STEP and done.any():
             finished = np.flatnonzero(done)
             final_obs = np.full(self.num_envs, None, dtype=object)
             final_info = np.full(self.num_envs, None, dtype=object)
             for i in finished:
                 final_obs[i] = {key: value[i].copy() for key, value in observations.items()}
-                final_info[i] = self.envs[i]._last_info.copy()
-                infos = self._add_info(infos, self.envs[i].begin_episode(), i)
-            infos["final_obs"], infos["final_info"] = final_obs, final_info
-            infos["_final_obs"] = infos["_final_info"] = done.copy()
+                final_info[i] = per_env[i]
+                per_env[i] = self.envs[i].begin_episode()
+            extra = {"final_obs": final_obs, "final_info": final_info}
+            extra["_final_obs"], extra["_final_info"] = done.copy(), done.copy()
             observations = self._observe(list(finished), observations)
         self._needs_reset = done
         self._observations = observations
-        return deepcopy(observations), rewards, terminations, truncations, infos
+        infos = {**batch_infos(per_env), **extra}
+        return _copy(observations), rewards, terminations, truncations, infos
 
     def _observe(self, indices: list[int], into: dict[str, np.ndarray] | None = None):
         """Observations of ``indices`` (one batched render) written into the batch ``into``."""
@@ -164,6 +164,35 @@ class DriveVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         for env in reversed(self.envs):  # the first owns the shared renderer
             env.close()
+
+
+def batch_infos(per_env: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Per-env info dicts -> gymnasium's batched form: ``info[key][i]`` and a mask ``_key``.
+
+    Every ``DriveEnv`` info has the same keys, so this is one array per key (strings become
+    object arrays, as in gymnasium's own vector envs); ``None`` marks an env with no info.
+    """
+    present = np.array([info is not None for info in per_env])
+    sample = next((info for info in per_env if info is not None), None)
+    if sample is None:
+        return {}
+    batched: dict[str, Any] = {}
+    for key, value in sample.items():
+        values = [info[key] if info is not None else None for info in per_env]
+        if isinstance(value, np.ndarray):
+            filler = np.zeros_like(value)
+            batched[key] = np.stack([filler if v is None else v for v in values])
+        elif isinstance(value, bool | int | float | np.number):
+            dtype = type(value) if not isinstance(value, np.number) else value.dtype
+            batched[key] = np.array([0 if v is None else v for v in values], dtype=dtype)
+        else:
+            batched[key] = np.array(values, dtype=object)
+        batched[f"_{key}"] = present.copy()
+    return batched
+
+
+def _copy(observations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {key: value.copy() for key, value in observations.items()}
 
 
 def make_vec(
