@@ -226,6 +226,9 @@ def _fidelity(
     )
     numbers = result.to_json()
     numbers["policy_sensitivity"] = _sensitivities(result, campaign)
+    numbers["policy_sensitivity_measured"] = sum(
+        "skipped" not in entry for entry in numbers["policy_sensitivity"].values()
+    )
     rows = [
         {
             "index": frame.index,
@@ -255,7 +258,11 @@ def _sensitivities(result, campaign: Campaign) -> dict[str, dict[str, Any]]:
     rendered = [frame.rendered["capture"] for frame in result.frames]
     sensitivities: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        obs = str(spec.run_info().get("obs", "state"))
+        try:
+            obs = str(spec.run_info().get("obs", "state"))
+        except CampaignError as error:
+            sensitivities[spec.name] = {"skipped": str(error)}
+            continue
         if "rgb" not in obs:
             sensitivities[spec.name] = {"skipped": f"observes {obs}: no camera image"}
             continue

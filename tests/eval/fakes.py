@@ -1,4 +1,5 @@
-"""Small stand-ins for the campaign tests: a point robot on the synthetic table and scripted drivers.
+"""Small stand-ins for the eval tests: a point robot on the synthetic table, scripted drivers, and
+a radiance-field stand-in that renders by looking up real frames.
 
 The simulator's own tests cover the real environment; these let the campaign and report
 machinery be tested in seconds and with agents of known, different skill.
@@ -6,8 +7,11 @@ machinery be tested in seconds and with agents of known, different skill.
 
 from __future__ import annotations
 
+import cv2
 import gymnasium as gym
 import numpy as np
+
+from scene_builder.datasets import PosedDataset, split_indices
 
 CALLS: list[tuple[str, int]] = []
 HALF_PLATE = np.array([0.6, 0.45])  # the synthetic scene's plate, metres
@@ -61,3 +65,34 @@ def scripted_policy(agent, env, seed):
         return direction if rng.random() < skill else rng.normal(size=2)
 
     return act
+
+
+PRESETS = {"capture": (1.0, 1.0), "dim": (0.45, 1.2)}  # gain, gamma
+
+
+class _Output:
+    def __init__(self, rgb):
+        self.rgb = rgb
+
+
+class StandInField:
+    """Renders a pose by returning an image: the frame at that pose (oracle) or the nearest
+    training frame (a crude image-based renderer), under a preset's gain and gamma."""
+
+    def __init__(self, dataset: PosedDataset, oracle: bool):
+        train, _ = split_indices(len(dataset))
+        self.dataset, self.oracle, self.train = dataset, oracle, train
+        self.centres = dataset.poses[:, :3, 3]
+        self.lighting_presets = dict.fromkeys(PRESETS)
+
+    def render(self, camera_to_world, intrinsics, width, height, appearance="capture"):
+        images = []
+        for pose in np.asarray(camera_to_world).reshape(-1, 4, 4):
+            distance = np.linalg.norm(self.centres - pose[:3, 3], axis=1)
+            candidates = np.arange(len(distance)) if self.oracle else self.train
+            index = candidates[np.argmin(distance[candidates])]
+            image = cv2.imread(str(self.dataset.frames[index].image_path))[:, :, ::-1]
+            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) / 255.0
+            gain, gamma = PRESETS[appearance]
+            images.append(np.clip(gain * image**gamma, 0, 1))
+        return _Output(np.stack(images).astype(np.float32))

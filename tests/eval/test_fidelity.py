@@ -6,7 +6,6 @@ nearest-training-view renderer), so the test pins the measuring, not a trained f
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
@@ -18,37 +17,9 @@ from eval.fidelity import (
     measure_fidelity,
     policy_sensitivity,
 )
-from scene_builder.datasets import PosedDataset, split_indices
+from scene_builder.datasets import PosedDataset
 from scene_builder.importers import read_llff
-
-PRESETS = {"capture": (1.0, 1.0), "dim": (0.45, 1.2)}  # gain, gamma
-
-
-class _Output:
-    def __init__(self, rgb):
-        self.rgb = rgb
-
-
-class StandInField:
-    """Renders a pose by returning an image: the frame at that pose (oracle) or the nearest
-    training frame (a crude image-based renderer), under a preset's gain and gamma."""
-
-    def __init__(self, dataset: PosedDataset, oracle: bool):
-        train, _ = split_indices(len(dataset))
-        self.dataset, self.oracle, self.train = dataset, oracle, train
-        self.centres = dataset.poses[:, :3, 3]
-
-    def render(self, camera_to_world, intrinsics, width, height, appearance="capture"):
-        images = []
-        for pose in np.asarray(camera_to_world).reshape(-1, 4, 4):
-            distance = np.linalg.norm(self.centres - pose[:3, 3], axis=1)
-            candidates = np.arange(len(distance)) if self.oracle else self.train
-            index = candidates[np.argmin(distance[candidates])]
-            image = cv2.imread(str(self.dataset.frames[index].image_path))[:, :, ::-1]
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) / 255.0
-            gain, gamma = PRESETS[appearance]
-            images.append(np.clip(gain * image**gamma, 0, 1))
-        return _Output(np.stack(images).astype(np.float32))
+from tests.eval.fakes import PRESETS, StandInField
 
 
 @pytest.fixture(scope="module")

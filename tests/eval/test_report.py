@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,8 +15,11 @@ from driveenv.cli import main
 from eval.errors import CampaignError, EvalError, TrialLogError
 from eval.report import ReportConfig, write_report
 from eval.rollouts import AgentSpec, CampaignConfig, run_campaign, scene_identity
+from scene_builder.bundle import load_scene
+from scene_builder.datasets import Frame, PosedDataset, load_dataset, save_dataset
+from scene_builder.importers import read_llff
 from scene_builder.synthetic import make_synthetic_scene
-from tests.eval.fakes import point_env, scripted_policy
+from tests.eval.fakes import StandInField, point_env, scripted_policy
 
 AGENTS = [
     ("expert", "toward"),
@@ -147,6 +152,47 @@ def test_cli_report_and_one_line_error(inputs, tmp_path, capsys):
     assert (
         error.count("\n") == 0 and "broken.csv" in error and "line 2: success is 'maybe'" in error
     )
+
+
+def small_bird_dataset(shared_data, root, count=24, width=68):
+    """The first ``count`` bird frames, downscaled, as a posed dataset folder (held out: 0, 8, 16)."""
+    capture = shared_data / "bird_capture"
+    frames, _ = read_llff(capture / "poses_bounds.npy", capture / "images")
+    (root / "images").mkdir(parents=True)
+    small = []
+    for frame in frames[:count]:
+        camera = frame.camera.scaled(width / frame.camera.width)
+        image = cv2.resize(cv2.imread(str(frame.image_path)), (camera.width, camera.height))
+        path = root / "images" / frame.image_path.name
+        cv2.imwrite(str(path), image)
+        small.append(Frame(path, camera, frame.camera_to_world))
+    save_dataset(PosedDataset(root, small))
+    return load_dataset(root)
+
+
+def test_fidelity_section_on_real_frames(inputs, shared_data, tmp_path, monkeypatch):
+    """With a field (here a nearest-view stand-in) and real frames, the report measures both."""
+    root, scene_path = inputs
+    dataset = small_bird_dataset(shared_data, tmp_path / "dataset")
+    stand_in = StandInField(dataset, oracle=False)
+    staged = dataclasses.replace(
+        load_scene(scene_path), field_dir=tmp_path, dataset_dir=tmp_path / "dataset"
+    )
+    monkeypatch.setattr(staged, "load_field", lambda: stand_in)
+    monkeypatch.setattr("scene_builder.bundle.load_scene", lambda path: staged)
+    html_path = report(root, scene_path, out="with_fidelity", fidelity_frames=3)
+    fidelity = json.loads((html_path.parent / "summary.json").read_text())["fidelity"]
+    assert fidelity["frame_indices"] == [0, 8, 16] and list(fidelity["presets"]) == [
+        "capture",
+        "dim",
+    ]
+    assert fidelity["presets"]["capture"]["psnr"] > fidelity["presets"]["dim"]["psnr"]
+    assert (
+        "no camera image" in fidelity["policy_sensitivity"]["expert"]["skipped"]
+        or "not found" in (fidelity["policy_sensitivity"]["expert"]["skipped"])
+    )
+    html = html_path.read_text()
+    assert "PSNR (dB)" in html and html.count("data:image/png;base64,") >= 4 + 3 * 3
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
