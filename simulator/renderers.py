@@ -181,9 +181,12 @@ class FieldRenderer(Renderer):
             surface_depth=surface,
         )
         rgb = out.rgb.numpy().astype(np.float32, copy=False)
-        # a ray that crosses no opaque matter sees nothing: report it at max_depth, as the mesh does
-        seen = out.accumulation.numpy() > 0.5
-        depth = np.where(seen, np.minimum(out.depth.numpy(), self.max_depth), self.max_depth)
+        # A ray ends at the mesh surface when one was given; a freely marched ray that gathers
+        # less than half opacity saw nothing: it is reported at max_depth, as the mesh does.
+        ended = out.accumulation.numpy() > 0.5
+        if surface is not None:
+            ended |= np.isfinite(surface.numpy())
+        depth = np.where(ended, np.minimum(out.depth.numpy(), self.max_depth), self.max_depth)
         return rgb, depth.astype(np.float32)
 
 
