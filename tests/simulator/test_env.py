@@ -268,3 +268,24 @@ def test_info_reports_lighting_fixed_for_the_episode(synthetic_scene):
         assert names == {info["lighting"]}
     finally:
         env.close()
+
+
+def test_range_scan_sees_an_obstacle_ahead(synthetic_scene):
+    env = make_env(EnvConfig(scene=synthetic_scene, obs="state+scan", scan_rays=8))
+    try:
+        drivable = env.unwrapped.scene.drivable
+        rows, cols = _obstacles(drivable)[0]
+        footprint = drivable.cell_centres(rows, cols)
+        centre = footprint.mean(axis=0)
+        for start, yaw, away in _straight_approach(centre, 0.2):
+            if not drivable.is_drivable(centre + np.linspace(0.12, 0.2, 10)[:, None] * away).all():
+                continue
+            observation, _ = env.reset(seed=0, options={"spawn": (*start, yaw), "goal": (0, 0)})
+            scan = observation["scan"] * env.unwrapped.scan_range
+            face = np.max(footprint @ away - centre @ away)  # obstacle edge toward the vehicle
+            assert scan[0] == pytest.approx(0.2 - face, abs=0.015)  # straight ahead: the face
+            assert scan[4] > scan[0] + 0.05  # straight behind: farther
+            return
+        pytest.fail("no clear approach to an obstacle")
+    finally:
+        env.close()
