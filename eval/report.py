@@ -58,65 +58,53 @@ def _rate_json(outcomes: np.ndarray, confidence: float) -> dict | None:
     return metrics.rate(outcomes, confidence).to_json() if outcomes.size else None
 
 
+def _condition_row(campaign: Campaign, agent: str, condition: str, real_trials, confidence: float):
+    def sim_rate(key: str) -> dict | None:
+        return _rate_json(campaign.outcomes(agent, condition, key), confidence)
+
+    return {
+        "agent": agent,
+        "condition": condition,
+        "sim": sim_rate("success"),
+        "sim_collision": sim_rate("collision"),
+        "sim_off_road": sim_rate("off_road"),
+        "sim_route_completion": float(
+            campaign.outcomes(agent, condition, "route_completion").mean()
+        ),
+        "real": _rate_json(np.array([t.success for t in real_trials]), confidence),
+        "real_collision": _rate_json(np.array([t.collision for t in real_trials]), confidence),
+    }
+
+
 def build_summary(
     campaign: Campaign, trials: TrialLog | None, config: ReportConfig
 ) -> dict[str, Any]:
-    """All numbers of the report (JSON-ready)."""
+    """All numbers of the report (JSON-ready).
+
+    Sim and real success are compared per agent pooled over the conditions of the trial log
+    (all simulated conditions when there is none). Every forecast of an agent uses the mapping
+    fitted on the *other* agents with real trials, so its own trials never vouch for it.
+    """
     if not campaign.records:
         raise CampaignError(
             f"{campaign.root}: no finished episodes yet; run 'driveenv evaluate' first"
         )
     agents = [a for a in campaign.agents if campaign.outcomes(a).size]
     conditions = campaign.conditions
-    real = {}
+    real: dict[tuple[str, str], list] = {}
     if trials is not None:
         check_conditions(campaign, trials)
         for t in trials.trials:
             real.setdefault((t.agent, t.condition), []).append(t)
-    forecast_conditions = trials.conditions if trials is not None else conditions
+    pooled = trials.conditions if trials is not None else conditions
 
-    per_condition = []
-    for agent in agents:
-        for condition in conditions:
-            sim = campaign.outcomes(agent, condition)
-            if not sim.size:
-                continue
-            real_trials = real.get((agent, condition), [])
-            per_condition.append(
-                {
-                    "agent": agent,
-                    "condition": condition,
-                    "sim": _rate_json(sim, config.confidence),
-                    "sim_collision": _rate_json(
-                        campaign.outcomes(agent, condition, "collision"), config.confidence
-                    ),
-                    "sim_off_road": _rate_json(
-                        campaign.outcomes(agent, condition, "off_road"), config.confidence
-                    ),
-                    "sim_route_completion": float(
-                        campaign.outcomes(agent, condition, "route_completion").mean()
-                    ),
-                    "real": _rate_json(
-                        np.array([t.success for t in real_trials]), config.confidence
-                    ),
-                    "real_collision": _rate_json(
-                        np.array([t.collision for t in real_trials]), config.confidence
-                    ),
-                }
-            )
-
-    def pooled_sim(agent: str) -> np.ndarray:
-        return np.concatenate([campaign.outcomes(agent, c) for c in forecast_conditions]).astype(
-            bool
-        )
-
-    def pooled_real(agent: str) -> np.ndarray:
-        return np.array(
-            [t.success for c in forecast_conditions for t in real.get((agent, c), [])], dtype=bool
-        )
-
-    sim_outcomes = {a: pooled_sim(a) for a in agents}
-    real_outcomes = {a: pooled_real(a) for a in agents}
+    sim_outcomes = {
+        a: np.concatenate([campaign.outcomes(a, c) for c in pooled]).astype(bool) for a in agents
+    }
+    real_outcomes = {
+        a: np.array([t.success for c in pooled for t in real.get((a, c), [])], dtype=bool)
+        for a in agents
+    }
     agreement = metrics.agreement(
         sim_outcomes,
         real_outcomes,
@@ -124,8 +112,8 @@ def build_summary(
         seed=config.seed,
         confidence=config.confidence,
     )
-    counts = [
-        AgentCounts(
+    counts = {
+        a: AgentCounts(
             a,
             int(sim_outcomes[a].sum()),
             sim_outcomes[a].size,
@@ -133,26 +121,48 @@ def build_summary(
             real_outcomes[a].size,
         )
         for a in agents
-    ]
-    mapping = fit_mapping(counts)
+    }
+    mapping = fit_mapping(list(counts.values()))
+    without = {
+        a: fit_mapping([c for c in counts.values() if c is not counts[a]])
+        if c.has_real
+        else mapping
+        for a, c in counts.items()
+    }
+
+    def predict(agent: str, successes: int, n: int, seed: int) -> dict:
+        target = AgentCounts(agent, successes, n)
+        return forecast(without[agent], target, confidence=config.confidence, seed=seed).to_json()
+
+    per_condition = []
+    for agent in agents:
+        for condition in conditions:
+            sim = campaign.outcomes(agent, condition)
+            if sim.size:
+                row = _condition_row(
+                    campaign, agent, condition, real.get((agent, condition), []), config.confidence
+                )
+                row["forecast"] = predict(
+                    agent, int(sim.sum()), sim.size, config.seed + len(per_condition)
+                )
+                per_condition.append(row)
+
     forecasts = []
-    for i, agent in enumerate(counts):
-        if not agent.sim_n:
-            continue
-        others = fit_mapping([c for c in counts if c is not agent]) if agent.has_real else mapping
-        prediction = forecast(others, agent, confidence=config.confidence, seed=config.seed + i)
+    for i, (agent, count) in enumerate(counts.items()):
+        others = "other " if count.has_real else ""
+        fitted = len(without[agent].agents)
         forecasts.append(
             {
-                "agent": agent.name,
-                "sim": _rate_json(sim_outcomes[agent.name], config.confidence),
-                "real": _rate_json(real_outcomes[agent.name], config.confidence),
-                "forecast": prediction.to_json(),
-                "basis": f"mapping fitted on {prediction.fitted_on} other agent(s) with real trials"
-                if agent.has_real
-                else f"mapping fitted on {prediction.fitted_on} agent(s) with real trials",
+                "agent": agent,
+                "sim": _rate_json(sim_outcomes[agent], config.confidence),
+                "real": _rate_json(real_outcomes[agent], config.confidence),
+                "forecast": predict(agent, count.sim_successes, count.sim_n, config.seed + i),
+                "basis": f"mapping fitted on {fitted} {others}agent(s) with real trials",
             }
         )
-    validation = leave_one_agent_out(counts, confidence=config.confidence, seed=config.seed)
+    validation = leave_one_agent_out(
+        list(counts.values()), confidence=config.confidence, seed=config.seed
+    )
     curve = mapping_curve(
         mapping, np.linspace(0.01, 0.99, 50), confidence=config.confidence, seed=config.seed
     )
@@ -163,7 +173,7 @@ def build_summary(
         "trial_log": str(trials.path) if trials is not None else None,
         "agents": agents,
         "conditions": conditions,
-        "forecast_conditions": forecast_conditions,
+        "forecast_conditions": pooled,
         "episodes": len(campaign.records),
         "real_trials": len(trials.trials) if trials is not None else 0,
         "confidence": config.confidence,

@@ -84,6 +84,11 @@ def test_summary_numbers(written):
     assert len(summary["validation"]["held_out"]) == 4 and summary["validation"]["reason"] is None
     rows = {(r["agent"], r["condition"]): r for r in summary["per_condition"]}
     assert rows[("bad", "dim")]["sim"]["value"] == 0 and rows[("newcomer", "dim")]["real"] is None
+    # one mapping for all conditions: a lower sim rate under dim gives a lower forecast
+    assert (
+        rows[("weak", "dim")]["forecast"]["median"]
+        < rows[("weak", "capture")]["forecast"]["median"]
+    )
     assert "no radiance field" in summary["fidelity"]["skipped"]
 
 
