@@ -1,11 +1,13 @@
 """Align: move a posed dataset into the world frame (z up, ground z = 0, metres).
 
-Up comes from the ground plane or from the cameras. The ground is found by a seeded RANSAC plane
-fit on the sparse SfM points, keeping the plane with the most inliers among the candidates that
-(a) are within 45 degrees of the cameras' mean up vector and (b) have nearly all cameras on their
-up side; a wall or the side of an object fails (a) or (b). For a capture at table height around a
-figurine this is the table top, as it should be. Without usable points the cameras' mean up
-vector is used, and the ground height is the densest layer of points below the cameras.
+Up comes from the ground plane or from the cameras. The ground is looked for where the cameras
+see it: every sparse point gets its height over its nearest camera, the floor is the lowest
+dense layer of those heights (nothing is seen below the ground), and a seeded, locally optimised
+RANSAC fits a plane to the points of that layer, keeping only planes within 45 degrees of the
+cameras' mean up, with the cameras above them and moving level over them. For a street this is
+the road; for the bird capture (cameras at table height around a figurine on a table) it is the
+table top. Without usable points the cameras' mean up vector is used, and the ground is put at
+the floor depth below the cameras (or at the lowest camera when there are no points at all).
 
 The yaw is fixed by the first camera: its viewing direction, flattened onto the ground, becomes +x
 (so a drive or walk starts heading along +x). The origin is the cameras' centroid dropped onto the
@@ -15,9 +17,9 @@ dataset says so (``alignment.metric = false``).
 
 The similarity is composed into ``world_from_source`` (so aligning twice, or after an import that
 already had one, still maps the original SfM frame), and the sparse points stay in that source
-frame on disk. NumPy does the plane fit (a few hundred vectorised hypotheses; no library offers a
-constrained, seeded plane RANSAC) and the Umeyama similarity used to score poses against a
-reference.
+frame on disk. NumPy does the plane fit (vectorised hypotheses and local refits: Open3D's
+segment_plane returns the single densest plane and cannot be told to reject walls or planes
+above the cameras) and the Umeyama similarity used to score poses against a reference.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ UP_METHODS = ("auto", "cameras", "ground")
 MIN_GROUND_POINTS = 50
 # Share of cameras that must be on the up side of a ground candidate.
 MIN_CAMERAS_ABOVE = 0.95
+# The floor layer: the lowest one holding this share of the densest layer's points, and the
+# band around it (a share of its depth below the cameras) that the plane is fitted to.
+FLOOR_DENSITY_SHARE = 0.25
+FLOOR_BAND = 0.25
 # Locally optimised RANSAC: the best hypotheses refitted, each for up to this many steps.
 LOCAL_REFITS = 20
 LOCAL_STEPS = 5
@@ -57,7 +63,7 @@ class AlignConfig:
     camera_height: float | None = None  # metres of the cameras above the ground
     distance: tuple[int, int, float] | None = None  # frames I and J are D metres apart
     ransac_iterations: int = 1000
-    inlier_threshold: float = 0.01  # plane distance, as a share of the points' robust extent
+    inlier_threshold: float = 0.05  # plane distance, as a share of the cameras' floor depth
     max_tilt_deg: float = 45.0  # largest angle between the ground normal and the cameras' up
     seed: int = 0
 
@@ -201,13 +207,27 @@ def cameras_up(camera_to_world: np.ndarray) -> np.ndarray:
     return up / norm
 
 
-def robust_extent(points: np.ndarray) -> float:
-    """Twice the 90th percentile of the points' distances to their mean.
+def floor_depth(
+    points: np.ndarray, centres: np.ndarray, up: np.ndarray
+) -> tuple[float, np.ndarray] | None:
+    """How far below the cameras the floor is, and every point's height over its nearest camera.
 
-    A size that ignores stray far points and, unlike a per-axis box, does not change when the
-    points are rotated: the alignment must not depend on the frame the SfM happened to pick.
+    The floor is the lowest layer, in heights over the nearest camera, that holds at least a
+    quarter of the densest layer's points: nothing is seen below the ground, and the ground is
+    seen everywhere along the path. Measuring each point against its nearest camera keeps a long
+    street whose reconstruction bends slightly, or a path that climbs, from smearing the layer.
     """
-    return float(2.0 * np.percentile(np.linalg.norm(points - points.mean(0), axis=1), 90))
+    from scipy.spatial import cKDTree
+
+    distances, nearest = cKDTree(centres).query(points)
+    local = np.einsum("pd,d->p", points - centres[nearest], up)
+    below = local[local < 0]
+    if len(below) < MIN_GROUND_POINTS:
+        return None
+    width = max(0.01 * float(np.median(distances)), -below.min() / 10000)
+    counts, edges = np.histogram(below, bins=np.arange(below.min(), width, width))
+    first = int(np.flatnonzero(counts >= FLOOR_DENSITY_SHARE * counts.max())[0])
+    return -float(edges[first] + edges[first + 1]) / 2, local
 
 
 def fit_ground_plane(
@@ -218,9 +238,16 @@ def fit_ground_plane(
     Seeded RANSAC with local refits (see ``_local_refit``); among the refitted planes, those the
     camera path crosses at a slant are dropped, and the one with the most inliers is kept.
     """
+    floor = floor_depth(points, centres, up)
+    if floor is None:
+        return None
+    depth, local_heights = floor
+    layer = points[np.abs(local_heights + depth) < FLOOR_BAND * depth]
+    if len(layer) < MIN_GROUND_POINTS // 2:
+        return None
     rng = np.random.default_rng(config.seed)
-    scored = points if len(points) <= 20000 else points[rng.choice(len(points), 20000, False)]
-    threshold = config.inlier_threshold * robust_extent(scored)
+    scored = layer if len(layer) <= 20000 else layer[rng.choice(len(layer), 20000, False)]
+    threshold = config.inlier_threshold * depth
     samples = _sample_triplets(scored, config.ransac_iterations, rng)
     normals = np.cross(samples[:, 1] - samples[:, 0], samples[:, 2] - samples[:, 0])
     lengths = np.linalg.norm(normals, axis=1)
@@ -318,18 +345,6 @@ def _sample_triplets(points: np.ndarray, count: int, rng: np.random.Generator) -
     return np.concatenate([uniform, points[local]])
 
 
-def densest_layer_below(points: np.ndarray, centres: np.ndarray, up: np.ndarray) -> float | None:
-    """Height (along ``up``) of the densest layer of points below the cameras' median height."""
-    heights = points @ up
-    below = heights[heights < np.median(centres @ up)]
-    if len(below) < MIN_GROUND_POINTS:
-        return None
-    bin_size = 0.01 * robust_extent(points)
-    counts, edges = np.histogram(below, bins=max(1, int(np.ptp(below) / bin_size) + 1))
-    peak = int(np.argmax(counts))
-    return float((edges[peak] + edges[peak + 1]) / 2)
-
-
 def _heading(camera_to_world: np.ndarray, centres: np.ndarray, up: np.ndarray) -> np.ndarray:
     """+x of the world: the first camera's viewing direction on the ground (or the main axis)."""
     forward = -camera_to_world[0, :3, 2]
@@ -368,7 +383,8 @@ def alignment_similarity(
         up, ground = plane.normal, plane.height
     else:
         tilt = 0.0
-        ground = densest_layer_below(points, centres, up) if points is not None else None
+        floor = floor_depth(points, centres, up) if points is not None else None
+        ground = float(np.median(centres @ up)) - floor[0] if floor is not None else None
     if ground is None:
         if config.camera_height is not None:
             raise DatasetError(

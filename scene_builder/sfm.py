@@ -186,6 +186,11 @@ class _Stages:
         self.names = names
         self.config = config
         self.progress = progress
+        # COLMAP's log goes to DATASET/.sfm/colmap.log.*; only its errors reach the terminal.
+        pycolmap.logging.alsologtostderr = False
+        pycolmap.logging.logtostderr = False
+        pycolmap.logging.stderrthreshold = 2
+        pycolmap.logging.set_log_destination(pycolmap.logging.INFO, self.work / "colmap.log.")
 
     def extract(self) -> None:
         pycolmap = self.pycolmap
