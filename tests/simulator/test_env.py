@@ -289,3 +289,21 @@ def test_range_scan_sees_an_obstacle_ahead(synthetic_scene):
         pytest.fail("no clear approach to an obstacle")
     finally:
         env.close()
+
+
+def test_rgb_array_render_passes_gymnasium_render_checks(synthetic_scene):
+    env = gymnasium.make(
+        "driveenv/Drive-v0", scene=str(synthetic_scene), render_mode="rgb_array", image_size=16
+    )
+    try:
+        check_env(env.unwrapped)  # includes the render checks
+        env.reset(seed=0)
+        for _ in range(15):
+            env.step(np.array([0.0, 1.0]))
+        frame = env.render()
+        assert frame.dtype == np.uint8 and frame.shape == (256, 512, 3)  # camera | top-down map
+        map_panel = frame[:, 256:]
+        trajectory = np.all(map_panel == (30, 90, 220), axis=-1)
+        assert trajectory.any()  # the driven path is drawn
+    finally:
+        env.close()
