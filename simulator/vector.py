@@ -22,7 +22,7 @@ from gymnasium.vector.utils import batch_space
 
 from simulator.config import EnvConfig
 from simulator.env import DriveEnv, load_scene_for
-from simulator.errors import ConfigError
+from simulator.errors import ActionError, ConfigError
 
 
 class DriveVectorEnv(VectorEnv):
@@ -93,10 +93,13 @@ class DriveVectorEnv(VectorEnv):
     def step(self, actions):
         actions = np.asarray(actions)
         if actions.shape != self.action_space.shape:
-            from simulator.errors import ActionError
-
             raise ActionError(
                 f"actions have shape {actions.shape}; expected {self.action_space.shape}"
+            )
+        bad = ~np.isfinite(actions.astype(np.float64)).all(axis=1)
+        if bad.any():  # checked for all envs before any of them moves
+            raise ActionError(
+                f"actions of env(s) {np.flatnonzero(bad).tolist()} contain NaN or infinity"
             )
         rewards = np.zeros(self.num_envs, dtype=np.float64)
         terminations = np.zeros(self.num_envs, dtype=bool)

@@ -150,7 +150,10 @@ def test_bad_vector_arguments(synthetic_scene):
         vec.reset(seed=0)
         with pytest.raises(ActionError, match="shape"):
             vec.step(np.zeros((3, 2)))
+        poses = [env.privileged_state()["pose"] for env in vec.envs]
         with pytest.raises(ActionError, match="NaN"):
-            vec.step(np.array([[0.0, 0.0], [np.nan, 0.0]]))
+            vec.step(np.array([[1.0, 1.0], [np.nan, 0.0]]))
+        for env, pose in zip(vec.envs, poses, strict=True):  # no env moved
+            np.testing.assert_array_equal(env.privileged_state()["pose"], pose)
     finally:
         vec.close()
