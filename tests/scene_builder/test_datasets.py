@@ -8,7 +8,16 @@ import shutil
 import numpy as np
 import pytest
 
-from scene_builder.datasets import Camera, Frame, PosedDataset, load_dataset, save_dataset
+from scene_builder.datasets import (
+    SPARSE_POINTS_FILE,
+    Camera,
+    Frame,
+    PosedDataset,
+    apply_similarity,
+    load_dataset,
+    load_sparse_points,
+    save_dataset,
+)
 from scene_builder.errors import DatasetError
 
 
@@ -66,3 +75,36 @@ def test_malformed_transforms_give_clear_errors(tiny_dataset, corrupt, message):
 def test_missing_transforms_names_the_file(tmp_path):
     with pytest.raises(DatasetError, match="transforms.json: no such file"):
         load_dataset(tmp_path)
+
+
+def test_apply_similarity_keeps_poses_rigid_and_moves_centres(tiny_dataset):
+    angle = np.radians(30)
+    similarity = np.eye(4)
+    similarity[:3, :3] = 2.0 * np.array(
+        [[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]]
+    )
+    similarity[:3, 3] = [1.0, 2.0, 3.0]
+    moved = apply_similarity(similarity, tiny_dataset.poses)
+    rotations = moved[:, :3, :3]
+    np.testing.assert_allclose(
+        rotations @ rotations.transpose(0, 2, 1), np.broadcast_to(np.eye(3), (3, 3, 3)), atol=1e-12
+    )
+    centres = tiny_dataset.poses[:, :3, 3]
+    np.testing.assert_allclose(moved[:, :3, 3], centres @ similarity[:3, :3].T + similarity[:3, 3])
+    back = apply_similarity(np.linalg.inv(similarity), moved)
+    np.testing.assert_allclose(back, tiny_dataset.poses, atol=1e-12)
+
+
+def test_sparse_points_are_returned_in_the_world_frame(tiny_dataset):
+    import trimesh
+
+    xyz = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    trimesh.PointCloud(xyz, colors=[[255, 0, 0, 255], [0, 255, 0, 255]]).export(
+        tiny_dataset.root / SPARSE_POINTS_FILE
+    )
+    assert load_sparse_points(tiny_dataset)[0].shape == (2, 3)
+    tiny_dataset.world_from_source = np.diag([2.0, 2.0, 2.0, 1.0])
+    tiny_dataset.world_from_source[:3, 3] = [0.0, 0.0, 5.0]
+    points, colors = load_sparse_points(tiny_dataset)
+    np.testing.assert_allclose(points, [[0, 0, 5], [2, 4, 11]])
+    np.testing.assert_array_equal(colors, [[255, 0, 0], [0, 255, 0]])
