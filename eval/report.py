@@ -89,7 +89,7 @@ def build_summary(
         raise CampaignError(
             f"{campaign.root}: no finished episodes yet; run 'driveenv evaluate' first"
         )
-    agents = [a for a in campaign.agents if campaign.outcomes(a).size]
+    agents = campaign.finished_agents
     conditions = campaign.conditions
     real: dict[tuple[str, str], list] = {}
     if trials is not None:
@@ -301,7 +301,9 @@ def write_report(config: ReportConfig) -> Path:
     campaign = load_campaign(config.sim)
     campaign.check_scene(config.scene)
     scene = load_scene(config.scene)
-    trials = load_trials(config.real, known_agents=campaign.agents) if config.real else None
+    trials = (
+        load_trials(config.real, known_agents=campaign.finished_agents) if config.real else None
+    )
     summary = build_summary(campaign, trials, config)
     summary["fidelity"], fidelity_rows = _fidelity(scene, campaign, config)
     figures = _figures(summary, campaign, scene, config)

@@ -411,6 +411,12 @@ class Campaign:
     def conditions(self) -> list[str]:
         return list(self.meta["conditions"])
 
+    @property
+    def finished_agents(self) -> list[str]:
+        """Agents with at least one finished episode (a resumed campaign may not have them all)."""
+        done = {r["agent"] for r in self.records}
+        return [a for a in self.agents if a in done]
+
     def outcomes(
         self, agent: str, condition: str | None = None, key: str = "success"
     ) -> np.ndarray:
