@@ -10,7 +10,7 @@ Why this design (measured on this 2-core machine, torch 2.13 CPU, see benchmarks
   density and colour channels together), decoded by a tiny view-dependent MLP.
 - Samples: a *density proxy* (the field's own density baked into a dilated 128^3 grid, exactly,
   by an einsum over the factors, refreshed every few dozen steps) replaces a proposal network.
-  Looking it up costs one gather per coarse sample; its weights pick ``fine_samples`` intervals
+  Looking it up is one trilinear read per coarse sample; its weights (blurred along the ray) pick ``fine_samples`` intervals
   per ray by inverse-CDF resampling (mip-NeRF 360 style), and only those go through the field
   with gradients. The proxy also skips empty space when rendering.
 - Per-image appearance codes enter the decoder (NeRF-W), so the phone's auto-exposure is
@@ -54,12 +54,12 @@ class EmbeddedConfig:
     density_shift: float = -10.0
     density_scale: float = 25.0
     proxy_resolution: int = 128
-    coarse_samples: int = 64
+    coarse_samples: int = 48
     fine_samples: int = 12
-    render_coarse_samples: int = 128
+    render_coarse_samples: int = 64
     render_fine_samples: int = 16
     surface_samples: int = 4
-    surface_band_cells: float = 2.0
+    surface_band_cells: float = 1.0
     init_scale: float = 0.1
 
     @classmethod
@@ -192,15 +192,13 @@ class EmbeddedField(nn.Module):
         raw += torch.einsum("rca,rb->abc", planes[1], lines[1])
         raw += torch.einsum("rcb,ra->abc", planes[2], lines[2])
         density = self.activate_density(raw)
-        dilated = F.max_pool3d(density[None, None], kernel_size=3, stride=1, padding=1)[0, 0]
-        self.proxy.copy_(dilated)
+        self.proxy.copy_(density.permute(2, 1, 0))  # stored (z, y, x) as grid_sample reads it
 
     def proxy_density(self, grid: torch.Tensor) -> torch.Tensor:
-        """Nearest-cell proxy density at grid coordinates (..., 3)."""
-        size = self.proxy.shape[0]
-        index = ((grid + 1) * (0.5 * (size - 1))).round().long().clamp_(0, size - 1)
-        flat = (index[..., 0] * size + index[..., 1]) * size + index[..., 2]
-        return self.proxy.reshape(-1)[flat]
+        """Trilinear proxy density at grid coordinates (..., 3) -> (...)."""
+        flat = grid.reshape(1, 1, 1, -1, 3)
+        density = F.grid_sample(self.proxy[None, None], flat, align_corners=True)
+        return density.reshape(grid.shape[:-1])
 
     # ------------------------------------------------------------- sampling
     def _to_spacing(self, t: torch.Tensor, length: torch.Tensor) -> torch.Tensor:
@@ -250,6 +248,10 @@ class EmbeddedField(nn.Module):
             density = self.proxy_density(self._points(origins, directions, to_t(mid_s)))
             step = (edges_t[:, 1:] - edges_t[:, :-1]) * (length / self.bounds.scale)
             weights = composite_weights(density * step)
+            # Widen each bin's weight to its neighbours (mip-NeRF 360's blur of the proposal
+            # histogram): the proxy is coarser than the field, a surface may sit one bin later.
+            padded = F.pad(weights[:, None], (1, 1))[:, 0]
+            weights = torch.maximum(torch.maximum(padded[:, :-2], padded[:, 1:-1]), padded[:, 2:])
             pdf = weights + 1e-3 * weights.sum(dim=1, keepdim=True) / coarse + 1e-8
             cdf = torch.cumsum(pdf, dim=1)
             cdf = torch.cat([torch.zeros(rays, 1), cdf / cdf[:, -1:]], dim=1)
@@ -272,7 +274,8 @@ class EmbeddedField(nn.Module):
         self, directions: torch.Tensor, surface_t: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``surface_samples`` intervals in a thin band around a known surface at ``surface_t``."""
-        cell = 4.0 * self.bounds.scale / self.resolution  # world size of an inner-cube cell
+        # World size of a full-resolution cell (the inner cube is half the grid when contracted).
+        cell = (2.0 if self.bounds.bounded else 4.0) * self.bounds.scale / self.resolution
         half = self.config.surface_band_cells * cell / directions.norm(dim=-1)
         k = self.config.surface_samples
         edges = surface_t[:, None] + half[:, None] * torch.linspace(-1, 1, k + 1)
