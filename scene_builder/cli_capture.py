@@ -60,6 +60,12 @@ def register(subparsers) -> None:
         "--max-image-size", type=int, default=1024, help="longest side used for features"
     )
     command.add_argument("--max-features", type=int, default=4096, help="SIFT features per image")
+    command.add_argument(
+        "--min-registered",
+        type=float,
+        default=0.3,
+        help="fail unless the largest model holds at least this share of the frames",
+    )
     command.add_argument("--seed", type=int, default=0, help="seed of the mapper's RANSAC")
     command.add_argument(
         "--overwrite", action="store_true", help="replace existing poses (transforms.json)"
@@ -139,6 +145,7 @@ def run_poses(args) -> int:
         camera_model=args.camera_model,
         max_image_size=args.max_image_size,
         max_features=args.max_features,
+        min_registered=args.min_registered,
         seed=args.seed,
     )
     report = recover_poses(args.dataset, config, overwrite=args.overwrite)
