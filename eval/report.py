@@ -149,6 +149,8 @@ def build_summary(
 
     forecasts = []
     for i, (agent, count) in enumerate(counts.items()):
+        if not count.sim_n:  # a resumed campaign without episodes under the log's conditions yet
+            continue
         others = "other " if count.has_real else ""
         fitted = len(without[agent].agents)
         forecasts.append(
