@@ -203,15 +203,29 @@ class SceneBuild:
         if not resume:
             shutil.rmtree(target, ignore_errors=True)
 
-        def status(trainer, rays_per_second, psnr) -> None:
-            report(
-                f"step {trainer.step}/{trainer.planned_steps}: {rays_per_second:,.0f} rays/s, "
-                f"held-out PSNR {psnr:.2f} dB"
-            )
+        from driveenv.progress import progress_bar
 
-        train_field(
-            self.folder("align"), target, config, resume=resume, overwrite=True, on_status=status
-        )
+        with progress_bar() as bar:
+            task = bar.add_task("training the field", total=config.steps, status="")
+
+            def step(trainer) -> None:
+                bar.update(task, completed=trainer.step, total=trainer.planned_steps)
+
+            def status(trainer, rays_per_second, psnr) -> None:
+                bar.update(
+                    task, status=f"{rays_per_second:,.0f} rays/s, held-out PSNR {psnr:.2f} dB"
+                )
+
+            trainer = train_field(
+                self.folder("align"),
+                target,
+                config,
+                resume=resume,
+                overwrite=True,
+                on_status=status,
+                callback=step,
+            )
+        report(f"{trainer.step} steps, held-out PSNR {trainer.holdout_psnr():.2f} dB")
 
     def _stage_mesh(self, report) -> None:
         geometry = geometry_from_field(self.folder("field"), self.folder("align"), self.config.mesh)

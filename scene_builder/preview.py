@@ -100,13 +100,29 @@ def overview_camera(scene: SceneBundle, size: int) -> tuple[np.ndarray, tuple[fl
     return pose, (focal, focal, size / 2, size / 2)
 
 
+def capture_camera(scene: SceneBundle, size: int) -> tuple[np.ndarray, tuple[float, ...]] | None:
+    """The first frame of the scene's dataset, cropped to a centred square of ``size`` pixels.
+
+    A radiance field is only trustworthy near the views it was trained on, so field previews
+    are rendered from a real capture viewpoint.
+    """
+    if scene.dataset_dir is None:
+        return None
+    from scene_builder.datasets import load_dataset
+
+    frame = load_dataset(scene.dataset_dir).frames[0]
+    camera = frame.camera
+    factor = size / min(camera.width, camera.height)
+    focal = (camera.fx * factor, camera.fy * factor)
+    return frame.camera_to_world, (*focal, size / 2, size / 2)
+
+
 def render_preset_views(
-    scene: SceneBundle, image_size: int, renderer: str = "auto"
+    scene: SceneBundle, image_size: int, renderer: str
 ) -> dict[str, np.ndarray]:
-    """One overview image (H, W, 3) per lighting preset, from the field or the mesh."""
-    pose, intrinsics = overview_camera(scene, image_size)
-    use_field = renderer == "field" or (renderer == "auto" and scene.field_dir is not None)
-    if use_field:
+    """One image (H, W, 3) per lighting preset from ``renderer`` ("field" or "mesh")."""
+    pose, intrinsics = capture_camera(scene, image_size) or overview_camera(scene, image_size)
+    if renderer == "field":
         field = scene.load_field()
         views = {}
         for name in scene.lighting:
@@ -127,20 +143,33 @@ def render_preset_views(
 def write_preview(
     scene: SceneBundle, target: str | Path, image_size: int = 128, renderer: str = "auto"
 ) -> Path:
-    """Write the preview PNG atomically (see the module docstring); returns its path."""
+    """Write the preview PNG atomically (see the module docstring); returns its path.
+
+    ``renderer="auto"`` shows a row of field views above a row of mesh views when the scene
+    has a field (the two renderers the simulator offers), else the mesh row only.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    views = render_preset_views(scene, image_size, renderer)
-    columns = 1 + len(views)
-    figure, axes = plt.subplots(1, columns, figsize=(3.2 * columns, 3.4))
-    _draw_map(axes[0], scene)
-    for axis, (name, image) in zip(axes[1:], views.items(), strict=True):
-        axis.imshow(image)
-        axis.set_title(name)
-        axis.axis("off")
+    if renderer == "auto":
+        renderers = ["field", "mesh"] if scene.field_dir is not None else ["mesh"]
+    else:
+        renderers = [renderer]
+    rows = {name: render_preset_views(scene, image_size, name) for name in renderers}
+    columns = 1 + len(scene.lighting)
+    figure, axes = plt.subplots(
+        len(rows), columns, figsize=(3.0 * columns, 3.2 * len(rows)), squeeze=False
+    )
+    _draw_map(axes[0, 0], scene)
+    for row, (renderer_name, views) in enumerate(rows.items()):
+        if row > 0:
+            axes[row, 0].axis("off")
+        for axis, (name, image) in zip(axes[row, 1:], views.items(), strict=True):
+            axis.imshow(image)
+            axis.set_title(f"{renderer_name}: {name}")
+            axis.axis("off")
     figure.suptitle(f"{scene.name}: arena {scene.arena_size:.2f} m")
     figure.tight_layout()
     target = Path(target)

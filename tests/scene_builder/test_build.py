@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from scene_builder.build import STAGES, BuildConfig, SceneBuild
@@ -71,3 +72,53 @@ def test_a_changed_option_reruns_its_stage_and_all_later_ones(tmp_path, counting
         overwrite=True, report=lambda *_: None
     )
     assert calls == ["align", "field", "mesh", "bundle"]
+
+
+@pytest.mark.slow
+def test_build_scene_end_to_end_on_the_bird_capture(shared_data, tmp_path, capsys):
+    """Reference poses -> align -> a field trained for seconds -> mesh -> bundle, via the CLI."""
+    from driveenv.cli import main
+    from scene_builder.bundle import load_scene
+    from scene_builder.datasets import load_dataset
+
+    bird = shared_data / "bird_capture"
+    out = tmp_path / "bird"
+    argv = [
+        "build-scene",
+        str(bird / "images"),
+        "--poses",
+        str(bird / "sparse" / "0"),
+        "--out",
+        str(out),
+        "--scale",
+        "camera-height=0.074",
+        "--field-steps",
+        "40",
+        "--field-downscale",
+        "16",
+        "--resolution",
+        "64",
+        "--target-faces",
+        "4000",
+        "--tasks",
+        "3",
+    ]
+    assert main(argv) == 0
+    scene = load_scene(out)
+    dataset = load_dataset(scene.dataset_dir)
+    assert len(dataset) == 184
+    assert np.allclose(scene.world_from_source, dataset.world_from_source)
+    # world frame: cameras about 7.4 cm above the ground, orbiting within the arena region
+    heights = dataset.poses[:, 2, 3]
+    assert abs(np.median(heights) - 0.074) < 1e-3
+    region = scene.extras["region"]
+    assert 0.3 < region["radius"] < 0.7
+    assert scene.load_field().backend_name == "embedded"
+    assert not (scene.field_dir / "train_state.pt").exists()  # training state is not shipped
+    assert len(scene.spawns) == 3 and scene.drivable.grid.any()
+    # a second run finds every stage cached and refuses to overwrite without --overwrite
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    assert capsys.readouterr().out.count("cached in") == 5

@@ -76,3 +76,25 @@ def test_same_seed_same_scene_other_seed_other_scene(tmp_path):
     assert a.spawns == b.spawns and np.array_equal(a.drivable.grid, b.drivable.grid)
     assert a.collision_mesh_path.read_bytes() == b.collision_mesh_path.read_bytes()
     assert a.spawns != c.spawns and not np.array_equal(a.drivable.grid, c.drivable.grid)
+
+
+def test_scene_info_prints_a_summary_and_writes_a_preview(synthetic, tmp_path, capsys):
+    import cv2
+
+    from driveenv.cli import main
+    from scene_builder.preview import render_preset_views
+
+    target = tmp_path / "preview.png"
+    assert (
+        main(["scene-info", str(synthetic.root), "--preview", str(target), "--image-size", "48"])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "8 spawns, 8 goals, 8 routes" in out and "field           none" in out
+    image = cv2.imread(str(target))
+    assert image is not None and image.shape[1] > 3 * image.shape[0]  # map + 5 views in a row
+    assert main(["scene-info", str(synthetic.root), "--preview", str(target)]) == 1
+    assert "already exists" in capsys.readouterr().err
+    views = render_preset_views(synthetic, 32, "mesh")
+    assert views["night"].mean() < views["capture"].mean() < views["bright"].mean()
+    assert views["warm"][..., 0].mean() > views["warm"][..., 2].mean()
