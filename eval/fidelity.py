@@ -6,6 +6,10 @@ each rendering is compared with the real frame (resized the same way, undistorte
 has distortion) by PSNR and SSIM (scikit-image). Only the ``capture`` preset aims at the light
 the real frames were taken in; the other presets' numbers say how far each moves the look.
 
+Two views are measured: the radiance field alone (marching freely: the field's own fidelity)
+and ``SimulatorView``, the simulator's camera renderer (the baked mesh, or the field guided by
+the mesh's depth) at the same pose: what the agents actually saw in the campaign.
+
 Policy sensitivity asks whether an image policy acts differently on a real frame than on the
 rendering at the same pose: the mean L2 distance between its actions on the two, beside a
 reference scale, the distance between its actions on renderings of *different* poses.
@@ -146,6 +150,48 @@ def measure_fidelity(
             comparison.psnr[preset], comparison.ssim[preset] = compare(comparison.real, rendered)
         comparisons.append(comparison)
     return FidelityResult(comparisons, width, height, config.holdout_every)
+
+
+class _Rendered:
+    def __init__(self, rgb: np.ndarray):
+        self.rgb = rgb
+
+
+class SimulatorView:
+    """The simulator's camera renderer (``mesh`` or ``field``) behind the field's render call.
+
+    The held-out camera becomes a simulator ``CameraModel`` with the same horizontal field of
+    view (its principal point at the image centre, as in the simulator) and the lighting preset
+    an episode lighting, so the pixels are those an agent would get at that pose.
+    """
+
+    def __init__(self, scene, kind: str, field_mode: str = "guided"):
+        self.scene, self.kind, self.field_mode = scene, kind, field_mode
+        self.lighting_presets = dict(scene.lighting)
+        self._renderers: dict[tuple, Any] = {}
+
+    def _renderer(self, width: int, height: int, fov_deg: float):
+        from simulator.renderers import make_renderer
+        from simulator.sensors import CameraModel
+
+        key = (width, height, round(fov_deg, 3))
+        if key not in self._renderers:
+            camera = CameraModel(width, height, fov_deg, 0.0, 0.0, 0.0)
+            far = 20.0 * float(self.scene.arena_size)  # misses: the background, far away
+            self._renderers[key] = make_renderer(
+                self.kind, self.scene, camera, far, self.field_mode
+            )
+        return self._renderers[key]
+
+    def render(self, camera_to_world, intrinsics, width, height, appearance="capture"):
+        from simulator.lighting import choose_lighting
+
+        poses = np.asarray(camera_to_world, dtype=np.float32).reshape(-1, 4, 4)
+        fx = float(np.asarray(intrinsics).reshape(-1)[0])
+        fov_deg = float(np.degrees(2 * np.arctan(0.5 * width / fx)))
+        lighting = choose_lighting(appearance, self.scene.lighting, np.random.default_rng(0))
+        rgb, _ = self._renderer(width, height, fov_deg).render(poses, [lighting] * len(poses))
+        return _Rendered(rgb)
 
 
 def square_crop(image: np.ndarray, size: int) -> np.ndarray:

@@ -221,36 +221,63 @@ def _figures(
 def _fidelity(
     scene, campaign: Campaign, config: ReportConfig
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Fidelity numbers for summary.json and image rows for the HTML (or the reason it is skipped)."""
+    """Fidelity numbers for summary.json and image rows for the HTML (or the reason it is skipped).
+
+    Two views of each held-out frame: the field alone, and the simulator's camera with the
+    campaign's renderer (what the agents saw), the latter also feeding policy sensitivity.
+    """
     if not config.fidelity:
         return {"skipped": "not requested (--no-fidelity)"}, []
     if scene.field_dir is None or scene.dataset_dir is None:
         return {
             "skipped": f"scene {scene.name!r} has no radiance field or no posed dataset of real frames"
         }, []
-    from eval.fidelity import FidelityConfig, measure_fidelity
+    from eval.fidelity import FidelityConfig, SimulatorView, measure_fidelity
+    from scene_builder.datasets import load_dataset
 
     radiance_field = scene.load_field()
-    presets = [p for p in scene.lighting if p in radiance_field.lighting_presets]
-    presets = presets or list(radiance_field.lighting_presets)
-    result = measure_fidelity(
-        radiance_field, scene.dataset_dir, presets, FidelityConfig(frames=config.fidelity_frames)
-    )
-    numbers = result.to_json()
-    numbers["policy_sensitivity"] = _sensitivities(result, campaign)
+    dataset = load_dataset(scene.dataset_dir)
+    field_presets = [p for p in scene.lighting if p in radiance_field.lighting_presets]
+    field_presets = field_presets or list(radiance_field.lighting_presets)
+    renderer = campaign.meta.get("renderer", "mesh")
+    sim_name = f"simulator camera ({renderer})"
+    fidelity_config = FidelityConfig(frames=config.fidelity_frames)
+    results = {
+        "field": measure_fidelity(radiance_field, dataset, field_presets, fidelity_config),
+        sim_name: measure_fidelity(
+            SimulatorView(scene, renderer),
+            dataset,
+            list(scene.lighting) if renderer == "mesh" else field_presets,
+            fidelity_config,
+        ),
+    }
+    first = results["field"]
+    numbers: dict[str, Any] = {
+        "frame_indices": [f.index for f in first.frames],
+        "width": first.width,
+        "height": first.height,
+        "holdout_every": first.holdout_every,
+        "views": {name: result.to_json() for name, result in results.items()},
+    }
+    numbers["policy_sensitivity"] = _sensitivities(results[sim_name], campaign)
     numbers["policy_sensitivity_measured"] = sum(
         "skipped" not in entry for entry in numbers["policy_sensitivity"].values()
     )
-    rows = [
-        {
-            "index": frame.index,
-            "real": plots.image_to_base64(frame.real),
-            "rendered": [
-                (preset, plots.image_to_base64(image)) for preset, image in frame.rendered.items()
-            ],
-        }
-        for frame in result.frames
-    ]
+    rows = []
+    for frame, sim_frame in zip(first.frames, results[sim_name].frames, strict=True):
+        images = [(f"field: {p}", image) for p, image in frame.rendered.items()]
+        images.append((f"{sim_name}: capture", sim_frame.rendered.get("capture")))
+        rows.append(
+            {
+                "index": frame.index,
+                "real": plots.image_to_base64(frame.real),
+                "rendered": [
+                    (label, plots.image_to_base64(image))
+                    for label, image in images
+                    if image is not None
+                ],
+            }
+        )
     return numbers, rows
 
 

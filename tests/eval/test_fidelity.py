@@ -84,3 +84,27 @@ def test_policy_sensitivity(bird):
     assert dim.same_pose > near.same_pose
     with pytest.raises(EvalError, match="image policy"):
         policy_sensitivity(brightness_policy, {"state": np.zeros(3)}, real, real)
+
+
+def test_simulator_view_renders_the_scene_like_the_simulator(tmp_path):
+    """Looking straight down at the synthetic table: plate colours, darker under 'dim'."""
+    from eval.fidelity import SimulatorView
+    from scene_builder.bundle import load_scene
+    from scene_builder.synthetic import make_synthetic_scene
+    from simulator.renderers import SKY_COLOUR
+
+    scene = load_scene(make_synthetic_scene(tmp_path / "scene", seed=0))
+    view = SimulatorView(scene, "mesh")
+    pose = np.eye(4)
+    pose[2, 3] = 1.0  # 1 m above the plate centre, OpenGL camera looking down -z
+    width, height = 48, 36
+    fx = 0.5 * width / np.tan(np.radians(30))  # 60 degree horizontal field of view
+    intrinsics = np.array([fx, fx, width / 2, height / 2])
+    capture = view.render(pose[None], intrinsics, width, height, "capture").rgb[0]
+    dim = view.render(pose[None], intrinsics, width, height, "dim").rgb[0]
+    assert capture.shape == (height, width, 3)
+    sky = np.all(np.isclose(capture, SKY_COLOUR, atol=1e-3), axis=-1)
+    assert sky.mean() < 0.3 and not sky[height // 2, width // 2]
+    # dim is 0.55 * c ** 1.1 of the capture colours
+    expected = 0.55 * capture[~sky] ** 1.1
+    assert np.allclose(dim[~sky], expected, atol=2e-3)

@@ -187,17 +187,19 @@ def test_fidelity_section_on_real_frames(inputs, shared_data, tmp_path, monkeypa
     monkeypatch.setattr("scene_builder.bundle.load_scene", lambda path: staged)
     html_path = report(root, scene_path, out="with_fidelity", fidelity_frames=3)
     fidelity = json.loads((html_path.parent / "summary.json").read_text())["fidelity"]
-    assert fidelity["frame_indices"] == [0, 8, 16] and list(fidelity["presets"]) == [
-        "capture",
-        "dim",
-    ]
-    assert fidelity["presets"]["capture"]["psnr"] > fidelity["presets"]["dim"]["psnr"]
-    assert (
-        "no camera image" in fidelity["policy_sensitivity"]["expert"]["skipped"]
-        or "not found" in (fidelity["policy_sensitivity"]["expert"]["skipped"])
-    )
+    assert fidelity["frame_indices"] == [0, 8, 16]
+    field_view = fidelity["views"]["field"]["presets"]
+    assert list(field_view) == ["capture", "dim"]
+    assert field_view["capture"]["psnr"] > field_view["dim"]["psnr"]
+    # the simulator's mesh camera renders every preset of the scene at the same poses
+    mesh_view = fidelity["views"]["simulator camera (mesh)"]["presets"]
+    assert list(mesh_view) == list(load_scene(scene_path).lighting)
+    assert all(0 < p["psnr"] < 40 and -1 <= p["ssim"] <= 1 for p in mesh_view.values())
+    sensitivity = fidelity["policy_sensitivity"]["expert"]["skipped"]
+    assert "not found" in sensitivity and fidelity["policy_sensitivity_measured"] == 0
     html = html_path.read_text()
-    assert "PSNR (dB)" in html and html.count("data:image/png;base64,") >= 4 + 3 * 3
+    # real frame + two field presets + the simulator camera, for each of the three frames
+    assert "PSNR (dB)" in html and html.count("data:image/png;base64,") >= 4 + 3 * 4
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
