@@ -64,9 +64,7 @@ def test_lund_street_registers_at_least_25_of_29(shared_data, tmp_path):
     assert len(report.failed_frames) == report.total - report.registered
 
 
-def test_blank_and_noise_images_give_a_pose_error_and_leave_the_dataset_alone(tmp_path):
-    images = tmp_path / "noise" / "images"
-    images.mkdir(parents=True)
+def _blank_and_noise(images, shared_data):
     rng = np.random.default_rng(0)
     for index in range(8):
         image = (
@@ -75,9 +73,28 @@ def test_blank_and_noise_images_give_a_pose_error_and_leave_the_dataset_alone(tm
             else rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)
         )
         cv2.imwrite(str(images / f"{index:02d}.png"), image)
+
+
+def _unrelated(images, shared_data):
+    """Four sides of the bird and four far-apart street views: no two images overlap enough."""
+    for number in (1, 47, 93, 139):
+        image = cv2.imread(str(shared_data / "bird_capture" / "images" / f"{number:03d}.jpg"))
+        cv2.imwrite(str(images / f"bird{number:03d}.jpg"), cv2.resize(image, (272, 480)))
+    for number in (1, 10, 19, 28):
+        image = cv2.imread(str(shared_data / "lund_street" / "images" / f"{number:02d}.jpg"))
+        cv2.imwrite(str(images / f"lund{number:02d}.jpg"), cv2.resize(image, (512, 384)))
+
+
+@pytest.mark.parametrize("make_images", [_blank_and_noise, _unrelated])
+def test_images_without_a_model_give_a_pose_error_and_leave_the_dataset_alone(
+    make_images, shared_data, tmp_path
+):
+    images = tmp_path / "dataset" / "images"
+    images.mkdir(parents=True)
+    make_images(images, shared_data)
     with pytest.raises(PoseError, match="images: structure from motion"):
-        recover_poses(tmp_path / "noise", SfmConfig(max_image_size=320))
-    assert sorted(p.name for p in (tmp_path / "noise").iterdir()) == ["images"]
+        recover_poses(tmp_path / "dataset", SfmConfig(max_image_size=512))
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["images"]
 
 
 def test_sequential_pairs_cover_neighbours_and_close_the_loop():
