@@ -22,7 +22,7 @@ from generative.errors import GenerativeError
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, "torch.Tensor | None"], torch.Tensor]
 
-SCHEDULES = ("linear", "cosine")
+SCHEDULES = ("linear", "cosine", "vp")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class ScheduleConfig:
     beta_start: float = 1e-4  # linear schedule, given for T = 1000 and rescaled to num_steps
     beta_end: float = 0.02
     cosine_offset: float = 0.008  # Nichol & Dhariwal's s
+    vp_beta_min: float = 0.1  # "vp": the variance-preserving SDE's beta(t), discretised
+    vp_beta_max: float = 10.0
 
 
 class NoiseSchedule:
@@ -49,7 +51,13 @@ class NoiseSchedule:
             scale = 1000.0 / steps
             betas = torch.linspace(
                 scale * config.beta_start, scale * config.beta_end, steps, dtype=torch.float64
-            )
+            ).clamp(max=0.999)
+        elif config.kind == "vp":
+            # Exact integral of a linear beta(t) over each of the T intervals: well spread noise
+            # levels for any T, including the handful of steps of an RL actor.
+            i = torch.arange(1, steps + 1, dtype=torch.float64)
+            b_min, b_max = config.vp_beta_min, config.vp_beta_max
+            betas = 1 - torch.exp(-b_min / steps - 0.5 * (b_max - b_min) * (2 * i - 1) / steps**2)
         else:
             s = config.cosine_offset
             grid = torch.linspace(0, steps, steps + 1, dtype=torch.float64) / steps

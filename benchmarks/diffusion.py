@@ -1,0 +1,379 @@
+"""Benchmarks of the generative library and the diffusion agents; prints one table per section.
+
+Sections (``--only a,b``; all by default):
+  library   closed-form checks of DSM / SSM / FD-SSM, EBFlow, QCSGM, DLSM on 2-D mixtures
+  toy       the two-way detour: Diffusion Policy's split of the two modes vs a Gaussian regression
+  latency   time per action chunk with 8 DDIM steps on one CPU core (U-Net and MLP denoisers)
+  pendulum  QSM on Pendulum-v1 for 30,000 steps, SB3 SAC on the same budget beside it
+
+Run: ``.venv/bin/python benchmarks/diffusion.py --only toy,latency``. Times depend on the load
+of the machine: the script prints ``uptime`` first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# benchmarks/agents.py would shadow the ``agents`` package: import the project, not siblings.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+SECTIONS = ("library", "toy", "latency", "pendulum")
+
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n## {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        cells = [f"{c:.4g}" if isinstance(c, float) else str(c) for c in row]
+        print("| " + " | ".join(cells) + " |")
+
+
+def train(model_params, loss_fn, steps: int, lr: float = 3e-3) -> None:
+    optimizer = torch.optim.Adam(model_params, lr=lr)
+    for _ in range(steps):
+        loss = loss_fn()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+# ------------------------------------------------------------------------------------------------
+def library(seed: int) -> None:
+    from torch import nn
+
+    from generative.flows import EBFlow, EBFlowConfig, ebflow_loss
+    from generative.score_matching import (
+        asymmetry_exact_2d,
+        asymmetry_hutchinson,
+        dlsm_loss,
+        dsm_loss,
+        fd_ssm_loss,
+        fisher_divergence,
+        guided_score,
+        qcsgm_loss,
+        ssm_loss,
+    )
+    from generative.toy import GaussianMixture, ring_mixture
+
+    def mlp(out=2):
+        return nn.Sequential(
+            nn.Linear(2, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(), nn.Linear(64, out)
+        )
+
+    def rel(a, b):
+        return (((a - b) ** 2).sum(1).mean() / (b**2).sum(1).mean()).item()
+
+    mixture = ring_mixture(4, 2.0, 0.3, num_classes=2)
+    sigma = 0.3
+    noisy = mixture.convolved(sigma)
+    gen = torch.Generator().manual_seed(seed)
+    x_eval, comp = noisy.sample(4000, gen)
+    rows = []
+    for name in ("dsm", "ssm", "fdssm"):
+        torch.manual_seed(seed)
+        model = mlp()
+
+        def loss(model=model, name=name):
+            x, _ = mixture.sample(256, gen)
+            if name == "dsm":
+                return dsm_loss(lambda p, _s: model(p), x, sigma, gen)
+            x = x + sigma * torch.randn(x.shape, generator=gen)
+            return (
+                ssm_loss(model, x, generator=gen)
+                if name == "ssm"
+                else fd_ssm_loss(model, x, generator=gen)
+            )
+
+        before = rel(model(x_eval).detach(), noisy.score(x_eval))
+        train(model.parameters(), loss, 1500)
+        rows.append(
+            [
+                f"{name}: score rel. error vs oracle",
+                before,
+                rel(model(x_eval).detach(), noisy.score(x_eval)),
+            ]
+        )
+        if name == "dsm":
+            plain = model
+    exact = asymmetry_exact_2d(plain, x_eval[:1000]).mean().item()
+    hutch = asymmetry_hutchinson(plain, x_eval[:1000], 64, generator=gen).mean().item()
+    rows.append(["QCSGM: Hutchinson (64 proj.) vs exact ||J-J^T||^2", exact, hutch])
+    torch.manual_seed(seed)
+    regularised = mlp()
+    train(
+        regularised.parameters(),
+        lambda: qcsgm_loss(
+            lambda p, _s: regularised(p), mixture.sample(256, gen)[0], sigma, 20.0, generator=gen
+        ),
+        1500,
+    )
+    rows.append(
+        [
+            "QCSGM: asymmetry, DSM vs DSM+QCSGM(20)",
+            exact,
+            asymmetry_exact_2d(regularised, x_eval[:1000]).mean().item(),
+        ]
+    )
+    # DLSM
+    sigma_c = 0.5
+    noisy_c = mixture.convolved(sigma_c)
+    xc, cc = noisy_c.sample(4000, gen)
+    yc = mixture.classes[cc]
+    truth = noisy_c.conditional_score(xc, yc)
+    errors = {}
+    for name, (dw, cw) in {"ce": (0, 1), "dlsm": (1, 0), "dlsm+ce": (1, 1)}.items():
+        torch.manual_seed(seed)
+        clf = mlp()
+
+        def loss(clf=clf, dw=dw, cw=cw):
+            x, c = mixture.sample(256, gen)
+            return dlsm_loss(
+                lambda p, _s: clf(p),
+                lambda p, _s: noisy_c.score(p),
+                x,
+                mixture.classes[c],
+                sigma_c,
+                dw,
+                cw,
+                gen,
+            )
+
+        train(clf.parameters(), loss, 800)
+        guided = guided_score(
+            lambda p, _s, c=clf: c(p), lambda p, _s: noisy_c.score(p), xc, yc, sigma_c
+        )
+        errors[name] = rel(guided, truth)
+    rows.append(["DLSM: cond. score rel. error, CE vs DLSM", errors["ce"], errors["dlsm"]])
+    rows.append(["DLSM: cond. score rel. error, CE vs DLSM+CE", errors["ce"], errors["dlsm+ce"]])
+    # EBFlow
+    data = GaussianMixture(torch.tensor([[-1.0, -0.5], [1.0, 0.8]]), torch.tensor([0.4, 0.5]))
+    ev, _ = data.sample(4000, gen)
+    for objective in ("ssm", "fdssm", "dsm"):
+        torch.manual_seed(seed)
+        flow = EBFlow(EBFlowConfig(dim=2, num_layers=4))
+
+        def kl(flow=flow):
+            with torch.no_grad():
+                return (data.log_prob(ev) - flow.log_prob(ev)).mean().item()
+
+        kl0 = kl()
+        f0 = fisher_divergence(
+            lambda p, f=flow: f.score(p, create_graph=False), data.score, ev
+        ).item()
+        train(
+            flow.parameters(),
+            lambda f=flow, o=objective: ebflow_loss(f, data.sample(256, gen)[0], o, generator=gen),
+            1000,
+            lr=5e-3,
+        )
+        f1 = fisher_divergence(
+            lambda p, f=flow: f.score(p, create_graph=False), data.score, ev
+        ).item()
+        rows.append([f"EBFlow ({objective}): KL(data||flow)", kl0, kl()])
+        rows.append([f"EBFlow ({objective}): Fisher divergence", f0, f1])
+    table(
+        "Generative library against closed-form truths (2-D)",
+        ["check", "before / reference", "after / estimate"],
+        rows,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+def gaussian_regression(demos, seed: int):
+    """Behaviour cloning with a Gaussian policy (fixed variance => least squares on the mean)."""
+    torch.manual_seed(seed)
+    states = torch.from_numpy(np.concatenate([d.observations["state"][:-1] for d in demos]))
+    actions = torch.from_numpy(np.concatenate([d.actions for d in demos]))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 2),
+    )
+    train(net.parameters(), lambda: ((net(states) - actions) ** 2).mean(), 2000, lr=3e-3)
+    return lambda obs, deterministic=True: (
+        net(torch.from_numpy(obs["state"])[None])[0].detach().numpy(),
+        None,
+    )
+
+
+def rollouts(env, predict, episodes: int, seed: int, reset=None) -> Counter:
+    outcomes = Counter()
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        if reset:
+            reset()
+        done = False
+        while not done:
+            action, _ = predict(obs, deterministic=False)
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+        outcomes[
+            info["mode"] if info["success"] else ("collision" if info["collision"] else "timeout")
+        ] += 1
+    return outcomes
+
+
+def toy(seed: int) -> None:
+    from agents.diffusion_policy import DiffusionPolicyAgent
+    from generative.toy import DetourEnv, detour_demos
+
+    demos = detour_demos(40, seed=seed)
+    env = DetourEnv()
+    agent = DiffusionPolicyAgent(
+        env=env,
+        demos=demos,
+        network="mlp",
+        mlp_hidden=256,
+        diffusion_steps=50,
+        learning_rate=1e-3,
+        seed=seed,
+    )
+    start = time.perf_counter()
+    agent.learn(3000, progress_bar_on=False)
+    train_s = time.perf_counter() - start
+    episodes = 100
+    dp = rollouts(env, agent.predict, episodes, 10_000, agent.reset)
+    bc = rollouts(env, gaussian_regression(demos, seed), episodes, 10_000)
+    rows = []
+    for name, outcome in (
+        ("Diffusion Policy (8 DDIM steps)", dp),
+        ("Gaussian BC (regression)", bc),
+    ):
+        rows.append(
+            [
+                name,
+                outcome["upper"],
+                outcome["lower"],
+                outcome["collision"],
+                outcome["timeout"],
+                (outcome["upper"] + outcome["lower"]) / episodes,
+            ]
+        )
+    table(
+        f"Two-way detour, {episodes} episodes (demos: 20 over, 20 under; DP trained {train_s:.0f} s)",
+        ["policy", "over (success)", "under (success)", "collision", "timeout", "success rate"],
+        rows,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+def latency(seed: int) -> None:
+    from gymnasium import spaces
+
+    from agents.diffusion_policy import DiffusionPolicyAgent
+
+    torch.set_num_threads(1)
+    obs_space = spaces.Dict({"state": spaces.Box(-5, 5, (14,), np.float32)})
+    act_space = spaces.Box(-1, 1, (2,), np.float32)
+    rows = []
+    for name, overrides in (
+        ("U-Net (64,128,256)", {"network": "unet", "down_dims": (64, 128, 256)}),
+        ("U-Net (32,64,128)", {"network": "unet", "down_dims": (32, 64, 128)}),
+        ("U-Net (64,128)", {"network": "unet", "down_dims": (64, 128)}),
+        ("MLP 256x3", {"network": "mlp"}),
+    ):
+        agent = DiffusionPolicyAgent(
+            observation_space=obs_space, action_space=act_space, seed=seed, **overrides
+        )
+        window = {"state": np.zeros((agent.config.obs_horizon, 14), np.float32)}
+        for _ in range(5):
+            agent.sample_chunks(window, 1)
+        times = []
+        for i in range(50):
+            start = time.perf_counter()
+            agent.sample_chunks(window, 1, seed=i)
+            times.append(time.perf_counter() - start)
+        params = sum(p.numel() for p in agent.model.parameters())
+        rows.append(
+            [name, params, 1000 * float(np.median(times)), 1000 * float(np.percentile(times, 90))]
+        )
+    table(
+        "Diffusion Policy latency, 1 core, 8 DDIM steps, chunk of 8 actions (state obs, 2 history)",
+        ["denoiser", "parameters", "median ms / chunk", "p90 ms / chunk"],
+        rows,
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+def evaluate(env, predict, episodes: int, seed: int) -> float:
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        done, total = False, 0.0
+        while not done:
+            action, _ = predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(action)
+            total += float(reward)
+            done = terminated or truncated
+        returns.append(total)
+    return float(np.mean(returns))
+
+
+def pendulum(seed: int, budget: int = 30_000, every: int = 5_000) -> None:
+    import gymnasium as gym
+    from stable_baselines3 import SAC
+
+    from agents.qsm import QSMAgent
+
+    torch.set_num_threads(1)
+    rows = []
+    eval_env = gym.make("Pendulum-v1")
+    qsm = QSMAgent(gym.make("Pendulum-v1"), seed=seed)
+    sac = SAC("MlpPolicy", gym.make("Pendulum-v1"), seed=seed, verbose=0, device="cpu")
+    qsm_s = sac_s = 0.0
+    for done_steps in range(every, budget + 1, every):
+        start = time.perf_counter()
+        qsm.learn(every, progress_bar_on=False)
+        qsm_s += time.perf_counter() - start
+        start = time.perf_counter()
+        sac.learn(every, reset_num_timesteps=False)
+        sac_s += time.perf_counter() - start
+        q = evaluate(eval_env, qsm.predict, 10, 50_000)
+        s = evaluate(
+            eval_env,
+            lambda o, deterministic: sac.predict(o, deterministic=deterministic),
+            10,
+            50_000,
+        )
+        rows.append([done_steps, q, s, qsm_s, sac_s])
+        print(
+            f"  pendulum {done_steps}: QSM {q:.1f}  SAC {s:.1f}  ({qsm_s:.0f}s / {sac_s:.0f}s)",
+            flush=True,
+        )
+    table(
+        "Pendulum-v1: mean return of 10 deterministic episodes (target for QSM: >= -250 by 30k steps)",
+        ["env steps", "QSM", "SB3 SAC", "QSM wall s", "SAC wall s"],
+        rows,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    print("cores:", os.cpu_count(), "torch threads:", torch.get_num_threads())
+    for section in args.only.split(","):
+        if section not in SECTIONS:
+            raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
+        globals()[section](args.seed)
+
+
+if __name__ == "__main__":
+    main()
