@@ -42,6 +42,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Images and pairs handed to COLMAP per call: small enough for a live progress bar.
 EXTRACTION_CHUNK = 8
 MATCHING_CHUNK = 64
+# Largest relative change of the focal length from its EXIF value before the report warns.
+FOCAL_TOLERANCE = 0.25
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ class SfmReport:
     points: int
     skipped: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         if self.skipped:
@@ -102,6 +105,7 @@ class SfmReport:
             )
         if self.failed_frames:
             lines.append(f"  not registered: {', '.join(self.failed_frames)}")
+        lines.extend(f"  warning: {warning}" for warning in self.warnings)
         return "\n".join(lines)
 
 
@@ -169,6 +173,7 @@ def _existing_report(root: Path, config: SfmConfig) -> SfmReport | None:
         previous["matcher"],
         previous["points"],
         skipped=True,
+        warnings=previous.get("warnings", []),
     )
 
 
@@ -215,6 +220,17 @@ class _Stages:
                 device=pycolmap.Device.cpu,
             )
             self.progress.update(task, completed=min(len(self.names), start + EXTRACTION_CHUNK))
+
+    def prior_focal(self) -> float | None:
+        """The focal length the images' EXIF gave, in pixels (None without EXIF)."""
+        database = self.pycolmap.Database.open(self.database)
+        try:
+            cameras = database.read_all_cameras()
+        finally:
+            database.close()
+        if not cameras or not cameras[0].has_prior_focal_length:
+            return None
+        return float(cameras[0].mean_focal_length())
 
     def _camera_id(self) -> int | None:
         if not self.database.exists():
@@ -320,11 +336,30 @@ def recover_poses(
                 started = time.perf_counter()
                 result = run()
                 seconds[stage] = time.perf_counter() - started
-        report = _write_outputs(root, names, result, config, matcher, seconds)
+        prior = stages.prior_focal()
+        report = _write_outputs(root, names, result, config, matcher, seconds, prior)
     except PoseError:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
+
+
+def _focal_warnings(models: dict, prior: float | None) -> list[str]:
+    """A warning when the solved focal length strays far from the one in the images' EXIF.
+
+    EXIF focal lengths are good to a few percent; a mapper that moves far from one has usually
+    bent the scene (forward motion along a street is the classic case).
+    """
+    if prior is None or not models:
+        return []
+    largest = max(models.values(), key=lambda model: model.num_reg_images())
+    solved = float(next(iter(largest.cameras.values())).mean_focal_length())
+    if abs(solved / prior - 1.0) <= FOCAL_TOLERANCE:
+        return []
+    return [
+        f"the focal length moved from {prior:.0f} px (EXIF) to {solved:.0f} px; the "
+        "reconstruction may be bent: try a larger --max-image-size or more frames"
+    ]
 
 
 def _write_outputs(
@@ -334,6 +369,7 @@ def _write_outputs(
     config: SfmConfig,
     matcher: str,
     seconds: dict[str, float],
+    prior_focal: float | None,
 ) -> SfmReport:
     """Keep the largest model; write colmap/, the points PLY and transforms.json (last)."""
     if not models:
@@ -361,6 +397,7 @@ def _write_outputs(
         matcher=matcher,
         points=largest.num_points3D(),
         seconds=seconds,
+        warnings=_focal_warnings(models, prior_focal),
     )
     with atomic_path(root / COLMAP_DIR) as tmp:
         tmp.mkdir()
