@@ -79,24 +79,47 @@ def _add_mesh_options(command) -> None:
         help="height band (m) that must be free for a cell to be drivable (default: 10%% of the "
         "arena radius)",
     )
+    command.add_argument(
+        "--depth-views", type=int, default=92, help="training views rendered for depth fusion"
+    )
+    command.add_argument(
+        "--depth-scale",
+        type=float,
+        default=0.25,
+        help="size of the rendered training views as a fraction of the captured images",
+    )
+    command.add_argument(
+        "--virtual-views",
+        type=int,
+        default=16,
+        help="virtual cameras per ring (three rings near the ground) rendered for depth fusion",
+    )
     command.add_argument("--tasks", type=int, default=16, help="spawn/goal/route triples to sample")
     command.add_argument("--seed", type=int, default=0, help="seed of the task sampling")
     command.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
 
 
 def _mesh_config(args):
+    from scene_builder.errors import MeshError
     from scene_builder.mesh import MeshConfig
 
     if args.target_faces < 100 or args.resolution < 16:
-        from scene_builder.errors import MeshError
-
         raise MeshError(
             f"--target-faces {args.target_faces} / --resolution {args.resolution}: "
             "need at least 100 faces and 16 voxels"
         )
+    if args.depth_views < 1 or args.virtual_views < 0 or not 0 < args.depth_scale <= 1:
+        raise MeshError(
+            f"--depth-views {args.depth_views} / --virtual-views {args.virtual_views} / "
+            f"--depth-scale {args.depth_scale}: need at least 1 view, no negative count, "
+            "and a scale in (0, 1]"
+        )
     return MeshConfig(
         resolution=args.resolution,
         target_faces=args.target_faces,
+        max_training_views=args.depth_views,
+        render_scale=args.depth_scale,
+        virtual_views=args.virtual_views,
         region_radius=args.region_radius,
         vehicle_height=args.vehicle_height,
     )
