@@ -24,7 +24,7 @@ from gymnasium import spaces
 from simulator.config import EnvConfig
 from simulator.errors import ActionError, ConfigError
 from simulator.lighting import EpisodeLighting, choose_lighting
-from simulator.renderers import Renderer, make_renderer
+from simulator.renderers import NullRenderer, Renderer, make_renderer
 from simulator.sensors import STATE_FIELDS, STATE_LIMIT, CameraModel, state_vector
 from simulator.tasks import Task
 from simulator.vehicles import DEFAULT_LENGTH_FRACTION, VehicleState, step_vehicle, vehicle_spec
@@ -107,7 +107,7 @@ class DriveEnv(gym.Env):
     # ----------------------------------------------------------------- spaces and set-up
     def _make_renderer(self) -> Renderer:
         if not self.config.needs_camera and self.render_mode is None:
-            return Renderer()
+            return NullRenderer()
         kind = self.config.renderer if self.config.renderer != "none" else "mesh"
         return make_renderer(kind, self.scene, self.camera, self.max_depth, self.config.field_mode)
 
@@ -344,7 +344,7 @@ class DriveEnv(gym.Env):
 
     def render_cameras_for_view(self) -> dict[str, np.ndarray]:
         """A camera image for viewing even when the observation has none."""
-        if self.renderer is None or type(self.renderer) is Renderer:
+        if self.renderer is None or isinstance(self.renderer, NullRenderer):
             return {}
         rgb, _ = self.renderer.render(self.camera_pose()[None], [self.lighting])
         return {"rgb": (rgb[0] * 255.0 + 0.5).astype(np.uint8)}

@@ -36,15 +36,25 @@ SKY_COLOUR = np.array([0.62, 0.70, 0.80], dtype=np.float32)  # what rays that mi
 class Renderer:
     """Base: draws N cameras at once."""
 
-    name = "none"
+    name = ""
 
     def render(
         self, poses: np.ndarray, lightings: Sequence[EpisodeLighting]
     ) -> tuple[np.ndarray, np.ndarray]:
+        """RGB (N,H,W,3) float32 in [0, 1] and z-depth (N,H,W) for camera-to-world ``poses``."""
         raise NotImplementedError
 
     def close(self) -> None:
         """Release what the renderer holds."""
+
+
+class NullRenderer(Renderer):
+    """No camera (state-only observations): nothing to load, nothing to draw."""
+
+    name = "none"
+
+    def render(self, poses, lightings):
+        raise ConfigError("this environment has no camera (renderer='none')")
 
 
 class MeshCaster:
@@ -196,4 +206,4 @@ def make_renderer(kind: str, scene, camera: CameraModel, max_depth: float, field
         return MeshRenderer(scene, camera, max_depth)
     if kind == "field":
         return FieldRenderer(scene, camera, max_depth, mode=field_mode)
-    return Renderer()
+    return NullRenderer()
