@@ -31,6 +31,8 @@ MAX_TRAJECTORIES_PER_AGENT = 20
 
 @dataclass
 class ReportConfig:
+    """Inputs and options of ``driveenv report`` (see ``eval.cli``)."""
+
     sim: str | Path
     scene: str | Path
     out: str | Path
@@ -190,9 +192,8 @@ def build_summary(
     }
 
 
-def _figures(
-    summary: dict[str, Any], campaign: Campaign, scene, config: ReportConfig
-) -> dict[str, str]:
+def _figures(summary: dict[str, Any], campaign: Campaign, scene) -> dict[str, str]:
+    """The report's figures as base64 PNGs (see eval.plots)."""
     curve = {name: np.array(values) for name, values in summary["mapping_curve"].items()}
     points = [
         {"agent": f["agent"], "sim": f["sim"], "real": f["real"]} for f in summary["forecasts"]
@@ -335,7 +336,7 @@ def write_report(config: ReportConfig) -> Path:
     )
     summary = build_summary(campaign, trials, config)
     summary["fidelity"], fidelity_rows = _fidelity(scene, campaign, config)
-    figures = _figures(summary, campaign, scene, config)
+    figures = _figures(summary, campaign, scene)
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
