@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from driveenv.atomic import atomic_path
+from driveenv.errors import DriveEnvError
 from eval import metrics, plots
 from eval.errors import CampaignError, EvalError
 from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_out, mapping_curve
@@ -236,8 +237,11 @@ def _fidelity(
     from eval.fidelity import FidelityConfig, SimulatorView, measure_fidelity
     from scene_builder.datasets import load_dataset
 
-    radiance_field = scene.load_field()
-    dataset = load_dataset(scene.dataset_dir)
+    try:
+        radiance_field = scene.load_field()
+        dataset = load_dataset(scene.dataset_dir)
+    except DriveEnvError as error:  # the rest of the report stands without this section
+        return {"skipped": f"cannot load the field or the real frames: {error}"}, []
     field_presets = [p for p in scene.lighting if p in radiance_field.lighting_presets]
     field_presets = field_presets or list(radiance_field.lighting_presets)
     renderer = campaign.meta.get("renderer", "mesh")

@@ -236,3 +236,15 @@ def test_report_renders_in_headless_chromium(written, tmp_path):
     hue_rich = (image.max(axis=2).astype(int) - image.min(axis=2)) > 60
     assert hue_rich.mean() > 0.005
     assert np.unique(image.reshape(-1, 3), axis=0).shape[0] > 500
+
+
+def test_broken_field_skips_only_the_fidelity_section(inputs, tmp_path, monkeypatch):
+    root, scene_path = inputs
+    (tmp_path / "field").mkdir()  # no field.json in it
+    staged = dataclasses.replace(
+        load_scene(scene_path), field_dir=tmp_path / "field", dataset_dir=tmp_path
+    )
+    monkeypatch.setattr("scene_builder.bundle.load_scene", lambda path: staged)
+    html_path = report(root, scene_path, out="broken_field")
+    fidelity = json.loads((html_path.parent / "summary.json").read_text())["fidelity"]
+    assert "cannot load the field" in fidelity["skipped"] and "field.json" in fidelity["skipped"]
