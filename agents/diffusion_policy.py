@@ -14,7 +14,8 @@ end to end with the denoiser. State vectors are standardised with the demonstrat
 actions are mapped to [-1, 1] by the action space bounds (every chunk is clipped there).
 
 ``DiffusionPolicyModel`` (featuriser + denoiser + normalisers) is also the actor of ``agents.qsm``.
-``learn(total_timesteps)`` counts gradient steps (imitation has no environment steps).
+``learn(total_timesteps)`` counts gradient steps (imitation has no environment steps); the
+training driver (``driveenv train diffusion``) shows the progress bar and checkpoints.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from torch import nn
 from agents.encoders import SmallCNN
 from agents.errors import AgentError, CheckpointError, DemoError
 from driveenv.atomic import atomic_path
-from driveenv.progress import progress_bar
 from generative.diffusion import NoiseSchedule, ScheduleConfig, ddim_sample, epsilon_loss
 from generative.networks import ConditionalUnet1D, MLPDenoiser
 
@@ -49,7 +49,10 @@ class DiffusionPolicyConfig:
     obs_horizon: int = 2  # observations the policy sees (current and previous)
     pred_horizon: int = 8  # actions per predicted chunk (a multiple of 4 for the U-Net)
     action_horizon: int = 4  # actions executed before re-planning
-    network: str = "unet"  # "unet" (1-D temporal U-Net, FiLM) or "mlp"
+    # "mlp" by default: on one CPU core it samples a chunk with 8 DDIM steps in ~2 ms where the
+    # U-Net (Chi et al.'s choice, better for long chunks and images) takes 10x longer
+    # (benchmarks/diffusion.py --only latency).
+    network: str = "mlp"  # or "unet" (1-D temporal U-Net with FiLM conditioning)
     down_dims: tuple[int, ...] = (64, 128, 256)
     mlp_hidden: int = 256
     mlp_depth: int = 3
@@ -334,9 +337,13 @@ class DiffusionPolicyAgent:
         self.reset()
 
     @classmethod
-    def create(cls, env, seed: int = 0, demos=None, **overrides) -> DiffusionPolicyAgent:
+    def create(
+        cls, env, seed: int = 0, tensorboard_log=None, demos=None, **overrides
+    ) -> DiffusionPolicyAgent:
         """The training driver's constructor: ``create(env, seed, demos=PATH, **config)``."""
-        return cls(env=env, demos=demos, seed=seed, **overrides)
+        agent = cls(env=env, demos=demos, seed=seed, **overrides)
+        agent.tensorboard_log = tensorboard_log
+        return agent
 
     @staticmethod
     def _read_demos(demos):
@@ -347,41 +354,44 @@ class DiffusionPolicyAgent:
         return load_demos(demos)
 
     # ------------------------------------------------------------------ training
-    def learn(self, total_timesteps: int, callback=None, demos=None, progress_bar_on: bool = True):
+    def set_demonstrations(self, demos) -> None:
+        """Demonstrations to learn from: a ``.npz`` path or a list of trajectories."""
+        self.demos = self._read_demos(demos)
+
+    def learn(self, total_timesteps: int, callback=None, **_ignored) -> DiffusionPolicyAgent:
         """``total_timesteps`` gradient steps of the epsilon loss on demonstration chunks.
 
-        ``callback(agent, step, loss)`` is called every 100 steps; returning False stops early.
+        ``callback(agent)`` runs after every step (the training driver's progress bar);
+        returning False stops early. ``agent.last_loss`` holds the latest loss.
         """
-        demos = self._read_demos(demos) if demos is not None else self.demos
-        if not demos:
+        if not self.demos:
             raise DemoError("DiffusionPolicyAgent.learn needs demonstrations (demos=PATH or list)")
-        dataset = ChunkDataset(demos, self.spec, self.scaler, self.config)
+        dataset = ChunkDataset(self.demos, self.spec, self.scaler, self.config)
         if not self._statistics_set and self.spec.vector_keys:
             self.model.features.set_statistics(dataset.vectors(self.spec))
             self.ema_model.features.load_state_dict(self.model.features.state_dict())
             self._statistics_set = True
         self.model.train()
-        with progress_bar(transient=True) as bar:
-            task = bar.add_task(
-                "diffusion policy", total=total_timesteps, status="", visible=progress_bar_on
+        for _ in range(int(total_timesteps)):
+            rows = torch.randint(
+                0, len(dataset), (self.config.batch_size,), generator=self.generator
             )
-            for step in range(total_timesteps):
-                rows = torch.randint(
-                    0, len(dataset), (self.config.batch_size,), generator=self.generator
-                )
-                obs, actions = dataset.batch(rows)
-                loss = self.model.loss(obs, actions, self.generator)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                self._update_ema()
-                self.num_updates += 1
-                if step % 100 == 99 or step + 1 == total_timesteps:
-                    bar.update(task, completed=step + 1, status=f"loss {loss.item():.4f}")
-                    if callback is not None and callback(self, step + 1, loss.item()) is False:
-                        break
+            obs, actions = dataset.batch(rows)
+            loss = self.model.loss(obs, actions, self.generator)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._update_ema()
+            self.num_updates += 1
+            self.last_loss = loss.item()
+            if callback is not None and callback(self) is False:
+                break
         self.reset()
         return self
+
+    @property
+    def num_timesteps(self) -> int:
+        return self.num_updates
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -16,7 +16,8 @@ sampler anywhere). Exploration is the sampler's own noise (DDIM with ``eta`` = 1
 ``QSMAgent.from_diffusion_policy(dp, env)`` starts from a Diffusion Policy trained by imitation
 (it must predict single actions from single observations: ``pred_horizon = obs_horizon = 1``)
 and fine-tunes it from reward. Observations must be vectors (``Box`` or a ``Dict`` of vectors);
-the critic has no image encoder. ``learn(total_timesteps)`` counts environment steps.
+the critic has no image encoder. ``learn(total_timesteps)`` counts environment steps; ``env`` is
+a gymnasium Env or an SB3 VecEnv (``driveenv train qsm`` passes the simulator's).
 """
 
 from __future__ import annotations
@@ -39,7 +40,6 @@ from agents.diffusion_policy import (
 )
 from agents.errors import AgentError, CheckpointError
 from driveenv.atomic import atomic_path
-from driveenv.progress import progress_bar
 from generative.diffusion import ddim_sample
 
 
@@ -62,6 +62,9 @@ class QSMConfig:
     batch_size: int = 256
     buffer_size: int = 1_000_000
     learning_starts: int = 1000
+    # Updates during which only the critics learn: a policy from imitation is not pulled around
+    # by a still-random critic (``from_diffusion_policy`` uses 2000 unless told otherwise).
+    actor_update_start: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -151,6 +154,8 @@ class QSMAgent:
         if config is not None and overrides:
             self.config = QSMConfig(**{**asdict(config), **overrides})
         self.env = env
+        self.venv = _as_vec_env(env)
+        self._last_obs = None
         self.spec = ObservationSpec.from_space(env.observation_space)
         if self.spec.image_keys:
             raise AgentError(
@@ -177,11 +182,15 @@ class QSMAgent:
         self.rng = np.random.default_rng(self.config.seed)
         self.generator = torch.Generator().manual_seed(self.config.seed)
         self.num_timesteps = 0
+        self.num_updates = 0
         self.episode_returns: list[float] = []
 
     @classmethod
-    def create(cls, env, seed: int = 0, **overrides) -> QSMAgent:
-        return cls(env, seed=seed, **overrides)
+    def create(cls, env, seed: int = 0, tensorboard_log=None, **overrides) -> QSMAgent:
+        """The training driver's constructor (``env`` a gymnasium Env or an SB3 VecEnv)."""
+        agent = cls(env, seed=seed, **overrides)
+        agent.tensorboard_log = tensorboard_log
+        return agent
 
     @classmethod
     def from_diffusion_policy(cls, policy: DiffusionPolicyAgent, env, **overrides) -> QSMAgent:
@@ -198,6 +207,7 @@ class QSMAgent:
             "inference_steps": dp.inference_steps,
             "actor_hidden": dp.mlp_hidden,
             "actor_depth": dp.mlp_depth,
+            "actor_update_start": 2000,
             **overrides,
         }
         return cls(env, actor=copy.deepcopy(policy.ema_model).requires_grad_(True), **settings)
@@ -261,6 +271,10 @@ class QSMAgent:
         self.critic_optimizer.zero_grad(set_to_none=True)
         critic_loss.backward()
         self.critic_optimizer.step()
+        self.num_updates += 1
+        if self.num_updates <= cfg.actor_update_start:
+            self._polyak()
+            return {"critic_loss": critic_loss.item()}
         # Actor: match -eps to scale * grad_a Q at noisy buffer actions.
         schedule = self.actor.schedule
         t = torch.randint(0, schedule.num_steps, (cfg.batch_size,), generator=self.generator)
@@ -276,56 +290,56 @@ class QSMAgent:
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
-        with torch.no_grad():
-            for target_p, p in zip(
-                self.critic_target.parameters(), self.critic.parameters(), strict=True
-            ):
-                target_p.mul_(1 - cfg.tau).add_(p, alpha=cfg.tau)
+        self._polyak()
         return {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item()}
 
-    def learn(self, total_timesteps: int, callback=None, progress_bar_on: bool = True):
-        """Collect ``total_timesteps`` environment steps, one gradient update per step.
+    @torch.no_grad()
+    def _polyak(self) -> None:
+        tau = self.config.tau
+        for target, live in zip(
+            self.critic_target.parameters(), self.critic.parameters(), strict=True
+        ):
+            target.mul_(1 - tau).add_(live, alpha=tau)
 
-        ``callback(agent, step, stats)`` runs at each episode end; returning False stops.
+    def learn(self, total_timesteps: int, callback=None, **_ignored) -> QSMAgent:
+        """Collect ``total_timesteps`` environment steps (over all envs), one update per step.
+
+        ``callback(agent)`` runs after every environment step (the training driver's progress
+        bar); returning False stops. Finished episodes' returns go to ``agent.episode_returns``.
         """
-        env, cfg = self.env, self.config
-        obs, _ = env.reset(seed=cfg.seed + len(self.episode_returns))
-        episode_return = 0.0
-        with progress_bar(transient=True) as bar:
-            task = bar.add_task("QSM", total=total_timesteps, status="", visible=progress_bar_on)
-            for step in range(total_timesteps):
-                vectors, _ = self._vectors(obs)
-                if self.num_timesteps < cfg.learning_starts and not self._pretrained:
-                    normalised = self.rng.uniform(-1, 1, self.action_dim).astype(np.float32)
-                else:
-                    normalised = self._sample(torch.from_numpy(vectors), self.generator, cfg.eta)[
-                        0
-                    ].numpy()
-                next_obs, reward, terminated, truncated, info = env.step(
-                    self.scaler.denormalise(normalised)
-                )
-                next_vectors, _ = self._vectors(next_obs)
-                self.buffer.add(vectors[0], normalised, reward, next_vectors[0], float(terminated))
-                episode_return += float(reward)
-                self.num_timesteps += 1
-                stats = {}
-                if self.num_timesteps >= cfg.learning_starts:
-                    stats = self._update()
-                obs = next_obs
-                if terminated or truncated:
-                    self.episode_returns.append(episode_return)
-                    bar.update(task, completed=step + 1, status=f"return {episode_return:.1f}")
-                    stop = (
-                        callback is not None
-                        and callback(
-                            self, step + 1, {**stats, "episode_return": episode_return, **info}
-                        )
-                        is False
-                    )
-                    episode_return = 0.0
-                    obs, _ = env.reset()
-                    if stop:
-                        break
+        cfg, venv = self.config, self.venv
+        if self._last_obs is None:
+            venv.seed(cfg.seed)
+            self._last_obs = venv.reset()
+            self._running_returns = np.zeros(venv.num_envs)
+        steps = 0
+        while steps < total_timesteps:
+            vectors, _ = self._vectors(self._last_obs)
+            if self.num_timesteps < cfg.learning_starts and not self._pretrained:
+                normalised = self.rng.uniform(-1, 1, (venv.num_envs, self.action_dim))
+            else:
+                normalised = self._sample(torch.from_numpy(vectors), self.generator, cfg.eta)
+                normalised = normalised.numpy()
+            normalised = normalised.astype(np.float32)
+            next_obs, rewards, dones, infos = venv.step(self.scaler.denormalise(normalised))
+            next_vectors, _ = self._vectors(next_obs)
+            for i in range(venv.num_envs):
+                final = next_vectors[i]
+                terminated = bool(dones[i]) and not infos[i].get("TimeLimit.truncated", False)
+                if dones[i] and "terminal_observation" in infos[i]:
+                    final = self._vectors(infos[i]["terminal_observation"])[0][0]
+                self.buffer.add(vectors[i], normalised[i], rewards[i], final, float(terminated))
+                self._running_returns[i] += float(rewards[i])
+                if dones[i]:
+                    self.episode_returns.append(float(self._running_returns[i]))
+                    self._running_returns[i] = 0.0
+            self._last_obs = next_obs
+            self.num_timesteps += venv.num_envs
+            steps += venv.num_envs
+            if self.num_timesteps >= cfg.learning_starts:
+                self.last_losses = self._update()
+            if callback is not None and callback(self) is False:
+                break
         return self
 
     # ------------------------------------------------------------------ persistence
@@ -343,6 +357,7 @@ class QSMAgent:
             "actor_optimizer": self.actor_optimizer.state_dict(),
             "critic_optimizer": self.critic_optimizer.state_dict(),
             "num_timesteps": self.num_timesteps,
+            "num_updates": self.num_updates,
         }
         with atomic_path(Path(path)) as tmp:
             torch.save(data, tmp)
@@ -372,7 +387,19 @@ class QSMAgent:
         agent.actor_optimizer.load_state_dict(data["actor_optimizer"])
         agent.critic_optimizer.load_state_dict(data["critic_optimizer"])
         agent.num_timesteps = data["num_timesteps"]
+        agent.num_updates = data["num_updates"]
         return agent
+
+
+def _as_vec_env(env):
+    """SB3's VecEnv API for both kinds of env (auto-reset, terminal observations in infos)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+    if isinstance(env, VecEnv):
+        return env
+    if isinstance(env, _SpacesOnly):
+        return env
+    return DummyVecEnv([lambda: env])
 
 
 class _SpacesOnly:
@@ -390,5 +417,7 @@ class _SpacesOnly:
             np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32
         )
 
-    def reset(self, **kwargs):
+    num_envs = 1
+
+    def seed(self, seed=None):
         raise AgentError("this QSM agent was loaded without env=: pass one to keep learning")

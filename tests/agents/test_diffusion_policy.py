@@ -35,7 +35,7 @@ def trained():
         learning_rate=1e-3,
         seed=0,
     )
-    agent.learn(2000, progress_bar_on=False)
+    agent.learn(1500)
     return env, agent
 
 
@@ -135,6 +135,7 @@ def test_image_observations_use_the_shared_cnn():
     agent = DiffusionPolicyAgent(
         observation_space=space,
         action_space=spaces.Box(-1, 1, (2,), np.float32),
+        network="unet",
         down_dims=(16, 32),
         pred_horizon=4,
         action_horizon=2,
@@ -149,7 +150,7 @@ def test_image_observations_use_the_shared_cnn():
 def test_bad_input_is_reported_as_agent_errors(tmp_path):
     env = DetourEnv()
     with pytest.raises(AgentError, match="multiple of 4"):
-        DiffusionPolicyConfig(pred_horizon=6)
+        DiffusionPolicyConfig(network="unet", pred_horizon=6)
     with pytest.raises(AgentError, match="action_horizon=9 exceeds"):
         DiffusionPolicyConfig(action_horizon=9)
     with pytest.raises(DemoError, match="needs demonstrations"):

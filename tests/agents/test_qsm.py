@@ -59,7 +59,7 @@ class Bandit(gym.Env):
 def test_actor_learns_the_best_action_of_each_state_from_the_critic():
     env = Bandit()
     agent = QSMAgent(env, seed=0, **SMALL)
-    agent.learn(700, progress_bar_on=False)
+    agent.learn(700)
     for target in (-1.0, 1.0):
         obs = {"state": np.full((50, 1), target, np.float32)}
         actions, _ = agent.predict(obs, deterministic=False)
@@ -97,7 +97,7 @@ def test_fine_tuning_starts_from_the_diffusion_policy_weights():
 def test_save_load_round_trip_and_errors(tmp_path):
     env = Bandit()
     agent = QSMAgent(env, seed=3, **SMALL)
-    agent.learn(120, progress_bar_on=False)
+    agent.learn(120)
     path = tmp_path / "agent.pt"
     agent.save(path)
     obs = {"state": np.array([1.0], np.float32)}
