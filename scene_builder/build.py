@@ -270,9 +270,11 @@ def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, c
 
     render_field = load_field(field_dir)
     if dataset_dir is None:
-        dataset_dir = render_field.meta.get("dataset")
-        if not dataset_dir:
+        named = render_field.meta.get("dataset")
+        if not named:
             raise BundleError(f"{field_dir}: field.json names no dataset; pass --dataset")
+        dataset_dir = Path(field_dir) / named  # a relative path is relative to the field
+
     dataset = load_dataset(dataset_dir)
     intrinsics = np.array(
         [[f.camera.fx, f.camera.fy, f.camera.cx, f.camera.cy] for f in dataset.frames]
@@ -332,6 +334,7 @@ def write_bundle(
         if dataset is not None:
             dataset_copy = Path(scratch) / "dataset"
             shutil.copytree(dataset.root, dataset_copy, ignore=skip)
+            _point_field_at(field_copy, "../dataset")
         return write_scene(
             out,
             name=name,
@@ -352,6 +355,14 @@ def write_bundle(
             },
             overwrite=overwrite,
         )
+
+
+def _point_field_at(field_dir: Path, dataset: str) -> None:
+    """Name the bundle's own dataset copy in the copied field.json (not the build's work folder)."""
+    meta_path = field_dir / "field.json"
+    meta = json.loads(meta_path.read_text())
+    meta["dataset"] = dataset
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _jsonable(value: Any) -> Any:

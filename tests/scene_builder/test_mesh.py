@@ -6,6 +6,8 @@ height: the shape of the bird capture, with exact answers.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import trimesh
@@ -117,4 +119,6 @@ def test_fill_small_holes_closes_a_small_hole_only():
 def test_a_field_that_renders_nothing_is_a_clear_error():
     poses, intrinsics = orbit_cameras(count=4)
     with pytest.raises(MeshError, match="no trusted depth"):
-        extract_geometry(BoxesField(boxes=()), poses, intrinsics, (64, 48), CONFIG)
+        extract_geometry(
+            BoxesField(boxes=()), poses, intrinsics, (64, 48), replace(CONFIG, virtual_views=1)
+        )
