@@ -41,6 +41,7 @@ SHARPNESS_SIDE = 512
 NEIGHBOURS_EACH_SIDE = 3
 # A video that decodes fewer than this share of its declared frames is truncated.
 MIN_DECODED_SHARE = 0.9
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
@@ -273,18 +274,30 @@ def _select(
 
 
 def _write_frame(candidate: Candidate, source: Source, config: CaptureConfig, images: Path) -> str:
-    """Store one kept frame; JPEGs from an image folder at full size are copied (keeps EXIF)."""
+    """Store one kept frame, keeping the source's EXIF (its focal length helps the SfM).
+
+    Full-size JPEGs from a folder are copied byte for byte; other frames are re-encoded from the
+    decoded pixels (OpenCV has already applied any EXIF rotation, so the copy says "upright").
+    """
     file = candidate.source_file
     if file is not None and config.downscale == 1.0 and file.suffix.lower() in (".jpg", ".jpeg"):
-        name = file.name
-        shutil.copy2(file, images / name)
-    else:
-        name = f"{file.stem}.jpg" if file is not None else f"frame_{candidate.index:05d}.jpg"
-        image = _resize(candidate.image, config.downscale)
+        shutil.copy2(file, images / file.name)
+        return file.name
+    name = f"{file.stem}.jpg" if file is not None else f"frame_{candidate.index:05d}.jpg"
+    image = _resize(candidate.image, config.downscale)
+    if file is None:
         if not cv2.imwrite(
             str(images / name), image, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality]
         ):
             raise CaptureError(f"{images / name}: could not be written")
+        return name
+    from PIL import Image
+
+    with Image.open(file) as original:
+        exif = original.getexif()
+    exif[EXIF_ORIENTATION] = 1
+    rgb = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    rgb.save(images / name, quality=config.jpeg_quality, exif=exif.tobytes())
     return name
 
 

@@ -136,3 +136,20 @@ def test_bad_videos_give_a_clear_error_and_leave_nothing(case, bird_video, tmp_p
     assert str(path.name) in str(error.value)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_downscaled_folder_images_keep_their_exif_focal_length(shared_data, tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "lund"
+    folder.mkdir()
+    for source in sorted((shared_data / "lund_street" / "images").iterdir())[:MIN_FRAMES]:
+        shutil.copy(source, folder / source.name)
+    capture(folder, tmp_path / "out", CaptureConfig(downscale=4, min_sharpness=0.0))
+    written = tmp_path / "out" / "images" / "01.jpg"
+    with Image.open(written) as image, Image.open(folder / "01.jpg") as original:
+        assert image.size == (256, 192)
+        focal_35mm = 0xA405  # FocalLengthIn35mmFilm, what COLMAP turns into a focal prior
+        exif_ifd = 0x8769
+        assert image.getexif().get_ifd(exif_ifd)[focal_35mm] == 35
+        assert original.getexif().get_ifd(exif_ifd)[focal_35mm] == 35

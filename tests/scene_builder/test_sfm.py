@@ -53,12 +53,9 @@ def test_bird_video_poses_match_the_reference_model(shared_data, tmp_path):
 
 def test_lund_street_registers_at_least_25_of_29(shared_data, tmp_path):
     dataset_dir = tmp_path / "lund"
-    capture(
-        shared_data / "lund_street" / "images",
-        dataset_dir,
-        CaptureConfig(downscale=2, min_sharpness=0.0),
-    )
-    report = recover_poses(dataset_dir, SfmConfig(max_image_size=512, max_features=2048))
+    capture(shared_data / "lund_street" / "images", dataset_dir, CaptureConfig(min_sharpness=0.0))
+    # features at 800 px: at 512 px this forward walk registers only about 17 frames
+    report = recover_poses(dataset_dir, SfmConfig(max_image_size=800, max_features=2048))
     assert report.total == 29
     assert report.registered >= 25, report.summary()
     assert len(report.failed_frames) == report.total - report.registered
