@@ -171,7 +171,10 @@ def _existing_report(root: Path, config: SfmConfig) -> SfmReport | None:
     """The report of an earlier run with the same settings, if its transforms.json is there."""
     if not (root / TRANSFORMS_FILE).is_file():
         return None
-    previous = json.loads((root / TRANSFORMS_FILE).read_text()).get("driveenv", {}).get("sfm")
+    try:
+        previous = json.loads((root / TRANSFORMS_FILE).read_text()).get("driveenv", {}).get("sfm")
+    except (json.JSONDecodeError, AttributeError):
+        return None
     if not previous or previous.get("config") != asdict(config):
         return None
     return SfmReport(
@@ -232,18 +235,8 @@ class _Stages:
             )
             self.progress.update(task, completed=min(len(self.names), start + EXTRACTION_CHUNK))
 
-    def prior_focal(self) -> float | None:
-        """The focal length the images' EXIF gave, in pixels (None without EXIF)."""
-        database = self.pycolmap.Database.open(self.database)
-        try:
-            cameras = database.read_all_cameras()
-        finally:
-            database.close()
-        if not cameras or not cameras[0].has_prior_focal_length:
-            return None
-        return float(cameras[0].mean_focal_length())
-
-    def _camera_id(self) -> int | None:
+    def _first_camera(self):
+        """The camera shared by the frames, as stored in the database (None before features)."""
         if not self.database.exists():
             return None
         database = self.pycolmap.Database.open(self.database)
@@ -251,7 +244,18 @@ class _Stages:
             cameras = database.read_all_cameras()
         finally:
             database.close()
-        return int(cameras[0].camera_id) if cameras else None
+        return cameras[0] if cameras else None
+
+    def prior_focal(self) -> float | None:
+        """The focal length the images' EXIF gave, in pixels (None without EXIF)."""
+        camera = self._first_camera()
+        if camera is None or not camera.has_prior_focal_length:
+            return None
+        return float(camera.mean_focal_length())
+
+    def _camera_id(self) -> int | None:
+        camera = self._first_camera()
+        return int(camera.camera_id) if camera is not None else None
 
     def match(self, pairs: list[tuple[int, int]]) -> None:
         pycolmap = self.pycolmap
