@@ -102,3 +102,43 @@ def test_sequential_pairs_cover_neighbours_and_close_the_loop():
     assert (0, 110) in pairs  # first and last keyframes: the loop closes
     assert all(i < j for i, j in pairs)
     assert len(pairs) < 120 * 119 / 2 / 5  # far fewer than exhaustive
+
+
+def test_an_interrupted_run_keeps_its_work_and_the_next_run_resumes(
+    shared_data, tmp_path, monkeypatch
+):
+    import pycolmap
+
+    from scene_builder import sfm
+
+    images = tmp_path / "bird" / "images"
+    images.mkdir(parents=True)
+    for number in range(1, 40, 3):  # 13 neighbouring views, 6 degrees apart
+        image = cv2.imread(str(shared_data / "bird_capture" / "images" / f"{number:03d}.jpg"))
+        cv2.imwrite(str(images / f"{number:03d}.jpg"), cv2.resize(image, (272, 480)))
+    config = SfmConfig(max_image_size=480)
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sfm._Stages, "map", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        recover_poses(tmp_path / "bird", config)
+    monkeypatch.undo()
+    database = tmp_path / "bird" / ".sfm" / "database.db"
+    assert database.is_file() and not (tmp_path / "bird" / "transforms.json").exists()
+
+    extracted_before = []
+    original_extract = sfm._Stages.extract
+
+    def counting_extract(self):
+        opened = pycolmap.Database.open(self.database)
+        extracted_before.append(opened.num_keypoints())
+        opened.close()
+        original_extract(self)
+
+    monkeypatch.setattr(sfm._Stages, "extract", counting_extract)
+    report = recover_poses(tmp_path / "bird", config)
+    assert extracted_before[0] > 13 * 100  # the features of the first run were still there
+    assert report.registered >= 12
+    assert (tmp_path / "bird" / "transforms.json").is_file()
