@@ -17,6 +17,7 @@ does nothing; other arguments are refused unless ``overwrite`` is set.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -79,6 +80,11 @@ class CaptureResult:
     dropped_blurry: int
     decoded: int
     skipped: bool  # True when the dataset was already up to date
+
+
+def natural_key(name: str) -> list[int | str]:
+    """Sort key that puts IMG_9.jpg before IMG_10.jpg (the order a camera wrote them)."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def sharpness(image_bgr: np.ndarray) -> float:
@@ -173,7 +179,10 @@ def open_source(path: str | Path) -> Source:
     if not path.exists():
         raise CaptureError(f"{path}: no such file or folder")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda p: natural_key(p.name),
+        )
         if len(files) < MIN_FRAMES:
             raise CaptureError(
                 f"{path}: has {len(files)} images ({', '.join(IMAGE_SUFFIXES)}); "

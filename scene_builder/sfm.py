@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from driveenv.atomic import atomic_path, write_json_atomic
+from scene_builder.capture import natural_key
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
     TRANSFORMS_FILE,
@@ -152,7 +153,10 @@ def exhaustive_pairs(count: int) -> list[tuple[int, int]]:
 def _image_names(image_dir: Path) -> list[str]:
     if not image_dir.is_dir():
         raise PoseError(f"{image_dir}: no images folder (run 'driveenv capture' first)")
-    names = sorted(p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    names = sorted(
+        (p.name for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES),
+        key=natural_key,
+    )
     if len(names) < 3:
         raise PoseError(f"{image_dir}: has {len(names)} images; structure from motion needs more")
     return names

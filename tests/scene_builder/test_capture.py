@@ -153,3 +153,14 @@ def test_downscaled_folder_images_keep_their_exif_focal_length(shared_data, tmp_
         exif_ifd = 0x8769
         assert image.getexif().get_ifd(exif_ifd)[focal_35mm] == 35
         assert original.getexif().get_ifd(exif_ifd)[focal_35mm] == 35
+
+
+def test_folder_images_are_taken_in_natural_order(shared_data, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in range(1, 13):  # IMG_1 ... IMG_12: plain sorting would put IMG_10 second
+        image = cv2.imread(str(shared_data / "bird_capture" / "images" / f"{number:03d}.jpg"))
+        cv2.imwrite(str(folder / f"IMG_{number}.jpg"), cv2.resize(image, (68, 120)))
+    capture(folder, tmp_path / "out", CaptureConfig(min_sharpness=0.0))
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [f["source_file"] for f in manifest["frames"]] == [f"IMG_{n}.jpg" for n in range(1, 13)]
