@@ -11,7 +11,6 @@ are measured after a similarity (Umeyama) alignment of our camera centres to the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from scene_builder.align import compare_poses
-from scene_builder.capture import CaptureConfig, capture
+from scene_builder.capture import CaptureConfig, capture, load_manifest
 from scene_builder.datasets import load_dataset
 from scene_builder.importers import frames_from_reconstruction, read_colmap_model
 from scene_builder.sfm import SfmConfig, recover_poses
@@ -38,7 +37,7 @@ def run(max_frames: int, config: SfmConfig, work: Path) -> dict:
     capture_seconds = time.perf_counter() - started
     report = recover_poses(dataset_dir, config, overwrite=True)
     dataset = load_dataset(dataset_dir)
-    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    manifest = load_manifest(dataset_dir)
     index = {f["file_path"].split("/")[1]: f["source_index"] for f in manifest["frames"]}
     reference = {
         f.image_path.name: f.camera_to_world

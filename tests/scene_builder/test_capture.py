@@ -164,3 +164,10 @@ def test_folder_images_are_taken_in_natural_order(shared_data, tmp_path):
     capture(folder, tmp_path / "out", CaptureConfig(min_sharpness=0.0))
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert [f["source_file"] for f in manifest["frames"]] == [f"IMG_{n}.jpg" for n in range(1, 13)]
+
+
+def test_a_dataset_without_a_capture_has_no_manifest(tmp_path):
+    from scene_builder.capture import load_manifest
+
+    with pytest.raises(CaptureError, match="manifest.json: no capture manifest"):
+        load_manifest(tmp_path)

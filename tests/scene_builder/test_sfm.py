@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pytest
 
 from scene_builder.align import compare_poses
-from scene_builder.capture import CaptureConfig, capture
+from scene_builder.capture import CaptureConfig, capture, load_manifest
 from scene_builder.datasets import load_dataset, load_sparse_points
 from scene_builder.errors import PoseError
 from scene_builder.importers import frames_from_reconstruction, read_colmap_model
@@ -30,7 +28,7 @@ def test_bird_video_poses_match_the_reference_model(shared_data, tmp_path):
     assert report.mean_reprojection_error < 2.0
 
     dataset = load_dataset(dataset_dir)
-    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    manifest = load_manifest(dataset_dir)
     source_index = {f["file_path"].split("/")[1]: f["source_index"] for f in manifest["frames"]}
     reference = {
         frame.image_path.name: frame.camera_to_world
