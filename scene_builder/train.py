@@ -275,8 +275,8 @@ class Trainer:
 
     def load_state(self) -> None:
         path = self.out_dir / STATE_FILE
+        state = _read_state(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
             self.planned_steps = int(state["planned_steps"])
             self.model.upsample(state["model"]["planes"].shape[-1])
             self.model.load_state_dict(state["model"])
@@ -285,11 +285,10 @@ class Trainer:
             self.optimizer = self._make_optimizer()
             self.optimizer.load_state_dict(state["optimizer"])
             self.generator.set_state(state["generator"])
-        except FileNotFoundError:
-            raise FieldError(f"{path}: no training state to resume from") from None
-        except Exception as error:
+        except (KeyError, RuntimeError, ValueError, TypeError) as error:
             raise FieldError(
-                f"{path}: corrupt training state ({type(error).__name__}: {str(error)[:80]})"
+                f"{path}: training state does not match this run ({type(error).__name__}: "
+                f"{str(error).splitlines()[0][:100]})"
             ) from None
 
     def write_field(self, fit_presets: bool) -> None:
@@ -323,7 +322,7 @@ class Trainer:
         """Fit each named preset's code to its photometric change of the capture rendering."""
         index = torch.randperm(
             self.train.rgb[..., 0].numel(), generator=torch.Generator().manual_seed(7)
-        )[:4096]
+        )[:2048]
         origins, directions, _, _ = self.train.rays(index)
         with torch.no_grad():
             base = render_rays(self.model, origins, directions, capture)
@@ -390,6 +389,18 @@ class Trainer:
         self.planned_steps = max(int(60 * self.config.max_minutes / seconds_per_step), 21)
 
 
+def _read_state(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FieldError(f"{path}: no training state to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise FieldError(f"{path}: corrupt training state ({type(error).__name__})") from None
+    if not isinstance(state, dict) or "config" not in state:
+        raise FieldError(f"{path}: corrupt training state (not a DriveEnv training state)")
+    return state
+
+
 def train_field(
     dataset_dir: str | Path,
     out_dir: str | Path,
@@ -406,9 +417,8 @@ def train_field(
     if not resume and not overwrite and (out / FIELD_FILE).exists():
         raise FieldError(f"{out}: already holds a field (use --resume to continue or --overwrite)")
     if resume:
-        saved = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)["config"]
         max_minutes = config.max_minutes
-        config = TrainConfig.from_json(saved)
+        config = TrainConfig.from_json(_read_state(out / STATE_FILE)["config"])
         config.max_minutes = max_minutes
     torch.manual_seed(config.seed)
     trainer = Trainer(dataset_dir, out, config)

@@ -1,0 +1,180 @@
+"""Embedded field on the bird capture at 1/4 resolution (136x240): quality over time and speed.
+
+Prints a table of held-out PSNR/SSIM after 1, 2, 5 and 10 minutes of training (every 8th frame
+held out, never trained on) under both honest appearance rules (NeRF-W left-half fit scored on
+the right half, and the mean training code), training throughput, render throughput for 16
+cameras of 64x64 (free marching and with a known surface depth), and what two lighting presets
+do to brightness and depth. Training time excludes the evaluations.
+
+    .venv/bin/python benchmarks/field_bird.py                       # the full 10-minute run
+    .venv/bin/python benchmarks/field_bird.py --speed-only          # throughput only (~1 minute)
+    .venv/bin/python benchmarks/field_bird.py --minutes 2 --marks 1,2
+
+Run it on an idle machine for throughput figures (it prints the load average it saw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from scene_builder.fields.evaluate import evaluate_holdout, mean_code
+from scene_builder.importers import import_poses
+from scene_builder.train import TrainConfig, Trainer
+
+SHARED = Path(
+    os.environ.get("DRIVEENV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+NERFACTO_CPU_RAYS_PER_SECOND = 470  # DESIGN.md: nerfacto on this machine's CPU, ~10 s per iteration
+
+
+def render_speed(
+    trainer: Trainer, cameras: int = 16, size: int = 64, repeats: int = 3
+) -> tuple[float, float]:
+    """Rays/s for ``cameras`` cameras of size x size in one call: free marching, surface band."""
+    from scene_builder.fields.embedded import EmbeddedRadianceField
+
+    capture = mean_code(trainer.model, trainer.train.count)
+    field = EmbeddedRadianceField(
+        trainer.out_dir, {"presets": {"capture": capture.tolist()}}, trainer.model
+    )
+    poses = (
+        trainer.holdout.poses[:cameras]
+        if trainer.holdout is not None
+        else trainer.train.poses[:cameras]
+    )
+    poses = poses.repeat((cameras + len(poses) - 1) // len(poses), 1, 1)[:cameras]
+    scale = size / trainer.train.rgb.shape[2]  # the full width, cropped square around the centre
+    fx, fy = trainer.train.intrinsics[0, :2].tolist()
+    intrinsics = torch.tensor([fx * scale, fy * scale, size / 2, size / 2])
+    rays = cameras * size * size
+
+    def timed(**kwargs) -> float:
+        field.render(poses, intrinsics, size, size, **kwargs)  # warm-up
+        tick = time.perf_counter()
+        for _ in range(repeats):
+            field.render(poses, intrinsics, size, size, **kwargs)
+        return repeats * rays / (time.perf_counter() - tick)
+
+    free = timed()
+    # The simulator's path: the mesh's ray-cast depth; here the field's own depth stands in for it.
+    reference = field.render(poses, intrinsics, size, size)
+    surface = torch.where(reference.accumulation > 0.5, reference.depth, torch.tensor(float("inf")))
+    banded = timed(surface_depth=surface)
+    return free, banded
+
+
+def preset_effect(
+    trainer: Trainer, first: str = "bright", second: str = "dim"
+) -> tuple[float, float, float]:
+    """Mean brightness under two presets and the largest depth difference, on held-out views."""
+    from scene_builder.fields.embedded import EmbeddedRadianceField
+
+    capture = mean_code(trainer.model, trainer.train.count)
+    presets = {"capture": capture.tolist(), **trainer.fit_presets(capture)}
+    field = EmbeddedRadianceField(trainer.out_dir, {"presets": presets}, trainer.model)
+    views = trainer.holdout if trainer.holdout is not None else trainer.train
+    _, height, width, _ = views.rgb.shape
+    a = field.render(views.poses[:4], views.intrinsics[:4], width, height, appearance=first)
+    b = field.render(views.poses[:4], views.intrinsics[:4], width, height, appearance=second)
+    return float(a.rgb.mean()), float(b.rgb.mean()), float((a.depth - b.depth).abs().max())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10.0, help="training time budget")
+    parser.add_argument(
+        "--marks", default="1,2,5,10", help="minutes at which to score held-out frames"
+    )
+    parser.add_argument(
+        "--speed-only", action="store_true", help="only throughput (30 training steps)"
+    )
+    parser.add_argument("--lighting-augmentation", action="store_true")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--work", type=Path, default=None, help="scratch folder (default: a temp folder)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="field_bird_"))
+    dataset = work / "dataset"
+    if not (dataset / "transforms.json").is_file():
+        import_poses(SHARED / "bird_capture" / "poses_bounds.npy", dataset)
+    load_before = os.getloadavg()[0]
+    config = TrainConfig(
+        downscale=4,
+        steps=None,
+        max_minutes=0.6 if args.speed_only else args.minutes,
+        lighting_augmentation=args.lighting_augmentation,
+        checkpoint_seconds=1e9,
+        eval_every=10**9,
+    )
+    trainer = Trainer(dataset, work / "field", config)
+    marks = [] if args.speed_only else [float(m) for m in args.marks.split(",")]
+    rows = []
+
+    def score(trainer: Trainer) -> None:
+        while marks and trainer.elapsed >= 60 * marks[0]:
+            minute = marks.pop(0)
+            scores = evaluate_holdout(trainer.model, trainer.holdout, trainer.train.count)
+            rows.append((minute, trainer.step, scores))
+            print(
+                f"  {minute:4.1f} min step {trainer.step:5d}: left-half {scores.psnr_left_half:.2f} dB "
+                f"/ {scores.ssim_left_half:.3f}, mean code {scores.psnr_mean_code:.2f} dB / "
+                f"{scores.ssim_mean_code:.3f}",
+                flush=True,
+            )
+
+    trainer.out_dir.mkdir(parents=True, exist_ok=True)
+    trainer.run(callback=score)
+    if marks:  # the planned steps ended a little before the last mark
+        marks[:] = [marks[-1]]
+        trainer.elapsed = max(trainer.elapsed, 60 * marks[0])
+        score(trainer)
+    train_rays = trainer.step * config.batch_rays / trainer.elapsed
+    free, banded = render_speed(trainer)
+    bright, dim, depth_change = preset_effect(trainer)
+    load_after = os.getloadavg()[0]
+
+    _, height, width, _ = trainer.train.rgb.shape
+    print()
+    print(
+        f"bird_capture at {width}x{height}, {trainer.train.count} training / {trainer.holdout.count} held-out frames"
+    )
+    print(
+        f"load average {load_before:.1f} before, {load_after:.1f} after ({os.cpu_count()} cores, {args.threads} threads)"
+    )
+    print()
+    print(
+        "| minutes | steps | PSNR left-half fit | SSIM left-half fit | PSNR mean code | SSIM mean code |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for minute, step, s in rows:
+        print(
+            f"| {minute:g} | {step} | {s.psnr_left_half:.2f} | {s.ssim_left_half:.3f} | "
+            f"{s.psnr_mean_code:.2f} | {s.ssim_mean_code:.3f} |"
+        )
+    print()
+    print("| measure | value |")
+    print("| --- | ---: |")
+    print(f"| training throughput (rays/s) | {train_rays:,.0f} |")
+    print(f"| nerfacto on CPU (rays/s, DESIGN.md) | {NERFACTO_CPU_RAYS_PER_SECOND} |")
+    print(f"| ratio | {train_rays / NERFACTO_CPU_RAYS_PER_SECOND:.0f}x |")
+    print(f"| render 16 x 64x64, free marching (rays/s) | {free:,.0f} |")
+    print(f"| render 16 x 64x64, surface depth given (rays/s) | {banded:,.0f} |")
+    print(
+        f"| mean brightness 'bright' / 'dim' | {bright:.3f} / {dim:.3f} ({bright / max(dim, 1e-6):.2f}x) |"
+    )
+    print(f"| largest depth difference between the two presets | {depth_change:.2e} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The nerfstudio backend: train nerfacto with ``ns-train`` and render a trained one through our API.
+
+Optional (``pip install driveenv[nerfstudio]``), meant for users with a GPU: on this project's
+2-core CPU nerfacto trains at about 10 s per iteration (~470 rays/s), which is why the embedded
+backend is the default. Everything nerfstudio needs to run on a CPU-only machine lives in this
+module and nowhere else (DESIGN.md lists the three measured obstacles):
+
+1. torchvision 0.28.0 (the only release accepting torch 2.13.0) is a CUDA build whose compiled
+   operators fail to load on CPU torch: its import needs the ``torchvision::nms``/``qnms``
+   operator schemas defined first (``_define_torchvision_schemas``).
+2. nerfacto's LPIPS metric downloads weights (no network here): the metric is replaced by a
+   stub module for the eval images, which DriveEnv never uses (``_offline_lpips``).
+3. the spawn-based data manager hangs unless training starts under a ``__main__`` guard: training
+   runs in a child ``python -m scene_builder.fields.nerfstudio_backend`` whose ``__main__`` applies
+   the shims and calls nerfstudio's ``ns-train`` entry point.
+
+``import_nerfacto`` keeps only the config.yml and the last checkpoint (no training images): the
+model is rebuilt from its config with the scene box and the number of appearance embeddings read
+from the checkpoint itself, and its per-image appearance embeddings become our appearance codes
+("capture" is their mean).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from driveenv.atomic import atomic_path, write_json_atomic
+from scene_builder.errors import FieldError
+from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION, RadianceField
+
+NERFSTUDIO_DIR = "nerfstudio"
+MODEL_PREFIX = "_model."
+
+
+def nerfstudio_available() -> str | None:
+    """None when nerfstudio can be imported here, else the reason it cannot."""
+    try:
+        _apply_cpu_shims()
+        import nerfstudio  # noqa: F401
+        from nerfstudio.models.nerfacto import NerfactoModelConfig  # noqa: F401
+    except Exception as error:  # ImportError, or a CUDA-only dependency failing to load
+        return f"nerfstudio is not usable here ({type(error).__name__}: {str(error)[:120]}); install driveenv[nerfstudio]"
+    return None
+
+
+def _require_nerfstudio() -> None:
+    reason = nerfstudio_available()
+    if reason is not None:
+        raise FieldError(reason)
+
+
+# ------------------------------------------------------------------------- CPU shims
+def _define_torchvision_schemas() -> None:
+    """Let a CUDA torchvision import on CPU torch: define the operator schemas it registers."""
+    if torch.cuda.is_available():
+        return
+    try:
+        library = torch.library.Library("torchvision", "DEF")
+        library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _define_torchvision_schemas.library = library  # keep the registration alive
+    except RuntimeError:
+        pass  # already defined (a CPU torchvision, or a second call)
+
+
+def _offline_lpips() -> None:
+    """Replace torchmetrics' LPIPS (which downloads weights) by a module returning zero."""
+    try:
+        import torchmetrics.image.lpip as lpip
+    except ImportError:
+        return
+
+    class NoLPIPS(torch.nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+
+        def forward(self, *args, **kwargs):
+            return torch.zeros(())
+
+    lpip.LearnedPerceptualImagePatchSimilarity = NoLPIPS
+
+
+def _apply_cpu_shims() -> None:
+    _define_torchvision_schemas()
+    _offline_lpips()
+
+
+# ---------------------------------------------------------------------------- train
+def train_nerfacto(
+    dataset_dir: Path,
+    out_dir: Path,
+    max_minutes: float | None = None,
+    steps: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Run ``ns-train nerfacto`` on a DriveEnv dataset in a child process, then import the result."""
+    _require_nerfstudio()
+    if not (Path(dataset_dir) / "transforms.json").is_file():
+        raise FieldError(f"{dataset_dir / 'transforms.json'}: no such file")
+    work = Path(out_dir).with_name(Path(out_dir).name + ".ns-train")
+    iterations = steps or 30000
+    command = [
+        sys.executable,
+        "-m",
+        "scene_builder.fields.nerfstudio_backend",
+        "nerfacto",
+        "--data",
+        str(dataset_dir),
+        "--output-dir",
+        str(work),
+        "--max-num-iterations",
+        str(iterations),
+        "--vis",
+        "tensorboard",
+        "--viewer.quit-on-train-completion",
+        "True",
+        "--timestamp",
+        "run",
+    ]
+    if not torch.cuda.is_available():
+        command += ["--machine.device-type", "cpu"]
+    timeout = None if max_minutes is None else 60 * max_minutes
+    try:
+        subprocess.run(command, check=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass  # nerfstudio saved checkpoints along the way; import the latest
+    except subprocess.CalledProcessError as error:
+        raise FieldError(
+            f"ns-train nerfacto failed on {dataset_dir} (exit code {error.returncode})"
+        ) from None
+    configs = sorted(work.glob("**/config.yml"))
+    if not configs:
+        raise FieldError(f"{work}: ns-train wrote no config.yml")
+    return import_nerfacto(configs[-1], out_dir, overwrite=overwrite)
+
+
+# --------------------------------------------------------------------------- import
+def _latest_checkpoint(config_path: Path, config) -> Path:
+    candidates = []
+    model_dir = getattr(config, "relative_model_dir", Path("nerfstudio_models"))
+    for folder in (config_path.parent / model_dir, config_path.parent / "nerfstudio_models"):
+        candidates += sorted(folder.glob("step-*.ckpt"))
+    if not candidates:
+        raise FieldError(f"{config_path}: no step-*.ckpt checkpoint beside it")
+    return max(candidates, key=lambda p: int(p.stem.split("-")[-1]))
+
+
+def _read_config(config_path: Path):
+    import yaml
+
+    if not config_path.is_file():
+        raise FieldError(f"{config_path}: no such file")
+    try:
+        return yaml.load(config_path.read_text(), Loader=yaml.Loader)
+    except Exception as error:  # yaml errors, or a class nerfstudio no longer has
+        raise FieldError(
+            f"{config_path}: not a nerfstudio config ({type(error).__name__})"
+        ) from None
+
+
+def import_nerfacto(config_path: Path, out_dir: Path, overwrite: bool = False) -> Path:
+    """Copy a trained nerfacto's config.yml and last checkpoint into a DriveEnv field folder."""
+    _require_nerfstudio()
+    config_path = Path(config_path)
+    out_dir = Path(out_dir)
+    if (out_dir / FIELD_FILE).exists() and not overwrite:
+        raise FieldError(f"{out_dir}: already holds a field (use --overwrite)")
+    config = _read_config(config_path)
+    checkpoint = _latest_checkpoint(config_path, config)
+    with atomic_path(out_dir) as tmp:
+        (tmp / NERFSTUDIO_DIR).mkdir(parents=True)
+        shutil.copy2(config_path, tmp / NERFSTUDIO_DIR / "config.yml")
+        shutil.copy2(checkpoint, tmp / NERFSTUDIO_DIR / checkpoint.name)
+        meta = {
+            "format_version": FIELD_FORMAT_VERSION,
+            "backend": "nerfstudio",
+            "config": f"{NERFSTUDIO_DIR}/config.yml",
+            "checkpoint": f"{NERFSTUDIO_DIR}/{checkpoint.name}",
+            "dataset": str(getattr(config.pipeline.datamanager, "data", "") or ""),
+            "source_config": str(config_path.resolve()),
+        }
+        write_json_atomic(tmp / FIELD_FILE, meta)
+    NerfstudioRadianceField.load(out_dir, meta)  # refuse to leave an unloadable import
+    return out_dir
+
+
+# --------------------------------------------------------------------------- render
+class NerfstudioRadianceField(RadianceField):
+    """A trained nerfacto behind the render API; appearance codes are its image embeddings."""
+
+    backend_name = "nerfstudio"
+    chunk_rays = 4096
+
+    def __init__(self, root: Path, meta: dict[str, Any], model, embeddings: torch.Tensor):
+        super().__init__(root, meta)
+        self.model = model.eval()
+        self.embeddings = embeddings
+        self.lighting_presets = {"capture": embeddings.mean(dim=0)}
+
+    @property
+    def appearance_dim(self) -> int:
+        return self.embeddings.shape[1]
+
+    @classmethod
+    def load(cls, root: Path, meta: dict[str, Any]) -> NerfstudioRadianceField:
+        _require_nerfstudio()
+        from nerfstudio.data.scene_box import SceneBox
+
+        root = Path(root)
+        config = _read_config(root / meta["config"])
+        checkpoint = root / meta["checkpoint"]
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]
+        except Exception as error:
+            raise FieldError(
+                f"{checkpoint}: corrupt nerfstudio checkpoint ({type(error).__name__})"
+            ) from None
+        state = {
+            k.removeprefix("module.").removeprefix(MODEL_PREFIX): v
+            for k, v in state.items()
+            if MODEL_PREFIX in k
+        }
+        embedding_key = next((k for k in state if k.startswith("field.embedding_appearance")), None)
+        if embedding_key is None or "field.aabb" not in state:
+            raise FieldError(
+                f"{checkpoint}: not a nerfacto checkpoint (no appearance embedding or scene box)"
+            )
+        embeddings = state[embedding_key].float()
+        model = config.pipeline.model.setup(
+            scene_box=SceneBox(aabb=state["field.aabb"].float()),
+            num_train_data=embeddings.shape[0],
+            metadata={},
+        )
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as error:
+            raise FieldError(
+                f"{checkpoint}: does not match {root / meta['config']} ({str(error)[:120]})"
+            ) from None
+        return cls(root, meta, model.to("cpu"), embeddings)
+
+    def _render_rays(self, origins, directions, codes, surface_t):
+        from nerfstudio.cameras.rays import RayBundle
+
+        field = self.model.field
+        norm = directions.norm(dim=-1, keepdim=True)
+        unit = directions / norm
+        table = torch.nn.Embedding.from_pretrained(codes)  # one "camera" per ray
+        original = field.embedding_appearance
+        bundle = RayBundle(
+            origins=origins,
+            directions=unit,
+            pixel_area=(1.0 / norm) ** 2 * 1e-6,
+            camera_indices=torch.arange(origins.shape[0])[:, None],
+            metadata={"directions_norm": norm},
+        )
+        if surface_t is not None:
+            # Where the mesh gives a surface, nerfacto samples only in a band around it.
+            hit = torch.isfinite(surface_t) & (surface_t > 0)
+            distance = surface_t[:, None] * norm
+            band = 0.05 * distance
+            bundle.nears = torch.where(
+                hit[:, None], (distance - band).clamp_min(0), torch.full_like(distance, 0.05)
+            )
+            bundle.fars = torch.where(hit[:, None], distance + band, torch.full_like(distance, 1e3))
+        try:
+            field.embedding_appearance = lambda indices: table(indices.reshape(-1)).reshape(
+                *indices.shape, -1
+            )
+            field.training = True  # the field reads per-camera embeddings only in training mode
+            outputs = self.model.get_outputs(bundle)
+        finally:
+            field.embedding_appearance = original
+            field.training = False
+        depth = outputs.get("expected_depth", outputs["depth"]).reshape(-1) / norm.reshape(-1)
+        return outputs["rgb"].reshape(-1, 3), depth, outputs["accumulation"].reshape(-1)
+
+
+def _main() -> None:
+    """``python -m scene_builder.fields.nerfstudio_backend ARGS``: ns-train with the CPU shims."""
+    _apply_cpu_shims()
+    from nerfstudio.scripts.train import entrypoint
+
+    sys.argv = ["ns-train", *sys.argv[1:]]
+    entrypoint()
+
+
+if __name__ == "__main__":
+    _main()
