@@ -7,7 +7,7 @@ frames evenly spaced). A kept frame is then dropped as blurry when its sharpness
 ``min_sharpness`` times the median of its neighbours' (the seven nearest kept frames): absolute
 Laplacian variance depends on the scene's texture, so only a comparison with the neighbourhood
 says whether a frame is blurred by motion. Decoding is one pass with OpenCV, holding one
-candidate image per window.
+candidate image at a time: a window's winner is written as soon as the next window starts.
 
 The dataset is built in a temporary sibling folder and renamed into place, so an interrupted or
 failed capture leaves nothing behind. Re-running with the same arguments and an unchanged source
@@ -71,6 +71,7 @@ class Candidate:
     sharpness: float
     image: np.ndarray | None = None
     source_file: Path | None = None
+    name: str = ""  # file name under images/ once stored
 
 
 @dataclass(frozen=True)
@@ -258,11 +259,21 @@ def _resize(image: np.ndarray, downscale: float) -> np.ndarray:
 
 
 def _select(
-    source: Source, config: CaptureConfig, on_frame: Callable[[int], None]
+    source: Source,
+    config: CaptureConfig,
+    on_frame: Callable[[int], None],
+    store: Callable[[Candidate], None],
 ) -> tuple[list[Candidate], int]:
-    """One pass over the source: the sharpest frame of each window, and how many were decoded."""
+    """One pass over the source: the sharpest frame of each window, and how many were decoded.
+
+    Windows are contiguous, so a window's winner is final once a later window starts: it is
+    handed to ``store`` right away and its pixels dropped, keeping one or two frames in memory
+    whatever the video's length and resolution.
+    """
     windows = min(config.max_frames, source.declared_frames)
-    best: dict[int, Candidate] = {}
+    chosen: list[Candidate] = []
+    current: Candidate | None = None
+    current_window = -1
     decoded = 0
     for index, image in source.frames():
         decoded += 1
@@ -270,19 +281,29 @@ def _select(
         window = window_of(index, source.declared_frames, windows)
         if window is None:
             continue
+        if window != current_window and current is not None:
+            store(current)
+            current.image = None
+            chosen.append(current)
+            current = None
+        current_window = window
         value = sharpness(image)
-        if window not in best or value > best[window].sharpness:
+        if current is None or value > current.sharpness:
             file = source.files[index] if source.kind == "images" else None
-            best[window] = Candidate(index, value, image, file)
+            current = Candidate(index, value, image, file)
     if source.kind == "video" and decoded < MIN_DECODED_SHARE * source.declared_frames:
         raise CaptureError(
             f"{source.path}: truncated or corrupt video: decoded {decoded} of "
             f"{source.declared_frames} declared frames"
         )
-    return [best[w] for w in sorted(best)], decoded
+    if current is not None:
+        store(current)
+        current.image = None
+        chosen.append(current)
+    return chosen, decoded
 
 
-def _write_frame(candidate: Candidate, source: Source, config: CaptureConfig, images: Path) -> str:
+def _write_frame(candidate: Candidate, config: CaptureConfig, images: Path) -> str:
     """Store one kept frame, keeping the source's EXIF (its focal length helps the SfM).
 
     Full-size JPEGs from a folder are copied byte for byte; other frames are re-encoded from the
@@ -330,36 +351,43 @@ def capture(
             out, len(manifest["frames"]), len(manifest["dropped_blurry"]), manifest["decoded"], True
         )
 
-    with progress_bar() as progress:
-        task = progress.add_task("reading frames", total=source.declared_frames, status="")
-        candidates, decoded = _select(source, config, lambda n: progress.update(task, completed=n))
-    ratios = relative_sharpness([c.sharpness for c in candidates])
-    kept = [(c, r) for c, r in zip(candidates, ratios, strict=True) if r >= config.min_sharpness]
-    dropped = [c.index for c, r in zip(candidates, ratios, strict=True) if r < config.min_sharpness]
-    if len(kept) < MIN_FRAMES:
-        raise CaptureError(
-            f"{source.path}: only {len(kept)} frames are sharp enough (need {MIN_FRAMES}); "
-            "lower --min-sharpness"
-        )
-
     with atomic_path(out) as tmp:
         images = tmp / IMAGES_DIR
         images.mkdir(parents=True)
-        frames = []
-        for candidate, ratio in kept:
-            name = _write_frame(candidate, source, config, images)
-            timestamp = candidate.index / source.fps if source.fps else None
-            frames.append(
-                {
-                    "file_path": f"{IMAGES_DIR}/{name}",
-                    "source_index": candidate.index,
-                    "source_file": candidate.source_file.name if candidate.source_file else None,
-                    "timestamp_s": timestamp,
-                    "sharpness": round(candidate.sharpness, 3),
-                    "relative_sharpness": round(float(ratio), 4),
-                }
+
+        def store(candidate: Candidate) -> None:
+            candidate.name = _write_frame(candidate, config, images)
+
+        with progress_bar() as progress:
+            task = progress.add_task("reading frames", total=source.declared_frames, status="")
+            candidates, decoded = _select(
+                source, config, lambda n: progress.update(task, completed=n), store
             )
-            candidate.image = None
+        ratios = relative_sharpness([c.sharpness for c in candidates])
+        kept = [
+            (c, r) for c, r in zip(candidates, ratios, strict=True) if r >= config.min_sharpness
+        ]
+        if len(kept) < MIN_FRAMES:
+            raise CaptureError(
+                f"{source.path}: only {len(kept)} frames are sharp enough (need {MIN_FRAMES}); "
+                "lower --min-sharpness"
+            )
+        dropped = []
+        for candidate, ratio in zip(candidates, ratios, strict=True):
+            if ratio < config.min_sharpness:
+                (images / candidate.name).unlink()
+                dropped.append(candidate.index)
+        frames = [
+            {
+                "file_path": f"{IMAGES_DIR}/{candidate.name}",
+                "source_index": candidate.index,
+                "source_file": candidate.source_file.name if candidate.source_file else None,
+                "timestamp_s": candidate.index / source.fps if source.fps else None,
+                "sharpness": round(candidate.sharpness, 3),
+                "relative_sharpness": round(float(ratio), 4),
+            }
+            for candidate, ratio in kept
+        ]
         manifest = {
             "source": str(source.path),
             "source_kind": source.kind,
