@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import math
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,18 @@ class DiffusionPolicyConfig:
                 f"pred_horizon={self.pred_horizon} must be a multiple of {levels} for the U-Net "
                 f"with down_dims={self.down_dims}"
             )
+
+
+def make_config(cls, config, overrides: dict[str, Any]):
+    """``config`` (or the defaults) with ``overrides``; unknown names are an ``AgentError``."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise AgentError(
+            f"unknown {cls.__name__} setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    base = asdict(config) if config is not None else {}
+    return cls(**{**base, **overrides})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -309,9 +321,7 @@ class DiffusionPolicyAgent:
         action_space: spaces.Space | None = None,
         **overrides,
     ) -> None:
-        self.config = config or DiffusionPolicyConfig(**overrides)
-        if config is not None and overrides:
-            self.config = DiffusionPolicyConfig(**{**asdict(config), **overrides})
+        self.config = make_config(DiffusionPolicyConfig, config, overrides)
         observation_space = observation_space or getattr(env, "observation_space", None)
         action_space = action_space or getattr(env, "action_space", None)
         if observation_space is None or action_space is None:

@@ -37,6 +37,7 @@ from agents.diffusion_policy import (
     DiffusionPolicyConfig,
     DiffusionPolicyModel,
     ObservationSpec,
+    make_config,
 )
 from agents.errors import AgentError, CheckpointError
 from driveenv.atomic import atomic_path
@@ -150,9 +151,7 @@ class QSMAgent:
         actor: DiffusionPolicyModel | None = None,
         **overrides,
     ):
-        self.config = config or QSMConfig(**overrides)
-        if config is not None and overrides:
-            self.config = QSMConfig(**{**asdict(config), **overrides})
+        self.config = make_config(QSMConfig, config, overrides)
         self.env = env
         self.venv = _as_vec_env(env)
         self._last_obs = None

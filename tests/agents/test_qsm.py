@@ -111,3 +111,10 @@ def test_save_load_round_trip_and_errors(tmp_path):
     image_env.observation_space = spaces.Dict({"rgb": spaces.Box(0, 255, (64, 64, 3), np.uint8)})
     with pytest.raises(AgentError, match="vector observations only"):
         QSMAgent(image_env)
+
+
+def test_unknown_settings_name_the_setting():
+    with pytest.raises(AgentError, match="unknown QSMConfig setting.*q_scale"):
+        QSMAgent(Bandit(), q_scale=3.0)
+    with pytest.raises(AgentError, match="unknown DiffusionPolicyConfig setting.*horizon"):
+        DiffusionPolicyAgent(env=Bandit(), horizon=3)
