@@ -205,13 +205,19 @@ def identify_source(source: str | Path, images: str | Path | None = None) -> Pos
     if not path.exists():
         raise PoseError(f"{path}: no such file or folder")
     if path.is_dir():
-        for candidate in (path, path / "sparse" / "0", path / "sparse", path / COLMAP_DIR):
+        # A COLMAP project first; then a transforms.json, which in a DriveEnv or ns-process-data
+        # folder holds the final poses (aligned, or transformed by nerfstudio) beside colmap/.
+        for candidate in (path, path / "sparse" / "0", path / "sparse"):
             if _is_colmap_model(candidate):
                 return PoseSource("colmap", candidate, image_dir or _colmap_images(candidate))
-        if (path / "poses_bounds.npy").is_file():
-            return PoseSource("llff", path / "poses_bounds.npy", image_dir or path / IMAGES_DIR)
         if (path / TRANSFORMS_FILE).is_file():
             return PoseSource("nerfstudio", path / TRANSFORMS_FILE, image_dir)
+        if _is_colmap_model(path / COLMAP_DIR):
+            return PoseSource(
+                "colmap", path / COLMAP_DIR, image_dir or _colmap_images(path / COLMAP_DIR)
+            )
+        if (path / "poses_bounds.npy").is_file():
+            return PoseSource("llff", path / "poses_bounds.npy", image_dir or path / IMAGES_DIR)
         raise PoseError(f"{path}: holds no COLMAP model, poses_bounds.npy or transforms.json")
     if path.suffix == ".npy":
         return PoseSource("llff", path, image_dir or path.parent / IMAGES_DIR)

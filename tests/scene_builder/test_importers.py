@@ -106,3 +106,18 @@ def test_errors_name_the_problem(bird, colmap_import, tmp_path, capsys):
     assert main(["import-poses", str(tmp_path / "missing"), "--out", str(tmp_path / "z")]) == 1
     assert "missing: no such file or folder" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def test_sources_are_recognised_with_their_images(bird, colmap_import):
+    from scene_builder.importers import identify_source
+
+    project = identify_source(bird)  # a COLMAP project folder: sparse/0 wins over the .npy
+    assert (project.kind, project.path, project.images) == (
+        "colmap",
+        bird / "sparse" / "0",
+        bird / "images",
+    )
+    llff = identify_source(bird / "poses_bounds.npy")
+    assert (llff.kind, llff.images) == ("llff", bird / "images")
+    ours = identify_source(colmap_import.root)  # a DriveEnv dataset: its transforms.json wins
+    assert (ours.kind, ours.path) == ("nerfstudio", colmap_import.root / "transforms.json")
