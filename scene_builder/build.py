@@ -41,6 +41,7 @@ class BuildConfig:
     field_minutes: float | None = None
     field_downscale: int = 4
     lighting_augmentation: bool = True
+    geometry: str = "field"  # "field": fused field depth; "points": sparse points + images
     mesh: MeshConfig = field(default_factory=MeshConfig)
     tasks: int = 16
     task_clearance: float | None = None  # metres; default 4% of the arena radius
@@ -90,7 +91,7 @@ class SceneBuild:
                 "lighting_augmentation": c.lighting_augmentation,
                 "seed": c.seed,
             },
-            "mesh": mesh,
+            "mesh": {**mesh, "geometry": c.geometry},
             "bundle": {
                 "tasks": c.tasks,
                 "clearance": c.task_clearance,
@@ -228,7 +229,12 @@ class SceneBuild:
         report(f"{trainer.step} steps, held-out PSNR {trainer.holdout_psnr():.2f} dB")
 
     def _stage_mesh(self, report) -> None:
-        geometry = geometry_from_field(self.folder("field"), self.folder("align"), self.config.mesh)
+        if self.config.geometry == "points":
+            geometry = geometry_from_points(self.folder("align"), self.config.mesh)
+        else:
+            geometry = geometry_from_field(
+                self.folder("field"), self.folder("align"), self.config.mesh
+            )
         geometry.save(self.folder("mesh"))
         report(
             f"{geometry.stats['faces']} faces, map {geometry.drivable.grid.mean() * 100:.0f}% "
@@ -291,6 +297,41 @@ def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, c
     return geometry
 
 
+def geometry_from_points(dataset_dir: str | Path, config: MeshConfig):
+    """``mesh.points_geometry`` on a posed dataset's sparse points and images."""
+    import numpy as np
+
+    from driveenv.progress import progress_bar
+    from scene_builder.datasets import load_dataset, load_sparse_points
+    from scene_builder.mesh import points_geometry
+
+    dataset = load_dataset(dataset_dir)
+    found = load_sparse_points(dataset)
+    if found is None:
+        raise BundleError(f"{dataset.root}: has no sparse points for --geometry points")
+    intrinsics = np.array(
+        [[f.camera.fx, f.camera.fy, f.camera.cx, f.camera.cy] for f in dataset.frames]
+    )
+    size = (dataset.camera.width, dataset.camera.height)
+    with progress_bar() as bar:
+        task = bar.add_task("baking colours", total=None, status="")
+
+        def progress(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total, description=f"baking {what}")
+
+        geometry = points_geometry(
+            found[0],
+            dataset.poses,
+            intrinsics,
+            [f.image_path for f in dataset.frames],
+            size,
+            config,
+            progress,
+        )
+    geometry.stats["dataset"] = str(dataset.root)
+    return geometry
+
+
 def write_bundle(
     geometry,
     out: str | Path,
@@ -327,7 +368,9 @@ def write_bundle(
     )
     dataset = load_dataset(dataset_dir) if dataset_dir is not None else None
     skip = shutil.ignore_patterns(STATE_FILE, STAGE_FILE)  # optimiser state: as large as the field
-    with tempfile.TemporaryDirectory(dir=Path(out).expanduser().resolve().parent) as scratch:
+    parent = Path(out).expanduser().resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=parent) as scratch:
         field_copy = Path(scratch) / "field"
         shutil.copytree(field_dir, field_copy, ignore=skip)
         dataset_copy = None

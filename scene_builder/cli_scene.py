@@ -220,6 +220,14 @@ def _register_build(subparsers) -> None:
     command.add_argument(
         "--field-downscale", type=int, default=4, help="training image downscale factor"
     )
+    command.add_argument(
+        "--geometry",
+        choices=("field", "points"),
+        default="field",
+        help="field: fuse depth rendered by the trained field (the accurate path); points: "
+        "convex obstacles from the sparse SfM points on a ground plate, coloured from the "
+        "images (for when the field could not be trained well enough to give depth)",
+    )
     command.add_argument("--name", default=None, help="scene name (default: OUT's folder name)")
     _add_mesh_options(command)
 
@@ -236,6 +244,7 @@ def run_build(args) -> int:
         field_steps=None if args.field_minutes else args.field_steps,
         field_minutes=args.field_minutes,
         field_downscale=args.field_downscale,
+        geometry=args.geometry,
         mesh=_mesh_config(args),
         tasks=args.tasks,
         name=args.name,

@@ -172,9 +172,24 @@ def look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarr
     return pose
 
 
+def orbit_centre(poses: np.ndarray) -> np.ndarray:
+    """x, y of the point nearest to every camera's optical axis: what an orbit looks at.
+
+    The cameras' mean position is biased by uneven sampling along the orbit (for the bird it
+    lies 4 cm beside the figurine); captures that do not orbit (parallel axes) use the mean.
+    """
+    forward = -poses[:, :3, 2] / np.linalg.norm(poses[:, :3, 2], axis=1, keepdims=True)
+    projector = np.eye(3)[None] - forward[:, :, None] * forward[:, None, :]
+    system = projector.sum(axis=0)
+    if np.linalg.cond(system) > 1e6:
+        return poses[:, :2, 3].mean(axis=0)
+    focus = np.linalg.solve(system, np.einsum("nij,nj->i", projector, poses[:, :3, 3]))
+    return focus[:2]
+
+
 def arena_region(poses: np.ndarray, config: MeshConfig) -> Region:
-    """The arena around the cameras' orbit centre (x, y of their mean; the ground is z = 0)."""
-    centre = poses[:, :2, 3].mean(axis=0)
+    """The arena around the cameras' orbit centre (``orbit_centre``; the ground is z = 0)."""
+    centre = orbit_centre(poses)
     orbit = float(np.linalg.norm(poses[:, :2, 3] - centre, axis=1).max())
     if config.region_radius is not None:
         radius = float(config.region_radius)
@@ -444,6 +459,12 @@ def drivable_from_mesh(
     lift = level + ground_tolerance + 1e-4
     obstacle = cast(lift, 1.0) < vehicle_height - lift  # something inside the height band
     obstacle |= np.isfinite(down) & (down > level + ground_tolerance)
+    # Inside a closed object (or under an object's shell that meets the ground) an upward ray
+    # crosses its surface an odd number of times.
+    rays = np.zeros((count, 6), np.float32)
+    rays[:, :2], rays[:, 2], rays[:, 5] = xy, lift, 1.0
+    crossings = scene.count_intersections(o3d.core.Tensor(rays)).numpy()
+    obstacle |= crossings % 2 == 1
     if stats is not None:
         stats["ground_level"] = level
     ground &= np.linalg.norm(xy - region.centre, axis=1) <= region.radius
@@ -547,4 +568,149 @@ def extract_geometry(
     )
     stats["map_s"] = time.perf_counter() - timer
     stats["voxel_size"] = voxel
+    return Geometry(collision, visual, drivable, region, stats)
+
+
+def _camera_depth(caster, o3d, pose: np.ndarray, intrinsics, width: int, height: int):
+    """Z-depth (H, W) of the ray-cast surface seen by one camera (0 where nothing is hit)."""
+    fx, fy, cx, cy = intrinsics
+    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], axis=-1)
+    directions = local @ pose[:3, :3].T  # z-scaled: t is the z-depth
+    rays = np.concatenate([np.broadcast_to(pose[:3, 3], directions.shape), directions], -1)
+    depth = caster.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
+    return np.where(np.isfinite(depth), depth, 0).astype(np.float32)
+
+
+def _alpha_shape(o3d, points: np.ndarray, alpha: float) -> trimesh.Trimesh:
+    """The alpha shape of ``points`` (open3d): follows concave parts a convex hull would fill;
+    the convex hull when the alpha shape comes out empty."""
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    try:
+        shape = o3d.geometry.TriangleMesh.create_from_point_cloud_alpha_shape(cloud, alpha)
+        mesh = trimesh.Trimesh(np.asarray(shape.vertices), np.asarray(shape.triangles))
+    except RuntimeError:
+        mesh = None
+    if mesh is None or len(mesh.faces) == 0:
+        return trimesh.convex.convex_hull(points)
+    return mesh
+
+
+def points_geometry(
+    points: np.ndarray,
+    poses: np.ndarray,
+    intrinsics: np.ndarray,
+    image_paths: list,
+    image_size: tuple[int, int],
+    config: MeshConfig | None = None,
+    progress: Progress | None = None,
+) -> Geometry:
+    """Geometry from the sparse SfM points and the captured images, without a field.
+
+    For when no field good enough to give depth could be trained (a field trained for minutes on
+    a busy CPU renders the room as a far backdrop). The ground is a plate at z = 0 over the
+    area the cameras circled (beyond it nothing was observed: not drivable); each cluster of
+    points standing on it (DBSCAN, after statistical outlier removal) becomes the alpha shape of
+    its points and the footprint of its lowest points (alpha 1.8 grid cells: on the bird, a
+    median 5 mm from the reference points where a convex hull is 10 mm off); vertex colours come from the captured images
+    with the same visibility-weighted bake as the field path. Coarser than the field path.
+    """
+    import time
+
+    import cv2
+    from scipy.spatial import Delaunay
+
+    config = config or MeshConfig()
+    o3d = import_open3d()
+    poses = np.asarray(poses, dtype=np.float64)
+    region = arena_region(poses, config)
+    stats: dict[str, Any] = {"config": asdict(config), "source": "sparse points"}
+    tick = time.perf_counter()
+    tolerance = config.ground_tolerance or 0.015 * region.radius
+    cell = 4 * region.radius / config.resolution
+    camera_hull = Delaunay(poses[:, :2, 3])
+
+    # The ground plate over the circled area, gridded so colours can vary across it.
+    steps = int(np.ceil(2 * region.radius / cell))
+    axis = np.linspace(-region.radius, region.radius, steps + 1)
+    gx, gy = np.meshgrid(axis + region.centre[0], axis + region.centre[1])
+    ids = np.arange(gx.size).reshape(gx.shape)
+    quads = np.stack([ids[:-1, :-1], ids[:-1, 1:], ids[1:, 1:], ids[1:, :-1]], -1).reshape(-1, 4)
+    vertices = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
+    inside = camera_hull.find_simplex(vertices[quads].mean(axis=1)[:, :2]) >= 0
+    quads = quads[inside]
+    plate = trimesh.Trimesh(
+        vertices, np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]), process=True
+    )
+    parts = [plate]
+
+    # Obstacles: clusters of points above the ground inside the circled area.
+    above = points[
+        (points[:, 2] > tolerance)
+        & (points[:, 2] < region.top)
+        & (camera_hull.find_simplex(points[:, :2]) >= 0)
+    ]
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(above))
+    if len(above) >= 20:
+        cloud, _ = cloud.remove_statistical_outlier(nb_neighbors=20, std_ratio=2.0)
+    kept = np.asarray(cloud.points)
+    labels = np.asarray(cloud.cluster_dbscan(eps=1.5 * cell, min_points=10)) if len(kept) else []
+    for label in range(int(np.max(labels)) + 1 if len(labels) else 0):
+        member = kept[labels == label]
+        if len(member) < 30:
+            continue
+        # a hull is only as good as its outermost points: drop the farthest 3%
+        spread = np.linalg.norm(member - np.median(member, axis=0), axis=1)
+        member = member[spread <= np.percentile(spread, 97)]
+        # Stand it on the ground: the footprint of its lowest points (not of all of them, which
+        # would turn the hull into a column as wide as the object's widest part).
+        low = member[member[:, 2] <= member[:, 2].min() + 2 * cell]
+        standing = np.concatenate([member, np.column_stack([low[:, :2], np.zeros(len(low))])])
+        parts.append(_alpha_shape(o3d, standing, alpha=1.8 * cell))
+    stats["obstacles"] = len(parts) - 1
+    collision = trimesh.util.concatenate(parts)
+    stats["faces"] = len(collision.faces)
+    stats["fuse_s"] = time.perf_counter() - tick
+
+    # Colours from the captured images, visibility by ray casting the new mesh.
+    tick = time.perf_counter()
+    caster = o3d.t.geometry.RaycastingScene()
+    caster.add_triangles(
+        o3d.core.Tensor(collision.vertices.astype(np.float32)),
+        o3d.core.Tensor(collision.faces.astype(np.uint32)),
+    )
+    pick = np.unique(
+        np.linspace(0, len(poses) - 1, min(config.max_training_views, len(poses))).round()
+    ).astype(int)
+    width = max(8, int(round(image_size[0] * config.render_scale)))
+    height = max(8, int(round(image_size[1] * config.render_scale)))
+    factor = np.array([width / image_size[0], height / image_size[1]] * 2)
+    views = []
+    for done, index in enumerate(pick, start=1):
+        image = cv2.imread(str(image_paths[index]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise MeshError(f"{image_paths[index]}: not a readable image")
+        rgb = cv2.cvtColor(
+            cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB
+        )
+        intr = np.asarray(intrinsics[index], dtype=np.float64) * factor
+        depth = _camera_depth(caster, o3d, poses[index], intr, width, height)
+        views.append(DepthView(poses[index], intr, rgb.astype(np.float32) / 255, depth))
+        if progress:
+            progress(done, len(pick), "captured views")
+    visual = collision.copy()
+    visual.visual.vertex_colors = bake_vertex_colours(collision, views, depth_tolerance=cell)
+    stats["bake_s"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    drivable = drivable_from_mesh(
+        collision,
+        region,
+        resolution=config.map_resolution or region.radius / 100,
+        ground_tolerance=tolerance,
+        vehicle_height=config.vehicle_height or 0.1 * region.radius,
+        min_island_fraction=config.min_island_fraction,
+        stats=stats,
+    )
+    stats["map_s"] = time.perf_counter() - tick
+    stats["voxel_size"] = cell
     return Geometry(collision, visual, drivable, region, stats)
