@@ -1,0 +1,299 @@
+"""TDIL: imitation from a single demonstration with a transition discriminator.
+
+After "Expert Proximity as Surrogate Rewards for Single Demonstration Imitation Learning"
+(Chang et al., ICML 2024). One expert trajectory gives too few states for an ordinary IRL
+reward to be informative away from them, so TDIL adds a dense one:
+
+- a *transition discriminator* ``T(s, s')`` learns which state pairs the environment can
+  produce in one step: positives are real transitions (replay buffer and demonstration),
+  negatives are random pairs (``s`` with the ``s'`` of another transition), reversed pairs
+  ``(s', s)`` and demonstration states two or more steps apart;
+- the *surrogate reward* of reaching ``s'`` is ``max_j T(s', e_j)`` over the expert's states
+  ``e_j``: high where an expert state is one step away ("expert proximity");
+- an *IRL reward* from a second discriminator ``D(s, s')`` of expert against agent transitions
+  (GAIL's ``-log(1 - D)``) is mixed in: ``r = w_td * surrogate + w_irl * irl``.
+
+The environment's reward is never used. The learner is SAC (this class subclasses SB3's SAC, so
+replay buffer, VecEnv, callbacks and TensorBoard are SB3's) plus a behaviour-cloning term on the
+demonstration in the actor loss, normalised by the critic's scale as in TD3+BC. Terminations are
+treated as absorbing states that keep paying the surrogate reward of the state they end in (as in
+DAC, Kostrikov et al. 2019): ending in the expert's final state (the goal) is worth the most,
+crashing far from every expert state the least, so the agent neither dawdles nor crashes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import SAC
+from stable_baselines3.common.preprocessing import preprocess_obs
+from stable_baselines3.common.utils import polyak_update
+from torch import nn
+from torch.nn import functional as F
+
+from agents.base import SB3AgentMixin
+from agents.demos import Trajectory, load_demos
+from agents.encoders import ObservationEncoder
+from agents.errors import AgentError, DemoError
+
+
+class PairDiscriminator(nn.Module):
+    """Logit of a state pair ``(s, s')``: encoder on each state, MLP on the concatenation."""
+
+    def __init__(self, observation_space: spaces.Space, hidden: int = 256):
+        super().__init__()
+        self.observation_space = observation_space
+        self.encoder = ObservationEncoder(observation_space, cnn_features_dim=64)
+        dim = self.encoder.features_dim
+        self.head = nn.Sequential(
+            nn.Linear(2 * dim, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 1),
+        )
+
+    def encode(self, obs) -> torch.Tensor:
+        return self.encoder(preprocess_obs(obs, self.observation_space))
+
+    def pair_logits(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """Logits (B,) for encoded states ``first`` (B, F) and ``second`` (B, F)."""
+        return self.head(torch.cat([first, second], dim=1)).squeeze(1)
+
+
+def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, label))
+
+
+def _as_space_layout(array: np.ndarray, space: spaces.Box) -> np.ndarray:
+    """Demo arrays are as the env emits them; SB3 may have transposed images to channels-first."""
+    if array.shape[1:] == space.shape:
+        return array
+    if array.ndim == 4 and array.shape[1:] == (space.shape[1], space.shape[2], space.shape[0]):
+        return np.transpose(array, (0, 3, 1, 2))
+    raise DemoError(
+        f"demonstration observations of shape {array.shape[1:]} do not fit {space.shape}"
+    )
+
+
+class TDIL(SAC):
+    """SAC learning from one demonstration with TDIL's rewards (see the module docstring)."""
+
+    def __init__(
+        self,
+        policy,
+        env,
+        demos: str | Path | list[Trajectory] | None = None,
+        td_weight: float = 1.0,
+        irl_weight: float = 0.5,
+        bc_weight: float = 1.0,
+        discriminator_lr: float = 3e-4,
+        **kwargs,
+    ):
+        self.td_weight = td_weight
+        self.irl_weight = irl_weight
+        self.bc_weight = bc_weight
+        self.discriminator_lr = discriminator_lr
+        self._pending_demos = demos
+        super().__init__(policy, env, **kwargs)
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        space = self.observation_space
+        self.transition_discriminator = PairDiscriminator(space).to(self.device)
+        self.expert_discriminator = PairDiscriminator(space).to(self.device)
+        self.discriminator_optimizer = torch.optim.Adam(
+            list(self.transition_discriminator.parameters())
+            + list(self.expert_discriminator.parameters()),
+            lr=self.discriminator_lr,
+        )
+        self._expert: dict[str, Any] | None = None
+        if self._pending_demos is not None:
+            self.set_demonstrations(self._pending_demos)
+        self._pending_demos = None
+
+    # ------------------------------------------------------------------ demonstration
+    def set_demonstrations(self, demos: str | Path | list[Trajectory]) -> None:
+        """Use the first trajectory of ``demos`` (TDIL learns from exactly one)."""
+        trajectories = load_demos(demos) if isinstance(demos, str | Path) else list(demos)
+        if not trajectories:
+            raise DemoError("TDIL needs one demonstration, got none")
+        demo = trajectories[0]
+        space = self.observation_space
+        if isinstance(space, spaces.Dict):
+            missing = [key for key in space.spaces if key not in demo.observations]
+            if missing:
+                raise DemoError(f"the demonstration lacks observation key(s) {missing}")
+            obs = {
+                key: _as_space_layout(demo.observations[key], space[key]) for key in space.spaces
+            }
+        else:
+            obs = _as_space_layout(next(iter(demo.observations.values())), space)
+        to_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
+        states = (
+            {k: to_tensor(v) for k, v in obs.items()} if isinstance(obs, dict) else to_tensor(obs)
+        )
+        actions = self.policy.scale_action(np.asarray(demo.actions, dtype=np.float32))
+        self._expert = {
+            "states": states,
+            "actions": to_tensor(actions).float(),
+            "length": len(demo),
+        }
+
+    def _expert_slice(self, index) -> Any:
+        states = self._expert["states"]
+        return (
+            {k: v[index] for k, v in states.items()} if isinstance(states, dict) else states[index]
+        )
+
+    @staticmethod
+    def _take(obs, index):
+        return {k: v[index] for k, v in obs.items()} if isinstance(obs, dict) else obs[index]
+
+    # ------------------------------------------------------------------ rewards
+    def surrogate_reward(self, next_obs) -> torch.Tensor:
+        """max_j sigmoid T(s', e_j): is some expert state one step away from s'? (B,)"""
+        t = self.transition_discriminator
+        expert = t.encode(self._expert_slice(slice(None)))  # (E, F)
+        states = t.encode(next_obs)  # (B, F)
+        b, e = states.shape[0], expert.shape[0]
+        logits = t.pair_logits(states.repeat_interleave(e, dim=0), expert.repeat(b, 1)).view(b, e)
+        return torch.sigmoid(logits).max(dim=1).values
+
+    def irl_reward(self, obs, next_obs) -> torch.Tensor:
+        """GAIL's -log(1 - D(s, s')), D = probability the transition is the expert's. (B,)"""
+        d = self.expert_discriminator
+        logits = d.pair_logits(d.encode(obs), d.encode(next_obs))
+        return -F.logsigmoid(-logits)
+
+    def _train_discriminators(self, batch) -> float:
+        t, d = self.transition_discriminator, self.expert_discriminator
+        n = self._expert["length"]
+        picks = torch.randint(0, n, (min(n, batch.actions.shape[0]),), device=self.device)
+        expert_s = self._expert_slice(picks)
+        expert_next = self._expert_slice(picks + 1)
+        # expert states two or more steps apart along the demonstration: not one step apart
+        gaps = torch.randint(2, max(3, n + 1), picks.shape, device=self.device)
+        expert_far = self._expert_slice((picks + gaps) % (n + 1))
+        s, s_next = t.encode(batch.observations), t.encode(batch.next_observations)
+        e, e_next, e_far = t.encode(expert_s), t.encode(expert_next), t.encode(expert_far)
+        shuffled = s_next[torch.randperm(s_next.shape[0], device=self.device)]
+        transition_loss = (
+            _bce(t.pair_logits(s, s_next), 1.0)
+            + _bce(t.pair_logits(e, e_next), 1.0)
+            + _bce(t.pair_logits(s, shuffled), 0.0)
+            + _bce(t.pair_logits(s_next, s), 0.0)
+            + _bce(t.pair_logits(e_next, e), 0.0)
+            + _bce(t.pair_logits(e, e_far), 0.0)
+        )
+        agent_logits = d.pair_logits(
+            d.encode(batch.observations), d.encode(batch.next_observations)
+        )
+        expert_logits = d.pair_logits(d.encode(expert_s), d.encode(expert_next))
+        expert_loss = _bce(expert_logits, 1.0) + _bce(agent_logits, 0.0)
+        loss = transition_loss + expert_loss
+        self.discriminator_optimizer.zero_grad()
+        loss.backward()
+        self.discriminator_optimizer.step()
+        return loss.item()
+
+    # ------------------------------------------------------------------ SAC with TDIL rewards
+    def train(self, gradient_steps: int, batch_size: int = 64) -> None:
+        if self._expert is None:
+            raise AgentError("TDIL needs its demonstration: create(env, demos=...) first")
+        self.policy.set_training_mode(True)
+        optimizers = [self.actor.optimizer, self.critic.optimizer]
+        if self.ent_coef_optimizer is not None:
+            optimizers.append(self.ent_coef_optimizer)
+        self._update_learning_rate(optimizers)
+        logs: dict[str, list[float]] = {
+            "critic": [],
+            "actor": [],
+            "bc": [],
+            "disc": [],
+            "reward": [],
+        }
+        for gradient_step in range(gradient_steps):
+            batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
+            logs["disc"].append(self._train_discriminators(batch))
+
+            actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
+            log_prob = log_prob.reshape(-1, 1)
+            if self.ent_coef_optimizer is not None:
+                ent_coef = torch.exp(self.log_ent_coef.detach())
+                ent_loss = -(self.log_ent_coef * (log_prob + self.target_entropy).detach()).mean()
+                self.ent_coef_optimizer.zero_grad()
+                ent_loss.backward()
+                self.ent_coef_optimizer.step()
+            else:
+                ent_coef = self.ent_coef_tensor
+
+            with torch.no_grad():
+                surrogate = self.surrogate_reward(batch.next_observations)
+                reward = self.td_weight * surrogate + self.irl_weight * self.irl_reward(
+                    batch.observations, batch.next_observations
+                )
+                reward = reward.reshape(-1, 1)
+                absorbing = self.td_weight * surrogate.reshape(-1, 1) / (1.0 - self.gamma)
+                next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
+                next_q = torch.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
+                next_q = next_q.min(dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(
+                    -1, 1
+                )
+                continuation = (1 - batch.dones) * next_q + batch.dones * absorbing
+                target_q = reward + self.gamma * continuation
+                logs["reward"].append(reward.mean().item())
+
+            current_q = self.critic(batch.observations, batch.actions)
+            critic_loss = 0.5 * sum(F.mse_loss(q, target_q) for q in current_q)
+            self.critic.optimizer.zero_grad()
+            critic_loss.backward()
+            self.critic.optimizer.step()
+
+            q_pi = torch.cat(self.critic(batch.observations, actions_pi), dim=1)
+            min_q = q_pi.min(dim=1, keepdim=True).values
+            scale = min_q.abs().mean().detach().clamp(min=1e-3)
+            picks = torch.randint(0, self._expert["length"], (batch_size,), device=self.device)
+            expert_actions = self.actor(self._expert_slice(picks), deterministic=True)
+            bc_loss = F.mse_loss(expert_actions, self._expert["actions"][picks])
+            actor_loss = (ent_coef * log_prob - min_q).mean() / scale + self.bc_weight * bc_loss
+            self.actor.optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor.optimizer.step()
+
+            if gradient_step % self.target_update_interval == 0:
+                polyak_update(self.critic.parameters(), self.critic_target.parameters(), self.tau)
+                polyak_update(self.batch_norm_stats, self.batch_norm_stats_target, 1.0)
+            logs["critic"].append(critic_loss.item())
+            logs["actor"].append(actor_loss.item())
+            logs["bc"].append(bc_loss.item())
+        self._n_updates += gradient_steps
+        self.logger.record("train/n_updates", self._n_updates, exclude="tensorboard")
+        self.logger.record("train/ent_coef", float(ent_coef))
+        for name, values in logs.items():
+            self.logger.record(f"train/{name}", float(np.mean(values)))
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "_expert", "_pending_demos"]
+
+    def _get_torch_save_params(self) -> tuple[list[str], list[str]]:
+        state_dicts, variables = super()._get_torch_save_params()
+        extra = ["transition_discriminator", "expert_discriminator", "discriminator_optimizer"]
+        return [*state_dicts, *extra], variables
+
+
+class TDILAgent(SB3AgentMixin, TDIL):
+    """TDIL with DriveEnv's defaults (``driveenv train tdil --demos FILE``)."""
+
+    default_hyperparameters: ClassVar[dict[str, Any]] = dict(
+        learning_rate=1e-3,
+        learning_starts=1000,
+        batch_size=256,
+        gamma=0.99,
+        tau=0.01,
+        policy_kwargs=dict(net_arch=[128, 128]),
+    )
