@@ -73,13 +73,6 @@ def _add_mesh_options(command) -> None:
         help="arena radius in metres around the orbit centre (default: 2x the cameras' radius)",
     )
     command.add_argument(
-        "--vehicle-height",
-        type=float,
-        default=None,
-        help="height band (m) that must be free for a cell to be drivable (default: 10%% of the "
-        "arena radius)",
-    )
-    command.add_argument(
         "--depth-views", type=int, default=92, help="training views rendered for depth fusion"
     )
     command.add_argument(
@@ -121,7 +114,6 @@ def _mesh_config(args):
         render_scale=args.depth_scale,
         virtual_views=args.virtual_views,
         region_radius=args.region_radius,
-        vehicle_height=args.vehicle_height,
     )
 
 

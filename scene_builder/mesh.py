@@ -19,10 +19,11 @@ Steps, and why each uses what it uses:
    of the largest (floaters), fill small holes, simplify to a face budget.
 4. Colours: each vertex takes the field's colour from the views in which it is visible (depth
    test against the rendered depth), weighted by how squarely the view sees it.
-5. Drivable map: per cell, a ray cast down from the vehicle's height must meet ground within
-   ``ground_tolerance`` of z = 0, and a ray cast up from just above the ground must meet nothing
-   below the vehicle's height (open3d ``RaycastingScene``); cells beyond the table's edge meet
-   no ground and are cliffs. Small islands are dropped, one-cell gaps in the ground are closed.
+5. Drivable map: per cell, a ray cast straight down from above must meet the ground (within
+   ``ground_tolerance`` of the ground level found near z = 0) before anything else (open3d
+   ``RaycastingScene``), so obstacles of any height block their footprint and cells beyond the
+   table's edge, which meet no ground, are cliffs. Small islands are dropped, one-cell gaps in
+   the ground are closed.
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ class MeshConfig:
     hole_edges: int = 64  # holes bounded by at most this many edges are filled
     map_resolution: float | None = None  # default: arena radius / 100
     ground_tolerance: float | None = None  # default: 1.5% of the arena radius
-    vehicle_height: float | None = None  # default: 10% of the arena radius
     min_island_fraction: float = 0.05  # drivable islands smaller than this x the largest go
 
 
@@ -425,12 +425,15 @@ def drivable_from_mesh(
     region: Region,
     resolution: float,
     ground_tolerance: float,
-    vehicle_height: float,
     min_island_fraction: float = 0.05,
     stats: dict[str, Any] | None = None,
 ) -> DrivableMap:
     """The drivable map of ``mesh`` inside ``region`` (see step 5 of the module docstring).
 
+    A cell is drivable when the first surface a ray cast straight down from above the region
+    meets is the ground. Anything above the ground blocks the cell, overhangs included: the
+    conservative choice, since neither a TSDF surface (open under an object) nor an alpha shape
+    (which may hold inner faces) says reliably whether a point is inside an object.
     ``stats``, when given, receives ``ground_level``: the median height of the ground found.
     """
     o3d = import_open3d()
@@ -443,33 +446,20 @@ def drivable_from_mesh(
     origin = region.centre - cells * resolution / 2
     blank = DrivableMap(np.zeros((cells, cells), bool), origin, resolution)
     xy = blank.cell_centres(*np.indices(blank.shape)).reshape(-1, 2)
-    count = len(xy)
-
-    def cast(z_start: float, direction_z: float) -> np.ndarray:
-        rays = np.zeros((count, 6), np.float32)
-        rays[:, :2], rays[:, 2], rays[:, 5] = xy, z_start, direction_z
-        return scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
-
-    down = vehicle_height - cast(vehicle_height, -1.0)  # height of the first surface below
+    start = float(max(region.top, mesh.bounds[1, 2]) + 1.0)
+    rays = np.zeros((len(xy), 6), np.float32)
+    rays[:, :2], rays[:, 2], rays[:, 5] = xy, start, -1.0
+    top = start - scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
     # The reconstructed ground may sit a few millimetres off z = 0 (the alignment's plane fit);
     # classify heights relative to the ground actually found, and report the offset.
-    near_zero = np.abs(down) <= 3 * ground_tolerance
-    level = float(np.median(down[near_zero])) if near_zero.any() else 0.0
-    ground = np.abs(down - level) <= ground_tolerance
-    lift = level + ground_tolerance + 1e-4
-    obstacle = cast(lift, 1.0) < vehicle_height - lift  # something inside the height band
-    obstacle |= np.isfinite(down) & (down > level + ground_tolerance)
-    # Inside a closed object (or under an object's shell that meets the ground) an upward ray
-    # crosses its surface an odd number of times.
-    rays = np.zeros((count, 6), np.float32)
-    rays[:, :2], rays[:, 2], rays[:, 5] = xy, lift, 1.0
-    crossings = scene.count_intersections(o3d.core.Tensor(rays)).numpy()
-    obstacle |= crossings % 2 == 1
+    near_zero = np.abs(top) <= 3 * ground_tolerance
+    level = float(np.median(top[near_zero])) if near_zero.any() else 0.0
+    ground = np.abs(top - level) <= ground_tolerance
+    ground &= np.linalg.norm(xy - region.centre, axis=1) <= region.radius
+    obstacle = (np.isfinite(top) & (top > level + ground_tolerance)).reshape(blank.shape)
+    grid = ground.reshape(blank.shape)
     if stats is not None:
         stats["ground_level"] = level
-    ground &= np.linalg.norm(xy - region.centre, axis=1) <= region.radius
-    grid = (ground & ~obstacle).reshape(blank.shape)
-    obstacle = obstacle.reshape(blank.shape)
     # Close one-cell gaps in the ground (noise), never across an obstacle.
     grid |= ndimage.binary_closing(grid, iterations=1) & ~obstacle
     labels, found = ndimage.label(grid)
@@ -562,7 +552,6 @@ def extract_geometry(
         region,
         resolution=config.map_resolution or region.radius / 100,
         ground_tolerance=config.ground_tolerance or 0.015 * region.radius,
-        vehicle_height=config.vehicle_height or 0.1 * region.radius,
         min_island_fraction=config.min_island_fraction,
         stats=stats,
     )
@@ -707,7 +696,6 @@ def points_geometry(
         region,
         resolution=config.map_resolution or region.radius / 100,
         ground_tolerance=tolerance,
-        vehicle_height=config.vehicle_height or 0.1 * region.radius,
         min_island_fraction=config.min_island_fraction,
         stats=stats,
     )

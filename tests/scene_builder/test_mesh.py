@@ -24,7 +24,6 @@ CONFIG = MeshConfig(
     virtual_size=48,
     map_resolution=0.005,
     ground_tolerance=0.0075,
-    vehicle_height=0.05,
     target_faces=8000,
 )
 
@@ -122,3 +121,45 @@ def test_a_field_that_renders_nothing_is_a_clear_error():
         extract_geometry(
             BoxesField(boxes=()), poses, intrinsics, (64, 48), replace(CONFIG, virtual_views=1)
         )
+
+
+def test_points_geometry_stands_obstacles_on_a_ground_plate(tmp_path):
+    """The no-field path: sparse points on the table and box, colours from 'captured' images."""
+    import cv2
+
+    from scene_builder.mesh import points_geometry
+
+    rng = np.random.default_rng(0)
+    poses, intrinsics = orbit_cameras(count=12)
+    field = BoxesField()
+    paths = []
+    for index, pose in enumerate(poses):
+        rgb = field.render(pose[None], intrinsics[index], 64, 48).rgb[0].numpy()
+        paths.append(tmp_path / f"{index:03d}.png")
+        cv2.imwrite(str(paths[-1]), (rgb[..., ::-1] * 255).astype(np.uint8))
+    table = np.column_stack([rng.uniform(-0.2, 0.2, (400, 2)), rng.normal(0, 0.001, 400)])
+    low, high = np.array(BIRD[0]), np.array(BIRD[1])
+    box = rng.uniform(low, high, (800, 3))
+    face = rng.integers(0, 5, 800)  # push each point onto one of the box's five visible faces
+    box[face == 0, 0], box[face == 1, 0] = low[0], high[0]
+    box[face == 2, 1], box[face == 3, 1] = low[1], high[1]
+    box[face == 4, 2] = high[2]
+    geometry = points_geometry(
+        np.concatenate([table, box]), poses, intrinsics, paths, (64, 48), CONFIG
+    )
+    assert geometry.stats["obstacles"] == 1
+    drivable = geometry.drivable
+    assert not drivable.is_drivable(np.array([[0, 0], [0.03, 0.02], [-0.03, -0.02]])).any()
+    assert drivable.is_drivable(np.array([[0.12, 0], [-0.12, 0.05], [0, -0.15]])).all()
+    assert not drivable.is_drivable(np.array([[0.3, 0], [0, -0.3]])).any()  # beyond the orbit
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    origins = np.stack([0.2 * np.cos(angles), 0.2 * np.sin(angles), np.full(8, 0.03)], 1)
+    distance = cast(geometry.collision, np.concatenate([origins, -origins * [1, 1, 0] / 0.2], 1))
+    # alpha shapes of sparse points can have holes: most, not all, horizontal rays hit
+    hit = np.isfinite(distance)
+    assert hit.sum() >= 6
+    expected = 0.2 - np.abs(np.stack([np.cos(angles), np.sin(angles)], 1) * [0.04, 0.03]).max(1)
+    assert np.abs(distance[hit] - expected[hit]).max() < 0.02
+    colours = geometry.visual.visual.vertex_colors[:, :3].astype(float) / 255
+    on_top = geometry.visual.vertices[:, 2] > 0.09
+    assert np.median(colours[on_top], 0)[2] > np.median(colours[on_top], 0)[0] + 0.2  # the blue box
