@@ -36,7 +36,8 @@ NERFACTO_CPU_RAYS_PER_SECOND = 470  # DESIGN.md: nerfacto on this machine's CPU,
 def render_speed(
     trainer: Trainer, cameras: int = 16, size: int = 64, repeats: int = 3
 ) -> tuple[float, float]:
-    """Rays/s for ``cameras`` cameras of size x size in one call: free marching, surface band."""
+    """Rays/s for ``cameras`` cameras of size x size in one call (free marching, surface band)
+    and for one camera of 4*size x 4*size (the same number of rays)."""
     from scene_builder.fields.embedded import EmbeddedRadianceField
 
     capture = mean_code(trainer.model, trainer.train.count)
@@ -52,21 +53,23 @@ def render_speed(
     scale = size / trainer.train.rgb.shape[2]  # the full width, cropped square around the centre
     fx, fy = trainer.train.intrinsics[0, :2].tolist()
     intrinsics = torch.tensor([fx * scale, fy * scale, size / 2, size / 2])
-    rays = cameras * size * size
 
-    def timed(**kwargs) -> float:
+    def timed(poses=poses, intrinsics=intrinsics, size=size, **kwargs) -> float:
         field.render(poses, intrinsics, size, size, **kwargs)  # warm-up
         tick = time.perf_counter()
         for _ in range(repeats):
             field.render(poses, intrinsics, size, size, **kwargs)
-        return repeats * rays / (time.perf_counter() - tick)
+        return repeats * len(poses) * size * size / (time.perf_counter() - tick)
 
     free = timed()
+    # The same number of rays as one large image: batching must not cost more per ray.
+    big = 4 * size
+    one_large = timed(poses[:1], intrinsics * torch.tensor([4.0, 4.0, 4.0, 4.0]), big)
     # The simulator's path: the mesh's ray-cast depth; here the field's own depth stands in for it.
     reference = field.render(poses, intrinsics, size, size)
     surface = torch.where(reference.accumulation > 0.5, reference.depth, torch.tensor(float("inf")))
     banded = timed(surface_depth=surface)
-    return free, banded
+    return free, banded, one_large
 
 
 def preset_effect(
@@ -140,7 +143,7 @@ def main() -> None:
         trainer.elapsed = max(trainer.elapsed, 60 * marks[0])
         score(trainer)
     train_rays = trainer.step * config.batch_rays / trainer.elapsed
-    free, banded = render_speed(trainer)
+    free, banded, one_large = render_speed(trainer)
     bright, dim, depth_change = preset_effect(trainer)
     load_after = os.getloadavg()[0]
 
@@ -170,6 +173,7 @@ def main() -> None:
     print(f"| ratio | {train_rays / NERFACTO_CPU_RAYS_PER_SECOND:.0f}x |")
     print(f"| render 16 x 64x64, free marching (rays/s) | {free:,.0f} |")
     print(f"| render 16 x 64x64, surface depth given (rays/s) | {banded:,.0f} |")
+    print(f"| render 1 x 256x256, free marching (rays/s) | {one_large:,.0f} |")
     print(
         f"| mean brightness 'bright' / 'dim' | {bright:.3f} / {dim:.3f} ({bright / max(dim, 1e-6):.2f}x) |"
     )

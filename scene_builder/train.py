@@ -322,7 +322,7 @@ class Trainer:
         """Fit each named preset's code to its photometric change of the capture rendering."""
         index = torch.randperm(
             self.train.rgb[..., 0].numel(), generator=torch.Generator().manual_seed(7)
-        )[:2048]
+        )[:1024]
         origins, directions, _, _ = self.train.rays(index)
         with torch.no_grad():
             base = render_rays(self.model, origins, directions, capture)
@@ -386,7 +386,8 @@ class Trainer:
                 callback(self)
         seconds_per_step = (time.perf_counter() - tick) / 20
         self.elapsed += time.perf_counter() - tick
-        self.planned_steps = max(int(60 * self.config.max_minutes / seconds_per_step), 21)
+        # Later steps run on finer grids (a larger optimiser update): plan 15% fewer.
+        self.planned_steps = max(int(0.85 * 60 * self.config.max_minutes / seconds_per_step), 21)
 
 
 def _read_state(path: Path) -> dict[str, Any]:

@@ -137,7 +137,7 @@ class EmbeddedField(nn.Module):
                     layer.bias.zero_()
         self.codes = nn.Parameter(torch.zeros(num_codes, config.appearance_dim))
         self.background = nn.Parameter(torch.zeros(3))
-        proxy = config.proxy_resolution
+        proxy = min(config.proxy_resolution, config.resolution)  # finer than the grid is waste
         self.register_buffer("proxy", torch.full((proxy, proxy, proxy), 1e3))
 
     # ----------------------------------------------------------------- grids
@@ -179,7 +179,7 @@ class EmbeddedField(nn.Module):
     @torch.no_grad()
     def refresh_proxy(self) -> None:
         """Bake the density into the proxy grid exactly (einsum over the factors), dilated."""
-        size = self.config.proxy_resolution
+        size = self.proxy.shape[0]
         rd = self.config.density_components
         planes = F.interpolate(
             self.planes[:, :rd], size=(size, size), mode="bilinear", align_corners=True
@@ -236,17 +236,17 @@ class EmbeddedField(nn.Module):
         t_near, t_far = self.bounds.ray_interval(origins, directions)
         g_near = self._to_spacing(t_near[:, None], length)
         g_far = self._to_spacing(t_far[:, None], length)
-        edges_s = torch.linspace(0, 1, coarse + 1)
-        if generator is not None:
-            jitter = torch.rand(rays, coarse, generator=generator)
-        else:
-            jitter = torch.full((rays, coarse), 0.5)
-        mid_s = (torch.arange(coarse) + jitter) / coarse
         to_t = lambda s: self._from_spacing(g_near + (g_far - g_near) * s, length)  # noqa: E731
-        edges_t = to_t(edges_s.expand(rays, -1))
+        edges_t = to_t(torch.linspace(0, 1, coarse + 1).expand(rays, -1))
         with torch.no_grad():
-            density = self.proxy_density(self._points(origins, directions, to_t(mid_s)))
-            step = (edges_t[:, 1:] - edges_t[:, :-1]) * (length / self.bounds.scale)
+            width = edges_t[:, 1:] - edges_t[:, :-1]
+            if generator is not None:  # stratified: a random point in each bin
+                jitter = torch.rand(rays, coarse, generator=generator)
+            else:
+                jitter = torch.full((rays, coarse), 0.5)
+            mids = torch.addcmul(edges_t[:, :-1], width, jitter)
+            density = self.proxy_density(self._points(origins, directions, mids))
+            step = width * (length / self.bounds.scale)
             weights = composite_weights(density * step)
             # Widen each bin's weight to its neighbours (mip-NeRF 360's blur of the proposal
             # histogram): the proxy is coarser than the field, a surface may sit one bin later.

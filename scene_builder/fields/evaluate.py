@@ -43,9 +43,9 @@ def fit_code(
     directions: torch.Tensor,
     target: torch.Tensor,
     initial: torch.Tensor,
-    steps: int = 100,
-    lr: float = 0.05,
-    max_rays: int = 2048,
+    steps: int = 60,
+    lr: float = 0.1,
+    max_rays: int = 1024,
 ) -> torch.Tensor:
     """The code (D,) that best renders ``target`` (R, 3) for these rays, geometry frozen.
 

@@ -22,6 +22,7 @@ from the checkpoint itself, and its per-image appearance embeddings become our a
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION, RadianceField
 
 NERFSTUDIO_DIR = "nerfstudio"
+# nerfstudio's data parser re-orients and rescales the poses; it records how in this file.
+DATAPARSER_TRANSFORMS = "dataparser_transforms.json"
 MODEL_PREFIX = "_model."
 
 
@@ -122,6 +125,8 @@ def train_nerfacto(
         "True",
         "--timestamp",
         "run",
+        "--steps-per-save",
+        "100",
     ]
     if not torch.cuda.is_available():
         command += ["--machine.device-type", "cpu"]
@@ -173,10 +178,13 @@ def import_nerfacto(config_path: Path, out_dir: Path, overwrite: bool = False) -
         raise FieldError(f"{out_dir}: already holds a field (use --overwrite)")
     config = _read_config(config_path)
     checkpoint = _latest_checkpoint(config_path, config)
+    transform_path = config_path.parent / DATAPARSER_TRANSFORMS
     with atomic_path(out_dir) as tmp:
         (tmp / NERFSTUDIO_DIR).mkdir(parents=True)
         shutil.copy2(config_path, tmp / NERFSTUDIO_DIR / "config.yml")
         shutil.copy2(checkpoint, tmp / NERFSTUDIO_DIR / checkpoint.name)
+        if transform_path.is_file():
+            shutil.copy2(transform_path, tmp / NERFSTUDIO_DIR / DATAPARSER_TRANSFORMS)
         meta = {
             "format_version": FIELD_FORMAT_VERSION,
             "backend": "nerfstudio",
@@ -201,6 +209,14 @@ class NerfstudioRadianceField(RadianceField):
         super().__init__(root, meta)
         self.model = model.eval()
         self.embeddings = embeddings
+        # World -> nerfstudio's frame: p' = scale * (R p + t).
+        self.rotation, self.translation, self.scale = torch.eye(3), torch.zeros(3), 1.0
+        transforms = Path(root) / NERFSTUDIO_DIR / DATAPARSER_TRANSFORMS
+        if transforms.is_file():
+            data = json.loads(transforms.read_text())
+            matrix = torch.tensor(data["transform"], dtype=torch.float32)
+            self.rotation, self.translation = matrix[:3, :3], matrix[:3, 3]
+            self.scale = float(data["scale"])
         self.lighting_presets = {"capture": embeddings.mean(dim=0)}
 
     @property
@@ -249,6 +265,9 @@ class NerfstudioRadianceField(RadianceField):
         from nerfstudio.cameras.rays import RayBundle
 
         field = self.model.field
+        origins = self.scale * (origins @ self.rotation.T + self.translation)
+        directions = self.scale * (directions @ self.rotation.T)
+        # t is unchanged by the similarity, so distance / |direction| is still our z-depth.
         norm = directions.norm(dim=-1, keepdim=True)
         unit = directions / norm
         table = torch.nn.Embedding.from_pretrained(codes)  # one "camera" per ray

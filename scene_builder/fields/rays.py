@@ -123,9 +123,10 @@ class SceneBounds:
         """Normalised points -> grid coordinates in [-1, 1] (contracted when unbounded)."""
         if self.bounded:
             return normalised.clamp(-1, 1)
-        norm = normalised.abs().amax(dim=-1, keepdim=True).clamp_min(1e-6)
-        contracted = torch.where(norm <= 1, normalised, (2 - 1 / norm) * normalised / norm)
-        return contracted * 0.5
+        # x -> x / 2 inside the unit cube, (2 - 1/n) x / (2 n) beyond (n = |x|_inf): one factor
+        # per point, computed on (..., 1), so the (..., 3) tensor is touched only twice.
+        norm = normalised.abs().amax(dim=-1, keepdim=True).clamp_min(1.0)
+        return normalised * ((1 - 0.5 / norm) / norm)
 
     def ray_interval(
         self, origins: torch.Tensor, directions: torch.Tensor
