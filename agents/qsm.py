@@ -9,6 +9,11 @@ onto the action-gradient of the critic at noisy actions:
     a_t = sqrt(ab_t) a + sqrt(1 - ab_t) z          (a from the replay buffer)
     L_actor = || -eps_theta(a_t, t, s) - scale * grad_a mean_i Q_i(s, a_t) ||^2
 
+(the gradient divided by its batch-mean norm, so ``scale`` does not depend on the reward scale).
+With ``behaviour_weight`` w > 0 the target becomes scale * grad Q - w z: the actor's score is then
+the buffer's behaviour score plus scale * grad Q, a regularised improvement step used when
+fine-tuning an imitation policy.
+
 The critics are twin Q-networks with Polyak-averaged targets and the clipped double-Q target
 r + gamma (1 - done) min_i Q_i'(s', a'), a' sampled from the actor (no gradient through the
 sampler anywhere). Exploration is the sampler's own noise (DDIM with ``eta`` = 1 by default).
@@ -66,6 +71,10 @@ class QSMConfig:
     # Updates during which only the critics learn: a policy from imitation is not pulled around
     # by a still-random critic (``from_diffusion_policy`` uses 2000 unless told otherwise).
     actor_update_start: int = 0
+    # 0: pure QSM (-eps matches scale * grad Q). 1: the target adds the denoising noise of the
+    # buffer actions, i.e. score = score of past behaviour + scale * grad Q, so fine-tuning
+    # improves on the imitation policy instead of replacing it (``from_diffusion_policy``).
+    behaviour_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -206,7 +215,8 @@ class QSMAgent:
             "inference_steps": dp.inference_steps,
             "actor_hidden": dp.mlp_hidden,
             "actor_depth": dp.mlp_depth,
-            "actor_update_start": 2000,
+            "actor_update_start": 1000,
+            "behaviour_weight": 1.0,
             **overrides,
         }
         return cls(env, actor=copy.deepcopy(policy.ema_model).requires_grad_(True), **settings)
@@ -285,7 +295,8 @@ class QSMAgent:
         # has a typical size of ``q_score_scale`` (like SAC's entropy weight, a temperature).
         q_grad = q_grad / (q_grad.norm(dim=-1).mean() + 1e-6)
         eps = self.actor.denoise(noisy.detach()[:, None], t, obs_n)[:, 0]
-        actor_loss = ((-eps - cfg.q_score_scale * q_grad) ** 2).mean()
+        target = cfg.q_score_scale * q_grad - cfg.behaviour_weight * noise
+        actor_loss = ((-eps - target) ** 2).mean()
         self.actor_optimizer.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_optimizer.step()
