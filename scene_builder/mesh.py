@@ -287,16 +287,22 @@ def fuse_tsdf(views: list[DepthView], region: Region, voxel_size: float, config:
         if not depth.any():
             continue
         image = o3d.t.geometry.Image(core.Tensor(depth))
-        blocks = grid.compute_unique_block_coordinates(
-            image, intrinsic, extrinsic, 1.0, depth_max, trunc
-        )
+        try:
+            blocks = grid.compute_unique_block_coordinates(
+                image, intrinsic, extrinsic, 1.0, depth_max, trunc
+            )
+        except RuntimeError:  # open3d: "No block is touched" (all depth beyond depth_max)
+            continue
         grid.integrate(blocks, image, intrinsic, extrinsic, 1.0, depth_max, trunc)
         integrated += 1
     if integrated == 0:
         raise MeshError("the field rendered no trusted depth inside the arena region")
-    mesh = grid.extract_triangle_mesh(weight_threshold=config.weight_threshold).to_legacy()
-    vertices = np.asarray(mesh.vertices)
-    faces = np.asarray(mesh.triangles)
+    try:
+        mesh = grid.extract_triangle_mesh(weight_threshold=config.weight_threshold).to_legacy()
+    except RuntimeError:  # open3d fails on a volume with no zero crossing
+        mesh = None
+    vertices = np.asarray(mesh.vertices) if mesh is not None else np.zeros((0, 3))
+    faces = np.asarray(mesh.triangles) if mesh is not None else np.zeros((0, 3), int)
     if len(faces) == 0:
         raise MeshError("TSDF fusion produced no surface: the field rendered no trusted depth")
     return trimesh.Trimesh(vertices, faces, process=True)
