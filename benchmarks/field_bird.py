@@ -88,6 +88,23 @@ def preset_effect(
     return float(a.rgb.mean()), float(b.rgb.mean()), float((a.depth - b.depth).abs().max())
 
 
+def subset(views, count: int):
+    """The first ``count`` held-out frames, spread evenly (all when ``count`` is 0)."""
+    if count <= 0 or count >= views.count:
+        return views
+    from dataclasses import replace
+
+    pick = torch.linspace(0, views.count - 1, count).round().long()
+    return replace(
+        views,
+        rgb=views.rgb[pick],
+        poses=views.poses[pick],
+        intrinsics=views.intrinsics[pick],
+        distortion=None if views.distortion is None else views.distortion[pick],
+        frame_indices=views.frame_indices[pick.numpy()],
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -100,6 +117,12 @@ def main() -> None:
         "--speed-only", action="store_true", help="only throughput (30 training steps)"
     )
     parser.add_argument("--lighting-augmentation", action="store_true")
+    parser.add_argument(
+        "--mark-frames",
+        type=int,
+        default=0,
+        help="score only this many held-out frames at the intermediate marks (0: all); the last mark scores all",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--work", type=Path, default=None, help="scratch folder (default: a temp folder)"
@@ -127,8 +150,11 @@ def main() -> None:
     def score(trainer: Trainer) -> None:
         while marks and trainer.elapsed >= 60 * marks[0]:
             minute = marks.pop(0)
-            scores = evaluate_holdout(trainer.model, trainer.holdout, trainer.train.count)
+            last = not marks
+            views = trainer.holdout if last else subset(trainer.holdout, args.mark_frames)
+            scores = evaluate_holdout(trainer.model, views, trainer.train.count)
             rows.append((minute, trainer.step, scores))
+            print(f"  ({scores.frames} held-out frames scored)", flush=True)
             print(
                 f"  {minute:4.1f} min step {trainer.step:5d}: left-half {scores.psnr_left_half:.2f} dB "
                 f"/ {scores.ssim_left_half:.3f}, mean code {scores.psnr_mean_code:.2f} dB / "

@@ -244,7 +244,8 @@ class EmbeddedField(nn.Module):
                 jitter = torch.rand(rays, coarse, generator=generator)
             else:
                 jitter = torch.full((rays, coarse), 0.5)
-            mids = torch.addcmul(edges_t[:, :-1], width, jitter)
+            # Jitter in spacing coordinates (uniform in disparity far away), as the bins are.
+            mids = to_t((torch.arange(coarse) + jitter) / coarse)
             density = self.proxy_density(self._points(origins, directions, mids))
             step = width * (length / self.bounds.scale)
             weights = composite_weights(density * step)
