@@ -27,18 +27,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def steps_per_second(env_or_vec, seconds: float, batched: bool) -> float:
-    """Env steps per second (all sub-envs counted) with random actions, after a warm-up."""
+def steps_per_second(env_or_vec, seconds: float, batched: bool) -> tuple[float, float]:
+    """Env steps per second (all sub-envs counted) with random actions, after a warm-up, and the
+    CPU time per env step in ms (all threads of this process): on a machine shared with other
+    jobs the wall-clock rate falls with the load, the CPU time per step much less."""
     rng = np.random.default_rng(0)
     shape = env_or_vec.action_space.shape
     env_or_vec.reset(seed=0)
     for _ in range(5):
         _step(env_or_vec, rng.uniform(-1, 1, shape).astype(np.float32), batched)
-    count, start = 0, time.perf_counter()
+    count, start, cpu = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - start < seconds:
         _step(env_or_vec, rng.uniform(-1, 1, shape).astype(np.float32), batched)
         count += env_or_vec.num_envs if batched else 1
-    return count / (time.perf_counter() - start)
+    cpu_ms = 1000 * (time.process_time() - cpu) / count
+    return count / (time.perf_counter() - start), cpu_ms
 
 
 def _step(env, action, batched: bool) -> None:
@@ -47,7 +50,7 @@ def _step(env, action, batched: bool) -> None:
         env.reset()
 
 
-def measure(config, num_envs: int, seconds: float) -> float:
+def measure(config, num_envs: int, seconds: float) -> tuple[float, float]:
     from simulator import make_env, make_vec
 
     if num_envs == 1:
@@ -149,27 +152,31 @@ def main() -> None:
         synthetic = make_synthetic_scene(Path(tmp) / "synthetic", seed=0)
         state = EnvConfig(scene=synthetic, obs="state")
         mesh = EnvConfig(scene=synthetic, obs="rgb", renderer="mesh", image_size=64)
-        rows.append(("state only, 1 env (synthetic)", f"{measure(state, 1, args.seconds):,.0f}"))
-        rows.append(("state only, 8 envs (synthetic)", f"{measure(state, 8, args.seconds):,.0f}"))
-        mesh_one = measure(mesh, 1, args.seconds)
-        mesh_eight = measure(mesh, 8, args.seconds)
-        rows.append(("mesh 64x64 RGB, 1 env (synthetic)", f"{mesh_one:,.0f}"))
-        rows.append(("mesh 64x64 RGB, 8 envs batched (synthetic)", f"{mesh_eight:,.0f}"))
-        rows.append(("mesh batched / unbatched", f"{mesh_eight / mesh_one:.2f}x"))
+        results = {
+            "state only, 1 env (synthetic)": measure(state, 1, args.seconds),
+            "state only, 8 envs (synthetic)": measure(state, 8, args.seconds),
+            "mesh 64x64 RGB, 1 env (synthetic)": measure(mesh, 1, args.seconds),
+            "mesh 64x64 RGB, 8 envs batched (synthetic)": measure(mesh, 8, args.seconds),
+        }
         field_scene = Path(args.field_scene)
-        if (field_scene / "scene.json").is_file():
-            field = EnvConfig(scene=field_scene, obs="rgb", renderer="field", image_size=64)
-            field_one = measure(field, 1, args.seconds)
-            field_eight = measure(field, 8, args.seconds)
+        has_field = (field_scene / "scene.json").is_file()
+        if has_field:
             name = field_scene.name
-            mesh_bird = measure(
-                EnvConfig(scene=field_scene, obs="rgb", image_size=64), 1, args.seconds
-            )
-            rows.append((f"mesh 64x64 RGB, 1 env ({name})", f"{mesh_bird:,.0f}"))
-            rows.append((f"field 64x64 RGB, 1 env ({name})", f"{field_one:,.1f}"))
-            rows.append((f"field 64x64 RGB, 8 envs batched ({name})", f"{field_eight:,.1f}"))
-            rows.append(("field batched / unbatched", f"{field_eight / field_one:.2f}x"))
-            rows.append(("field rays/s, 8 envs batched", f"{field_eight * 64 * 64:,.0f}"))
+            field = EnvConfig(scene=field_scene, obs="rgb", renderer="field", image_size=64)
+            bird_mesh = EnvConfig(scene=field_scene, obs="rgb", image_size=64)
+            results[f"mesh 64x64 RGB, 1 env ({name})"] = measure(bird_mesh, 1, args.seconds)
+            results[f"field 64x64 RGB, 1 env ({name})"] = measure(field, 1, args.seconds)
+            results[f"field 64x64 RGB, 8 envs batched ({name})"] = measure(field, 8, args.seconds)
+        for label, (rate, cpu_ms) in results.items():
+            rows.append((label, f"{rate:,.1f} steps/s ({cpu_ms:.2f} ms CPU/step)"))
+        ratios = [("mesh", "synthetic")] + ([("field", field_scene.name)] if has_field else [])
+        for kind, name in ratios:
+            one = results[f"{kind} 64x64 RGB, 1 env ({name})"][0]
+            eight = results[f"{kind} 64x64 RGB, 8 envs batched ({name})"][0]
+            rows.append((f"{kind} batched / unbatched ({name})", f"{eight / one:.2f}x"))
+        if has_field:
+            eight = results[f"field 64x64 RGB, 8 envs batched ({field_scene.name})"][0]
+            rows.append(("field rays/s, 8 envs batched", f"{eight * 64 * 64:,.0f}"))
             for mode in ("free", "guided"):
                 agreement = depth_agreement(field_scene, mode)
                 rows.append(
@@ -196,7 +203,7 @@ def main() -> None:
     load = os.getloadavg()
     width = max(len(r[0]) for r in rows)
     print(f"DriveEnv simulator speed (load average {load[0]:.2f}, {os.cpu_count()} cores)")
-    print(f"{'measurement'.ljust(width)} | steps/s or value")
+    print(f"{'measurement'.ljust(width)} | value")
     print(f"{'-' * width}-|-----------------")
     for name, value in rows:
         print(f"{name.ljust(width)} | {value}")
