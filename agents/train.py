@@ -192,7 +192,7 @@ def _save(agent, run_dir: Path, name: str) -> None:
     """Checkpoint (and replay buffer) atomically: SB3 writes a ``.tmp`` path as given."""
     with atomic_path(run_dir / name) as tmp:
         agent.save(tmp)
-    if getattr(agent, "replay_buffer", None) is not None:
+    if hasattr(agent, "save_replay_buffer") and getattr(agent, "replay_buffer", None) is not None:
         with atomic_path(run_dir / "replay_buffer.pkl") as tmp:
             agent.save_replay_buffer(tmp)
 

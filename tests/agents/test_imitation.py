@@ -82,8 +82,8 @@ def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_confi
         vec, seed=0, demos=trajectories, learning_starts=100, batch_size=64, buffer_size=2000
     )
     assert agent._expert["length"] == len(trajectories[0])  # exactly one demonstration
-    agent.learn(400)
-    for _ in range(400):  # more discriminator-only updates on the collected data (cheap)
+    agent.learn(250)
+    for _ in range(300):  # more discriminator-only updates on the collected data (cheap)
         agent._train_discriminators(agent.replay_buffer.sample(64))
     demo = trajectories[0]
     states = torch.as_tensor(demo.observations["state"])
