@@ -370,5 +370,6 @@ def _episode_column_help() -> dict[str, str]:
         "success": "reached the goal (goal task) or the end of the route (route task)",
         "collision": "touched an obstacle (PyBullet contact)",
         "off_road": "left the drivable area (e.g. drove off the table edge)",
-        "route_completion": "fraction of the route driven (goal task: 1 on success)",
+        "route_completion": "at the episode's end, the fraction of the route reached (route task) or of the "
+        "start-to-goal distance closed (goal task; success already counts within the goal radius)",
     }

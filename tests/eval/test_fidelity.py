@@ -108,3 +108,25 @@ def test_simulator_view_renders_the_scene_like_the_simulator(tmp_path):
     # dim is 0.55 * c ** 1.1 of the capture colours
     expected = 0.55 * capture[~sky] ** 1.1
     assert np.allclose(dim[~sky], expected, atol=2e-3)
+
+
+def test_shipped_bird_scene_fidelity_at_low_resolution():
+    """The shipped bird field against its held-out real frames: capture is the closest preset.
+
+    Full numbers (8 frames at 136 x 240) are in the README; this keeps one frame at 34 x 60.
+    """
+    from pathlib import Path
+
+    from scene_builder.bundle import load_scene
+
+    scene = load_scene(Path(__file__).resolve().parents[2] / "assets" / "scenes" / "bird")
+    radiance_field = scene.load_field()
+    presets = list(radiance_field.lighting_presets)
+    result = measure_fidelity(
+        radiance_field, scene.dataset_dir, presets, FidelityConfig(frames=1, width=34)
+    )
+    scores = result.preset_scores()
+    assert result.frames[0].index == 0 and set(presets) >= {"capture", "dim", "night"}
+    assert scores["capture"]["psnr"] > 14 and scores["capture"]["ssim"] > 0.5
+    for preset in ("bright", "dim", "night"):
+        assert scores[preset]["psnr"] < scores["capture"]["psnr"]
