@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from driveenv.cli import add_command
+from eval.demo import DEFAULT_SCENE
 
 
 def register(subparsers) -> None:
@@ -90,7 +91,9 @@ def register(subparsers) -> None:
         examples="  driveenv demo --quick\n  driveenv demo --out runs/demo",
     )
     demo.add_argument("--quick", action="store_true", help="a first look in under 2 minutes")
-    demo.add_argument("--out", default="runs/demo", help="output folder")
+    demo.add_argument("--out", default="runs/demo", help="output folder (resumed if it exists)")
+    demo.add_argument("--scene", default=str(DEFAULT_SCENE), help="scene bundle to run in")
+    demo.add_argument("--seed", type=int, default=0, help="seed of training and episodes")
 
 
 def run_evaluate(args) -> int:
@@ -160,5 +163,7 @@ def run_report(args) -> int:
 
 
 def run_demo(args) -> int:
-    print("not yet: the demo lands with the scene, simulator, agents and eval pieces.")
+    from eval.demo import run_demo as demo
+
+    demo(out=args.out, quick=args.quick, scene=args.scene, seed=args.seed)
     return 0
