@@ -369,6 +369,8 @@ def pendulum(seed: int, agents: str = "qsm,sac", budget: int = 30_000, every: in
 def goal(
     seed: int,
     parts: str = "dp,qsm",
+    obs: str = "state",
+    spawn: str = "random",
     num_demos: int = 100,
     dp_steps: int = 4000,
     qsm_steps: int = 5_000,
@@ -387,12 +389,7 @@ def goal(
         Path(tempfile.mkdtemp(prefix="driveenv-bench-")) / "scene", seed=seed
     )
     config = EnvConfig(
-        scene=scene,
-        obs="state",
-        renderer="none",
-        task="goal",
-        spawn="random",
-        max_episode_steps=200,
+        scene=scene, obs=obs, renderer="none", task="goal", spawn=spawn, max_episode_steps=200
     )
     env = make_env(config)
     expert = make_expert(env)
@@ -410,11 +407,11 @@ def goal(
     ]
     if "dp" in parts:
         start = time.perf_counter()
-        dp = DiffusionPolicyAgent(env=env, demos=demos, action_horizon=2, seed=seed)
+        dp = DiffusionPolicyAgent(env=env, demos=demos, seed=seed)
         dp.learn(dp_steps)
         rows.append(
             [
-                f"Diffusion Policy (chunks of 8, 2 executed, {dp_steps} updates)",
+                f"Diffusion Policy (chunks of 8, 4 executed, {dp_steps} updates)",
                 len(demos),
                 f"{time.perf_counter() - start:.0f}",
                 evaluate_success(dp, eval_env, episodes, 100_000)["success_rate"],
@@ -423,7 +420,8 @@ def goal(
     if "qsm" in parts:
         qsm_rows(seed, env, config, demos, eval_env, episodes, qsm_steps, rows)
     table(
-        f"Goal task, synthetic scene, state observations: success over {episodes} evaluation episodes",
+        f"Goal task, synthetic scene, obs={obs}, spawn={spawn}: success over {episodes} "
+        "evaluation episodes",
         ["policy", "demos", "train s", "success rate"],
         rows,
     )
@@ -480,6 +478,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pendulum-agents", default="qsm,sac", help="qsm, sac or both")
     parser.add_argument("--goal-parts", default="dp,qsm", help="dp, qsm or both")
+    parser.add_argument("--goal-obs", default="state", help="sensors of the goal task")
+    parser.add_argument(
+        "--goal-spawn", default="random", help="'random' spawns/goals or the scene's fixed ones"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
@@ -490,7 +492,7 @@ def main() -> None:
         if section == "pendulum":
             pendulum(args.seed, args.pendulum_agents)
         elif section == "goal":
-            goal(args.seed, args.goal_parts)
+            goal(args.seed, args.goal_parts, args.goal_obs, args.goal_spawn)
         else:
             globals()[section](args.seed)
 
