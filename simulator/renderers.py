@@ -27,6 +27,7 @@ less than half opacity).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -94,6 +95,9 @@ class MeshCaster:
         self.camera = camera
         self.max_depth = float(max_depth)
         self._directions = camera.ray_directions()  # (P, 3), z = -1
+        # open3d's default (0) starts a thread per core of the host, not of this container:
+        # on this 2-core machine that halved the speed of an 8-camera cast (3.8 vs 1.9 ms)
+        self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
 
     def cast(self, poses: np.ndarray) -> dict[str, np.ndarray]:
         """Cast every pixel ray of N cameras: t_hit = z-depth (N,P) (inf on a miss), ids, uvs."""
@@ -102,7 +106,9 @@ class MeshCaster:
         rays = np.empty((n, p, 6), dtype=np.float32)
         rays[:, :, :3] = poses[:, None, :3, 3]
         np.matmul(self._directions[None], poses[:, :3, :3].transpose(0, 2, 1), out=rays[:, :, 3:])
-        hits = self.scene.cast_rays(self._o3d.core.Tensor.from_numpy(rays.reshape(-1, 6)))
+        hits = self.scene.cast_rays(
+            self._o3d.core.Tensor.from_numpy(rays.reshape(-1, 6)), nthreads=self._threads
+        )
         return {
             "t_hit": hits["t_hit"].numpy().reshape(n, p),
             "primitive_ids": hits["primitive_ids"].numpy().reshape(n, p),
