@@ -1,8 +1,8 @@
 """Gymnasium registration of DriveEnv environments.
 
 ``import simulator`` registers ``driveenv/Drive-v0``, so ``gymnasium.make("driveenv/Drive-v0",
-scene=PATH, **config_fields)`` works after it. Gymnasium 1.x no longer loads the
-``gymnasium.envs`` entry-point group (pyproject.toml still declares it, for versions that do), so
+scene=PATH, **config_fields)`` works after it. Gymnasium 1.x dropped the
+``gymnasium.envs`` entry-point group that older releases loaded at import, so
 in a fresh process with nothing imported use ``gymnasium.make("simulator:driveenv/Drive-v0",
 ...)``: gymnasium imports ``simulator`` first. Vector-env subprocesses receive the env spec
 itself, whose entry point is an import path, so they need no registration.

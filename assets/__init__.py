@@ -1,0 +1,1 @@
+"""Shipped data: scene bundles, vehicle URDFs, the report template and example files."""
