@@ -370,12 +370,17 @@ def goal(
     seed: int,
     parts: str = "dp,qsm",
     obs: str = "state",
-    spawn: str = "random",
+    spawn: str = "scene",
     num_demos: int = 100,
     dp_steps: int = 4000,
     qsm_steps: int = 5_000,
 ) -> None:
-    """The simulator's goal task with state observations on the synthetic scene."""
+    """The simulator's goal task on the synthetic scene (state observations, the scene's goals).
+
+    With ``spawn="random"`` every episode has a new goal and the state vector (goal-relative
+    pose, speed, target bearing) no longer locates the boxes: imitation from state alone then
+    collides in about a third of the episodes; add the range scan (``obs="state+scan"``).
+    """
     import tempfile
 
     from agents.demos import record_episode
@@ -480,7 +485,10 @@ def main() -> None:
     parser.add_argument("--goal-parts", default="dp,qsm", help="dp, qsm or both")
     parser.add_argument("--goal-obs", default="state", help="sensors of the goal task")
     parser.add_argument(
-        "--goal-spawn", default="random", help="'random' spawns/goals or the scene's fixed ones"
+        "--goal-spawn",
+        default="scene",
+        help="'scene': the bundle's spawn/goal pairs; 'random': new goals each episode (the state "
+        "then no longer tells where the obstacles are: 62-66%% success with state only)",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
