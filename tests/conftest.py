@@ -21,7 +21,8 @@ def shared_data() -> Path:
 
 @pytest.fixture(autouse=True, scope="session")
 def _limit_threads():
-    """Keep torch to the machine's cores so parallel test helpers do not oversubscribe."""
+    """One torch thread: small-batch training is faster single-threaded, and pybullet and open3d
+    use the other core."""
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(1)
