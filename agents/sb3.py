@@ -1,7 +1,7 @@
 """PPO and SAC: Stable-Baselines3's algorithms with defaults tuned for DriveEnv's goal task.
 
 The defaults are what reaches the synthetic scene's state goal task in a few minutes on 2 CPU
-cores (see benchmarks/agents.py); anything can be overridden through ``create(**overrides)``.
+cores (see benchmarks/agent_success.py); anything can be overridden through ``create(**overrides)``.
 """
 
 from __future__ import annotations

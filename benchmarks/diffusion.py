@@ -17,16 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-
-# benchmarks/agents.py would shadow the ``agents`` package: import the project, not siblings.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 SECTIONS = ("library", "toy", "latency", "pendulum", "goal")
 

@@ -9,9 +9,9 @@ Each row is trained with ``agents.train.train`` (the code behind ``driveenv trai
 stopped and rows can be run separately (``--only ppo sac``) on a loaded machine. Evaluation
 episodes use seeds disjoint from training and from the periodic evaluations.
 
-    .venv/bin/python benchmarks/agents.py --out runs/bench-agents
-    .venv/bin/python benchmarks/agents.py --out runs/bench-agents --only meow pendulum-meow
-    .venv/bin/python benchmarks/agents.py --out runs/bench-agents --table   # print cached rows
+    .venv/bin/python benchmarks/agent_success.py --out runs/bench-agents
+    .venv/bin/python benchmarks/agent_success.py --out runs/bench-agents --only meow pendulum-meow
+    .venv/bin/python benchmarks/agent_success.py --out runs/bench-agents --table   # print cached rows
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-# This file is named agents.py: keep its folder off sys.path so ``import agents`` finds the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 EVAL_SEED = 500_000
 
