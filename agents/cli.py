@@ -65,6 +65,9 @@ def register(subparsers) -> None:
         metavar="KEY=VALUE",
         help="algorithm hyper-parameter (JSON value)",
     )
+    train.add_argument(
+        "--threads", type=int, default=1, help="torch threads (small policies train fastest on one)"
+    )
     train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
 
     demos = add_command(
@@ -139,6 +142,7 @@ def train_command(args) -> int:
         demos=args.demos,
         demo_count=args.demo_count,
         hyperparameters=_hyperparameters(args.hp),
+        threads=args.threads,
     )
     with progress_bar() as progress:
         run = train(config, args.out, overwrite=args.overwrite, progress=progress)

@@ -62,8 +62,23 @@ FULL = DemoPlan(
 )
 
 
-def _stage(number: int, text: str) -> None:
-    print(f"\n[{number}/5] {text}", flush=True)
+class _Stages:
+    """Prints each numbered stage and, when the next one starts, how long the last one took."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.seconds: dict[int, float] = {}
+
+    def start(self, number: int, text: str) -> None:
+        self.finish()
+        self.number, self.started = number, time.perf_counter()
+        print(f"\n[{number}/5] {text}", flush=True)
+
+    def finish(self) -> None:
+        if self.started is not None:
+            self.seconds[self.number] = time.perf_counter() - self.started
+            print(f"  ({self.seconds[self.number]:.0f} s)", flush=True)
+            self.started = None
 
 
 def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
@@ -204,22 +219,27 @@ def run_demo(
         raise EvalError(f"{scene}: no scene bundle here (the demo needs assets/scenes/bird)")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    stages = _Stages()
 
-    _stage(1, f"scene {scene}")
+    stages.start(1, f"scene {scene}")
     bundle = load_scene(scene)
     print(scene_summary(bundle))
     preview = write_preview(bundle, out / "scene_preview.png", image_size=96 if quick else 160)
     print(f"  preview: {preview}")
 
-    _stage(
+    stages.start(
         2, "training agents (SAC on state, PPO on field images, diffusion policy and BC from demos)"
     )
     runs = _train_agents(scene, plan, out, seed)
 
-    _stage(3, f"evaluating under {', '.join(plan.conditions)} with the field and mesh cameras")
+    stages.start(
+        3, f"evaluating under {', '.join(plan.conditions)} with the field and mesh cameras"
+    )
     campaigns = _evaluate(scene, runs, plan, out, seed)
 
-    _stage(4, "report against the example trial log (an example of the format, not measurements)")
+    stages.start(
+        4, "report against the example trial log (an example of the format, not measurements)"
+    )
     report = write_report(
         ReportConfig(
             sim=out / "eval-field",
@@ -233,9 +253,11 @@ def run_demo(
     )
     summary = json.loads((report.parent / "summary.json").read_text())
 
-    _stage(5, "headline")
+    stages.start(5, "headline")
+    stages.finish()
     headline = {
         "report": str(report),
+        "stage_seconds": {str(k): round(v, 1) for k, v in stages.seconds.items()},
         "minutes": round((time.perf_counter() - started) / 60, 1),
         "episodes_per_condition": plan.eval_episodes,
         "agents": _success_table(campaigns),
