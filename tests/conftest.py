@@ -19,10 +19,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _limit_threads():
     """One torch thread: small-batch training is faster single-threaded, and pybullet and open3d
     use the other core."""
     import torch
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -36,11 +36,3 @@ def expert_demos(tmp_path_factory, state_env_config):
     path = tmp_path_factory.mktemp("demos") / "demos.npz"
     save_demos(path, trajectories, {"env_config": state_env_config.to_dict()})
     return path, load_demos(path)
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread(_limit_threads):
-    """The agents' networks are small: one thread is as fast, and far faster on a busy machine."""
-    import torch
-
-    torch.set_num_threads(1)

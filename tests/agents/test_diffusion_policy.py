@@ -12,14 +12,6 @@ from agents.errors import AgentError, CheckpointError, DemoError
 from generative.toy import DetourEnv, detour_demos
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def trained():
     torch.set_num_threads(1)

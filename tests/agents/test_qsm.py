@@ -24,14 +24,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 class Bandit(gym.Env):
     """One-step episodes: the observation says where the best action is; reward -(a - target)^2."""
 
