@@ -61,6 +61,23 @@ class SB3AgentMixin:
         )
 
 
+def read_torch_checkpoint(path: str | Path, kind: str) -> dict:
+    """The dict saved with ``torch.save`` at ``path``; any failure is one ``CheckpointError``."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a foreign or broken file
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise CheckpointError(f"{path}: not a readable {kind} checkpoint ({reason})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: not a {kind} checkpoint")
+    return data
+
+
 def load_checkpoint(cls, path: str | Path, env=None, **kwargs):
     """``cls.load(path, env)``, with every failure to read it as a ``CheckpointError``."""
     path = Path(path)

@@ -32,6 +32,7 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
+from agents.base import read_torch_checkpoint
 from agents.encoders import SmallCNN
 from agents.errors import AgentError, CheckpointError, DemoError
 from driveenv.atomic import atomic_path
@@ -527,15 +528,5 @@ class DiffusionPolicyAgent:
     @classmethod
     def load(cls, path, env=None) -> DiffusionPolicyAgent:
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint not found")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a foreign or broken file
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-            raise CheckpointError(
-                f"{path}: not a readable diffusion checkpoint ({reason})"
-            ) from None
-        if not isinstance(data, dict):
-            raise CheckpointError(f"{path}: not a diffusion agent checkpoint")
+        data = read_torch_checkpoint(path, "diffusion")
         return cls.from_checkpoint(data, env, str(path))

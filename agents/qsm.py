@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from agents.base import read_torch_checkpoint
 from agents.diffusion_policy import (
     ActionScaler,
     DiffusionPolicyAgent,
@@ -375,14 +376,8 @@ class QSMAgent:
     @classmethod
     def load(cls, path, env=None) -> QSMAgent:
         path = Path(path)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: checkpoint not found")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a foreign or broken file
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-            raise CheckpointError(f"{path}: not a readable QSM checkpoint ({reason})") from None
-        if not isinstance(data, dict) or data.get("algorithm") != cls.algorithm:
+        data = read_torch_checkpoint(path, "QSM")
+        if data.get("algorithm") != cls.algorithm:
             raise CheckpointError(f"{path}: not a QSM checkpoint")
         spec = ObservationSpec(**data["spec"])
         if env is None:
