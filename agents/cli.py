@@ -155,7 +155,7 @@ def train_command(args) -> int:
 def demos_command(args) -> int:
     from pathlib import Path
 
-    from agents.demos import record_episode, save_demos
+    from agents.demos import record_demos, save_demos
     from agents.errors import DemoError
     from agents.experts import make_expert
     from driveenv.progress import progress_bar
@@ -178,14 +178,14 @@ def demos_command(args) -> int:
     )
     env = make_env(config)
     try:
-        expert = make_expert(env)
-        trajectories = []
         with progress_bar() as progress:
             task = progress.add_task("demos", total=args.episodes, status="")
-            for episode in range(args.episodes):
-                trajectories.append(record_episode(env, expert, seed=args.seed + episode))
-                rate = sum(t.success for t in trajectories) / len(trajectories)
+
+            def show(done):
+                rate = sum(t.success for t in done) / len(done)
                 progress.update(task, advance=1, status=f"success {rate:.0%}")
+
+            trajectories = record_demos(env, make_expert(env), args.episodes, args.seed, show)
     finally:
         env.close()
     metadata = {"recorder": "agents.experts", "env_config": config.to_dict()}

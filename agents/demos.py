@@ -152,5 +152,18 @@ def record_episode(env, policy, seed: int | None = None, options: dict | None = 
     )
 
 
+def record_demos(env, policy, episodes: int, seed: int, on_episode=None) -> list[Trajectory]:
+    """Record ``episodes`` episodes with seeds ``seed``, ``seed + 1``, ...
+
+    ``on_episode(trajectories_so_far)`` is called after each one (progress display).
+    """
+    trajectories: list[Trajectory] = []
+    for episode in range(episodes):
+        trajectories.append(record_episode(env, policy, seed=seed + episode))
+        if on_episode is not None:
+            on_episode(trajectories)
+    return trajectories
+
+
 def _as_dict(obs) -> dict[str, np.ndarray]:
     return obs if isinstance(obs, dict) else {"obs": obs}

@@ -83,7 +83,7 @@ class _Stages:
 
 def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
     """Expert demonstrations on state observations (the imitation agents' training data)."""
-    from agents.demos import record_episode, save_demos
+    from agents.demos import record_demos, save_demos
     from agents.experts import make_expert
     from simulator import EnvConfig, make_env
 
@@ -100,8 +100,7 @@ def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
     )
     env = make_env(config)
     try:
-        expert = make_expert(env)
-        episodes = [record_episode(env, expert, seed=seed + i) for i in range(plan.demo_episodes)]
+        episodes = record_demos(env, make_expert(env), plan.demo_episodes, seed)
     finally:
         env.close()
     save_demos(target, episodes, {"recorder": "agents.experts", "env_config": config.to_dict()})
