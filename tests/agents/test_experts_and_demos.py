@@ -70,3 +70,18 @@ def test_bad_demo_files_give_one_clear_error(tmp_path, expert_demos):
     np.savez(broken, **arrays)
     with pytest.raises(DemoError, match="offsets"):
         load_demos(broken)
+
+
+def test_demos_command_records_loads_and_refuses_to_overwrite(synthetic_scene, tmp_path, capsys):
+    from agents.demos import load_demos
+    from driveenv import cli
+
+    out = tmp_path / "demos.npz"
+    command = ["demos", "--scene", str(synthetic_scene), "--episodes", "2", "--out", str(out)]
+    assert cli.main(command) == 0
+    trajectories = load_demos(out)
+    assert len(trajectories) == 2
+    assert all(len(t) > 0 for t in trajectories)
+    assert "2 episodes" in capsys.readouterr().out
+    assert cli.main(command) == 1
+    assert "use --overwrite" in capsys.readouterr().err
