@@ -98,3 +98,15 @@ def test_scene_info_prints_a_summary_and_writes_a_preview(synthetic, tmp_path, c
     views = render_preset_views(synthetic, 32, "mesh")
     assert views["night"].mean() < views["capture"].mean() < views["bright"].mean()
     assert views["warm"][..., 0].mean() > views["warm"][..., 2].mean()
+
+
+def test_synthetic_scene_command_writes_a_loadable_bundle_once(tmp_path, capsys):
+    from driveenv.cli import main
+    from scene_builder.bundle import load_scene
+
+    out = tmp_path / "synthetic"
+    assert main(["synthetic-scene", "--out", str(out), "--seed", "3"]) == 0
+    scene = load_scene(out)
+    assert scene.field_dir is None and len(scene.spawns) == len(scene.goals) > 0
+    assert main(["synthetic-scene", "--out", str(out)]) == 1
+    assert "already exists" in capsys.readouterr().err
