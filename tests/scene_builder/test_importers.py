@@ -16,7 +16,7 @@ from scene_builder.importers import import_poses
 
 @pytest.fixture(scope="module")
 def bird(shared_data):
-    return shared_data / "bird_capture"
+    return (shared_data / "bird_capture").resolve()  # importers report resolved paths
 
 
 @pytest.fixture(scope="module")
