@@ -39,6 +39,7 @@ from agents.base import SB3AgentMixin
 from agents.demos import Trajectory, load_demos
 from agents.encoders import ObservationEncoder
 from agents.errors import AgentError, DemoError
+from agents.sb3 import SACAgent
 
 
 class PairDiscriminator(nn.Module):
@@ -289,11 +290,5 @@ class TDIL(SAC):
 class TDILAgent(SB3AgentMixin, TDIL):
     """TDIL with DriveEnv's defaults (``driveenv train tdil --demos FILE``)."""
 
-    default_hyperparameters: ClassVar[dict[str, Any]] = dict(
-        learning_rate=1e-3,
-        learning_starts=1000,
-        batch_size=256,
-        gamma=0.99,
-        tau=0.01,
-        policy_kwargs=dict(net_arch=[128, 128]),
-    )
+    # TDIL's learner is SAC: the same defaults, so the two compare on equal terms.
+    default_hyperparameters: ClassVar[dict[str, Any]] = SACAgent.default_hyperparameters
