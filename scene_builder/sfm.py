@@ -59,6 +59,10 @@ class SfmConfig:
     camera_model: str = "SIMPLE_RADIAL"  # one camera shared by every frame
     max_image_size: int = 1024  # longest side, in pixels, that features are extracted at
     max_features: int = 4096  # SIFT features per image
+    # Guided matching re-matches each pair under its estimated two-view geometry. It costs about
+    # 3x the matching time but turned lund_street (800 px, 2048 features) from 5 of 12 mapping
+    # seeds reaching 29/29 frames into 12 of 12: fragile captures are where users lose time.
+    guided_matching: bool = True
     sequential_overlap: int = 10  # frames each frame is matched with, going forward
     loop_keyframes: int = 30  # evenly spaced frames matched with each other (loop closure)
     exhaustive_up_to: int = 40
@@ -265,6 +269,7 @@ class _Stages:
         pycolmap = self.pycolmap
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = self.config.num_threads
+        matching.guided_matching = self.config.guided_matching
         task = self.progress.add_task("matching", total=len(pairs), status=f"{len(pairs)} pairs")
         pair_file = self.work / "pairs.txt"
         for start in range(0, len(pairs), MATCHING_CHUNK):
