@@ -133,7 +133,10 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="field_bird_"))
     dataset = work / "dataset"
     if not (dataset / "transforms.json").is_file():
-        import_poses(SHARED / "bird_capture" / "poses_bounds.npy", dataset)
+        # The COLMAP model, not poses_bounds.npy: LLFF keeps one focal length for all frames,
+        # while this capture's frames range from 793 to 1037 px (1.2 px vs 7 px reprojection).
+        bird = SHARED / "bird_capture"
+        import_poses(bird / "sparse" / "0", dataset, images=bird / "images")
     load_before = os.getloadavg()[0]
     config = TrainConfig(
         downscale=4,

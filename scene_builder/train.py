@@ -40,8 +40,8 @@ class TrainConfig:
     steps: int | None = 3000
     max_minutes: float | None = None
     batch_rays: int = 8192
-    lr_grid: float = 0.02
-    lr_network: float = 0.004
+    lr_grid: float = 0.2
+    lr_network: float = 0.01
     lr_codes: float = 0.01
     lr_final_fraction: float = 0.1
     tv_weight: float = 0.05
