@@ -178,6 +178,11 @@ class Trainer:
                     *self.model.feature_layer.parameters(),
                     *self.model.ray_layer.parameters(),
                     *self.model.output_layer.parameters(),
+                    *(
+                        self.model.photometric_layer.parameters()
+                        if self.model.photometric_layer is not None
+                        else ()
+                    ),
                     self.model.background,
                 ],
                 "lr": c.lr_network * factor,

@@ -181,3 +181,27 @@ def test_distortion_round_trip_matches_opencv():
     )
     torch.testing.assert_close(directions[:, 0], x, atol=1e-5, rtol=0)
     torch.testing.assert_close(directions[:, 1], -y, atol=1e-5, rtol=0)
+
+
+def test_a_photometric_code_changes_colour_globally_and_never_depth():
+    field = blob_field()
+    model = field.model
+    assert model.config.appearance_model == "photometric"
+    with torch.no_grad():
+        model.photometric_layer.weight.zero_()
+        model.photometric_layer.weight[:3, 0] = float(np.log(0.5))  # code[0] = 1: half the gain
+    pose = look_at([1.5, 0.2, 0.6], BLOB)
+    plain = field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance=np.zeros(8))
+    code = np.zeros(8)
+    code[0] = 1.0
+    darker = field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance=code)
+    torch.testing.assert_close(darker.rgb, 0.5 * plain.rgb, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(darker.depth, plain.depth)
+
+
+def test_a_field_written_before_the_appearance_option_loads_as_the_decoder_model():
+    config = EmbeddedConfig.from_json({"resolution": 64, "appearance_dim": 8})
+    assert config.appearance_model == "decoder"
+    model = EmbeddedField(config, SceneBounds((0.0, 0.0, 0.0), 1.0, True, 0.05, 3.0), num_codes=2)
+    assert model.photometric_layer is None
+    assert model.ray_layer.in_features == 9 + 8
