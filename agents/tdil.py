@@ -43,27 +43,47 @@ from agents.sb3 import SACAgent
 
 
 class PairDiscriminator(nn.Module):
-    """Logit of a state pair ``(s, s')``: encoder on each state, MLP on the concatenation."""
+    """Logit of a state pair ``(s, s')``: each state is embedded once, a small head scores pairs.
 
-    def __init__(self, observation_space: spaces.Space, hidden: int = 256):
+    The head is one hidden layer on the concatenated embeddings, written as the sum of a
+    projection of each (``W [e, e'] = W_1 e + W_2 e'``), so scoring every agent state against
+    every expert state (the surrogate reward, B x E pairs) embeds B + E states and then costs
+    one broadcast addition and a dot product per pair instead of a deep MLP per pair.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        hidden: int = 256,
+        embed: int = 64,
+        pair_hidden: int = 128,
+    ):
         super().__init__()
         self.observation_space = observation_space
         self.encoder = ObservationEncoder(observation_space, cnn_features_dim=64)
-        dim = self.encoder.features_dim
-        self.head = nn.Sequential(
-            nn.Linear(2 * dim, hidden),
+        self.embedding = nn.Sequential(
+            nn.Linear(self.encoder.features_dim, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
-            nn.Linear(hidden, 1),
+            nn.Linear(hidden, embed),
         )
+        self.first = nn.Linear(embed, pair_hidden)  # projection of s (carries the bias)
+        self.second = nn.Linear(embed, pair_hidden, bias=False)  # projection of s'
+        self.out = nn.Linear(pair_hidden, 1)
 
     def encode(self, obs) -> torch.Tensor:
-        return self.encoder(preprocess_obs(obs, self.observation_space))
+        """Embeddings (B, embed) of a batch of observations."""
+        return self.embedding(self.encoder(preprocess_obs(obs, self.observation_space)))
 
     def pair_logits(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        """Logits (B,) for encoded states ``first`` (B, F) and ``second`` (B, F)."""
-        return self.head(torch.cat([first, second], dim=1)).squeeze(1)
+        """Logits (B,) for embedded states ``first`` (B, F) and ``second`` (B, F), row by row."""
+        return self.out(F.relu(self.first(first) + self.second(second))).squeeze(1)
+
+    def all_pair_logits(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        """Logits (B, E) of every pair of ``first`` (B, F) with ``second`` (E, F)."""
+        hidden = (self.first(first)[:, None, :] + self.second(second)[None, :, :]).relu_()
+        return self.out(hidden).squeeze(2)
 
 
 def _bce(logits: torch.Tensor, label: float) -> torch.Tensor:
@@ -159,11 +179,9 @@ class TDIL(SAC):
     def surrogate_reward(self, next_obs) -> torch.Tensor:
         """max_j sigmoid T(s', e_j): is some expert state one step away from s'? (B,)"""
         t = self.transition_discriminator
-        expert = t.encode(self._expert_slice(slice(None)))  # (E, F)
-        states = t.encode(next_obs)  # (B, F)
-        b, e = states.shape[0], expert.shape[0]
-        logits = t.pair_logits(states.repeat_interleave(e, dim=0), expert.repeat(b, 1)).view(b, e)
-        return torch.sigmoid(logits).max(dim=1).values
+        expert = t.encode(self._expert_slice(slice(None)))  # (E, F): each expert state once
+        logits = t.all_pair_logits(t.encode(next_obs), expert)  # (B, E)
+        return torch.sigmoid(logits.max(dim=1).values)
 
     def irl_reward(self, obs, next_obs) -> torch.Tensor:
         """GAIL's -log(1 - D(s, s')), D = probability the transition is the expert's. (B,)"""
@@ -175,13 +193,13 @@ class TDIL(SAC):
         t, d = self.transition_discriminator, self.expert_discriminator
         n = self._expert["length"]
         picks = torch.randint(0, n, (min(n, batch.actions.shape[0]),), device=self.device)
-        expert_s = self._expert_slice(picks)
-        expert_next = self._expert_slice(picks + 1)
         # expert states two or more steps apart along the demonstration: not one step apart
         gaps = torch.randint(2, max(3, n + 1), picks.shape, device=self.device)
-        expert_far = self._expert_slice((picks + gaps) % (n + 1))
+        far = (picks + gaps) % (n + 1)
+        expert = self._expert_slice(slice(None))  # the n + 1 states, each embedded once
+        embedded = t.encode(expert)
+        e, e_next, e_far = embedded[picks], embedded[picks + 1], embedded[far]
         s, s_next = t.encode(batch.observations), t.encode(batch.next_observations)
-        e, e_next, e_far = t.encode(expert_s), t.encode(expert_next), t.encode(expert_far)
         shuffled = s_next[torch.randperm(s_next.shape[0], device=self.device)]
         transition_loss = (
             _bce(t.pair_logits(s, s_next), 1.0)
@@ -194,7 +212,8 @@ class TDIL(SAC):
         agent_logits = d.pair_logits(
             d.encode(batch.observations), d.encode(batch.next_observations)
         )
-        expert_logits = d.pair_logits(d.encode(expert_s), d.encode(expert_next))
+        embedded = d.encode(expert)
+        expert_logits = d.pair_logits(embedded[picks], embedded[picks + 1])
         expert_loss = _bce(expert_logits, 1.0) + _bce(agent_logits, 0.0)
         loss = transition_loss + expert_loss
         self.discriminator_optimizer.zero_grad()

@@ -101,11 +101,22 @@ def run_row(name: str, args, scene: Path, demos: Path) -> dict:
         demos=str(demos) if algorithm in ("bc", "tdil") else None,
         **extra,
     )
-    start = time.perf_counter()
+    fresh = not (args.out / name / "run.json").is_file()
+    start, cpu_start = time.perf_counter(), time.process_time()
     run = train(config, args.out / name, overwrite=False)
     wall = run.get("wall_time_s", time.perf_counter() - start)
+    # CPU time of this single-threaded process ~ its wall time on an idle core; only known
+    # when the whole run trained in this process (not resumed)
+    cpu = time.process_time() - cpu_start if fresh else None
     result = evaluate(lambda env: load_agent(args.out / name), eval_config, args.episodes)
-    return {**result, "algorithm": algorithm, "steps": config.steps, "wall_time_s": wall}
+    return {
+        **result,
+        "algorithm": algorithm,
+        "steps": config.steps,
+        "wall_time_s": wall,
+        "cpu_time_s": cpu,
+        "load_average_5min": os.getloadavg()[1],
+    }
 
 
 def run_pendulum(name: str, args) -> dict:
@@ -139,22 +150,29 @@ def run_pendulum(name: str, args) -> dict:
 
 
 def table(results: dict) -> str:
+    """Markdown table; CPU time and steps/s (per CPU second) estimate an idle machine."""
     lines = [
-        "| row | algorithm | obs | steps | train wall time | result | 95% interval |",
-        "| --- | --- | --- | ---: | ---: | ---: | --- |",
+        "| row | algorithm | obs | steps | train wall time | train CPU time | steps/s (CPU) "
+        "| load (5 min) | result | 95% interval |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for name, r in results.items():
         wall = f"{r['wall_time_s'] / 60:.1f} min" if r["wall_time_s"] else "-"
+        cpu = r.get("cpu_time_s")
+        cpu_text = f"{cpu / 60:.1f} min" if cpu else "-"
+        rate = f"{r['steps'] / cpu:.0f}" if cpu and r["steps"] else "-"
+        load = f"{r['load_average_5min']:.1f}" if "load_average_5min" in r else "-"
+        timing = f"{wall} | {cpu_text} | {rate} | {load}"
         if name.startswith("pendulum"):
             result = (
                 f"return {r['mean_return']:.0f} ± {r['return_std']:.0f} ({len(r['returns'])} seeds)"
             )
             lines.append(
-                f"| {name} | {r['algorithm']} | Pendulum-v1 | {r['steps']} | {wall} | {result} | - |"
+                f"| {name} | {r['algorithm']} | Pendulum-v1 | {r['steps']} | {timing} | {result} | - |"
             )
         else:
             lines.append(
-                f"| {name} | {r['algorithm']} | {r.get('obs', '')} | {r['steps']} | {wall} | "
+                f"| {name} | {r['algorithm']} | {r.get('obs', '')} | {r['steps']} | {timing} | "
                 f"success {r['success_rate']:.0%} of {r['episodes']} | "
                 f"{r['ci_low']:.0%}–{r['ci_high']:.0%} |"
             )
