@@ -112,12 +112,14 @@ class TDIL(SAC):
         td_weight: float = 1.0,
         irl_weight: float = 0.5,
         bc_weight: float = 1.0,
+        bc_pretrain_steps: int = 1000,
         discriminator_lr: float = 3e-4,
         **kwargs,
     ):
         self.td_weight = td_weight
         self.irl_weight = irl_weight
         self.bc_weight = bc_weight
+        self.bc_pretrain_steps = bc_pretrain_steps
         self.discriminator_lr = discriminator_lr
         self._pending_demos = demos
         super().__init__(policy, env, **kwargs)
@@ -133,8 +135,9 @@ class TDIL(SAC):
             lr=self.discriminator_lr,
         )
         self._expert: dict[str, Any] | None = None
-        if self._pending_demos is not None:
+        if self._pending_demos is not None:  # a new agent (load() restores a trained actor)
             self.set_demonstrations(self._pending_demos)
+            self._pretrain_actor(self.bc_pretrain_steps)
         self._pending_demos = None
 
     # ------------------------------------------------------------------ demonstration
@@ -164,6 +167,21 @@ class TDIL(SAC):
             "actions": to_tensor(actions).float(),
             "length": len(demo),
         }
+
+    def _bc_loss(self, batch_size: int) -> torch.Tensor:
+        """Mean squared error of the deterministic actor to the expert's actions."""
+        picks = torch.randint(0, self._expert["length"], (batch_size,), device=self.device)
+        expert_actions = self.actor(self._expert_slice(picks), deterministic=True)
+        return F.mse_loss(expert_actions, self._expert["actions"][picks])
+
+    def _pretrain_actor(self, steps: int) -> None:
+        """Start the actor from behaviour cloning, so exploration begins near the expert."""
+        self.actor.set_training_mode(True)
+        for _ in range(steps):
+            loss = self._bc_loss(self.batch_size)
+            self.actor.optimizer.zero_grad()
+            loss.backward()
+            self.actor.optimizer.step()
 
     def _expert_slice(self, index) -> Any:
         states = self._expert["states"]
@@ -277,9 +295,7 @@ class TDIL(SAC):
             q_pi = torch.cat(self.critic(batch.observations, actions_pi), dim=1)
             min_q = q_pi.min(dim=1, keepdim=True).values
             scale = min_q.abs().mean().detach().clamp(min=1e-3)
-            picks = torch.randint(0, self._expert["length"], (batch_size,), device=self.device)
-            expert_actions = self.actor(self._expert_slice(picks), deterministic=True)
-            bc_loss = F.mse_loss(expert_actions, self._expert["actions"][picks])
+            bc_loss = self._bc_loss(batch_size)
             actor_loss = (ent_coef * log_prob - min_q).mean() / scale + self.bc_weight * bc_loss
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
@@ -309,5 +325,9 @@ class TDIL(SAC):
 class TDILAgent(SB3AgentMixin, TDIL):
     """TDIL with DriveEnv's defaults (``driveenv train tdil --demos FILE``)."""
 
-    # TDIL's learner is SAC: the same defaults, so the two compare on equal terms.
-    default_hyperparameters: ClassVar[dict[str, Any]] = SACAgent.default_hyperparameters
+    # TDIL's learner is SAC: the same defaults, so the two compare on equal terms, except that
+    # the actor, pre-trained by BC, acts from the first batch instead of 1000 uniform actions.
+    default_hyperparameters: ClassVar[dict[str, Any]] = {
+        **SACAgent.default_hyperparameters,
+        "learning_starts": 256,
+    }

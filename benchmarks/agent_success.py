@@ -34,7 +34,7 @@ ROWS: dict[str, tuple[str, int, dict]] = {
     "meow": ("meow", 30_000, {}),
     "bc-20": ("bc", 3_000, {"demo_count": 20}),
     "bc-1": ("bc", 3_000, {"demo_count": 1}),
-    "tdil-1": ("tdil", 20_000, {}),
+    "tdil-1": ("tdil", 12_000, {}),
 }
 PENDULUM_ROWS = {"pendulum-meow": "meow", "pendulum-sac": "sac"}
 
