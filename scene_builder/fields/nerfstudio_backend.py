@@ -23,9 +23,12 @@ from the checkpoint itself, and its per-image appearance embeddings become our a
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ NERFSTUDIO_DIR = "nerfstudio"
 # nerfstudio's data parser re-orients and rescales the poses; it records how in this file.
 DATAPARSER_TRANSFORMS = "dataparser_transforms.json"
 MODEL_PREFIX = "_model."
+HELD_OUT_EVERY = 8
 
 
 def nerfstudio_available() -> str | None:
@@ -95,19 +99,43 @@ def _apply_cpu_shims() -> None:
 
 
 # ---------------------------------------------------------------------------- train
+# A nerfacto small enough to train on a CPU (1,024 rays, a 2^15 hash table, 64+32 proposal and
+# 16 field samples per ray instead of 4,096 rays, 2^19, 256+96 and 48): for tests and trials;
+# the default nerfacto is for a GPU.
+REDUCED_NERFACTO_ARGS = (
+    "--pipeline.datamanager.train-num-rays-per-batch",
+    "1024",
+    "--pipeline.model.log2-hashmap-size",
+    "15",
+    "--pipeline.model.num-proposal-samples-per-ray",
+    "64",
+    "32",
+    "--pipeline.model.num-nerf-samples-per-ray",
+    "16",
+)
+
+
 def train_nerfacto(
     dataset_dir: Path,
     out_dir: Path,
     max_minutes: float | None = None,
     steps: int | None = None,
     overwrite: bool = False,
+    nerfacto_args: Sequence[str] = (),
 ) -> Path:
-    """Run ``ns-train nerfacto`` on a DriveEnv dataset in a child process, then import the result."""
+    """Run ``ns-train nerfacto`` on a DriveEnv dataset in a child process, then import the result.
+
+    ``nerfacto_args`` are extra ``ns-train nerfacto`` options (e.g. ``REDUCED_NERFACTO_ARGS``);
+    every ``HELD_OUT_EVERY``-th frame is held out, as the embedded backend does.
+    nerfstudio's own files (checkpoints, tensorboard logs) stay in ``OUT.ns-train`` beside OUT.
+    """
     _require_nerfstudio()
-    if not (Path(dataset_dir) / "transforms.json").is_file():
+    dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
+    if not (dataset_dir / "transforms.json").is_file():
         raise FieldError(f"{dataset_dir / 'transforms.json'}: no such file")
-    work = Path(out_dir).with_name(Path(out_dir).name + ".ns-train")
-    iterations = steps or 30000
+    if (out_dir / FIELD_FILE).exists() and not overwrite:
+        raise FieldError(f"{out_dir}: already holds a field (use --overwrite)")
+    work = out_dir.with_name(out_dir.name + ".ns-train")
     command = [
         sys.executable,
         "-m",
@@ -118,7 +146,7 @@ def train_nerfacto(
         "--output-dir",
         str(work),
         "--max-num-iterations",
-        str(iterations),
+        str(steps or 30000),
         "--vis",
         "tensorboard",
         "--viewer.quit-on-train-completion",
@@ -127,22 +155,44 @@ def train_nerfacto(
         "run",
         "--steps-per-save",
         "100",
+        *(["--machine.device-type", "cpu"] if not torch.cuda.is_available() else []),
+        *nerfacto_args,
+        # The data parser comes last (a subcommand); it holds out every 8th frame, as ours does.
+        "nerfstudio-data",
+        "--eval-mode",
+        "interval",
+        "--eval-interval",
+        str(HELD_OUT_EVERY),
     ]
-    if not torch.cuda.is_available():
-        command += ["--machine.device-type", "cpu"]
-    timeout = None if max_minutes is None else 60 * max_minutes
-    try:
-        subprocess.run(command, check=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pass  # nerfstudio saved checkpoints along the way; import the latest
-    except subprocess.CalledProcessError as error:
-        raise FieldError(
-            f"ns-train nerfacto failed on {dataset_dir} (exit code {error.returncode})"
-        ) from None
+    _run_in_own_group(command, None if max_minutes is None else 60 * max_minutes, dataset_dir)
     configs = sorted(work.glob("**/config.yml"))
     if not configs:
         raise FieldError(f"{work}: ns-train wrote no config.yml")
     return import_nerfacto(configs[-1], out_dir, overwrite=overwrite)
+
+
+def _run_in_own_group(command: list[str], timeout: float | None, dataset_dir: Path) -> None:
+    """Run ns-train; at the time limit stop it and its data-loader workers (one process group).
+
+    Reaching the limit is not an error: nerfstudio saved checkpoints along the way.
+    """
+    process = subprocess.Popen(command, start_new_session=True)
+    try:
+        returncode = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C: the saved checkpoints stay
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    if returncode != 0:
+        raise FieldError(f"ns-train nerfacto failed on {dataset_dir} (exit code {returncode})")
 
 
 # --------------------------------------------------------------------------- import
@@ -284,16 +334,16 @@ class NerfstudioRadianceField(RadianceField):
             hit = torch.isfinite(surface_t) & (surface_t > 0)
             distance = surface_t[:, None] * norm
             band = 0.05 * distance
-            bundle.nears = torch.where(
-                hit[:, None], (distance - band).clamp_min(0), torch.full_like(distance, 0.05)
-            )
-            bundle.fars = torch.where(hit[:, None], distance + band, torch.full_like(distance, 1e3))
+            far = torch.full_like(distance, self.model.config.far_plane)
+            bundle.nears = torch.where(hit[:, None], (distance - band).clamp_min(0), 0 * distance)
+            bundle.fars = torch.where(hit[:, None], distance + band, far)
         try:
-            field.embedding_appearance = lambda indices: table(indices.reshape(-1)).reshape(
-                *indices.shape, -1
-            )
-            field.training = True  # the field reads per-camera embeddings only in training mode
-            outputs = self.model.get_outputs(bundle)
+            # The field looks its embedding up by camera index only in training mode; swapping
+            # in a table with one code per ray makes it use our codes, without training anything
+            # else (the flag is the field's own, not its children's).
+            field.embedding_appearance = table
+            field.training = True
+            outputs = self.model(bundle)  # its collider sets near/far where the mesh did not
         finally:
             field.embedding_appearance = original
             field.training = False

@@ -1,7 +1,8 @@
 """The nerfstudio backend, for real: train nerfacto a few iterations on CPU, import, render.
 
 Runs only where the optional extra is installed (``pip install driveenv[nerfstudio]``); it is not
-in the shared environment because nerfstudio pins numpy<2.
+in the shared environment because nerfstudio pins numpy<2. The training test takes about a
+minute and a half on the 2-core development machine (most of it nerfstudio starting up).
 """
 
 from __future__ import annotations
@@ -9,11 +10,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from scene_builder.datasets import PosedDataset, save_dataset
 from scene_builder.errors import FieldError
 from scene_builder.fields import load_field
 from scene_builder.fields.nerfstudio_backend import (
+    REDUCED_NERFACTO_ARGS,
     import_nerfacto,
     nerfstudio_available,
     train_nerfacto,
@@ -21,6 +24,7 @@ from scene_builder.fields.nerfstudio_backend import (
 from scene_builder.importers import read_llff
 
 UNAVAILABLE = nerfstudio_available()
+STEPS = 5
 
 
 def test_missing_extra_is_a_clear_error(tmp_path):
@@ -30,17 +34,83 @@ def test_missing_extra_is_a_clear_error(tmp_path):
         import_nerfacto(tmp_path / "config.yml", tmp_path / "field")
 
 
-@pytest.mark.skipif(UNAVAILABLE is not None, reason=f"optional extra absent: {UNAVAILABLE}")
-def test_nerfacto_trains_imports_and_renders(shared_data, tmp_path):
-    images = tmp_path / "dataset" / "images"
+@pytest.fixture(scope="module")
+def trained(shared_data, tmp_path_factory):
+    """A nerfacto trained STEPS iterations on every 8th bird frame at 34x60, imported."""
+    root = tmp_path_factory.mktemp("nerfacto")
+    images = root / "dataset" / "images"
     images.mkdir(parents=True)
     for path in sorted((shared_data / "bird_capture" / "images").glob("*.jpg")):
         small = cv2.resize(cv2.imread(str(path)), (34, 60), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(images / path.name), small)
     frames, _ = read_llff(shared_data / "bird_capture" / "poses_bounds.npy", images)
-    save_dataset(PosedDataset(tmp_path / "dataset", frames[::8]))
-    train_nerfacto(tmp_path / "dataset", tmp_path / "field", steps=5)
-    field = load_field(tmp_path / "field")
-    assert field.backend_name == "nerfstudio" and "capture" in field.lighting_presets
-    out = field.render(frames[0].camera_to_world, [55.0, 55.0, 17.0, 30.0], 34, 60)
-    assert out.rgb.shape == (1, 60, 34, 3) and np.isfinite(out.depth.numpy()).all()
+    frames = frames[::8]
+    save_dataset(PosedDataset(root / "dataset", frames))
+    train_nerfacto(
+        root / "dataset", root / "field", steps=STEPS, nerfacto_args=REDUCED_NERFACTO_ARGS
+    )
+    return root, frames
+
+
+@pytest.mark.skipif(UNAVAILABLE is not None, reason=f"optional extra absent: {UNAVAILABLE}")
+def test_nerfacto_trains_imports_and_renders_as_nerfstudio_does(trained):
+    from nerfstudio.cameras.cameras import Cameras
+
+    root, frames = trained
+    field = load_field(root / "field")
+    assert field.backend_name == "nerfstudio"
+    assert (root / "field" / "nerfstudio" / f"step-{STEPS - 1:09d}.ckpt").is_file()
+    # Every 8th frame is held out, as in the embedded backend: one embedding per training frame.
+    assert field.embeddings.shape == (len(frames) - len(frames[::8]), field.appearance_dim)
+    assert torch.allclose(field.lighting_presets["capture"], field.embeddings.mean(dim=0))
+
+    camera = frames[1].camera
+    intrinsics = [camera.fx, camera.fy, camera.cx, camera.cy]
+    ours = field.render(frames[1].camera_to_world, intrinsics, camera.width, camera.height)
+    assert ours.rgb.shape == (1, camera.height, camera.width, 3) and ours.rgb.dtype == torch.float32
+    assert np.isfinite(ours.depth.numpy()).all() and (ours.depth > 0).all()
+
+    # The same view rendered by nerfstudio itself, in its own frame (its data parser rotates,
+    # shifts and scales the poses), with its own inference appearance (the mean embedding).
+    pose = torch.as_tensor(np.asarray(frames[1].camera_to_world), dtype=torch.float32)
+    ns_pose = torch.cat(
+        [
+            field.rotation @ pose[:3, :3],
+            field.scale * (field.rotation @ pose[:3, 3:] + field.translation[:, None]),
+        ],
+        dim=1,
+    )
+    ns_camera = Cameras(ns_pose[None], *intrinsics, width=camera.width, height=camera.height)
+    theirs = field.model.get_outputs_for_camera(ns_camera)
+    assert torch.allclose(ours.rgb[0], theirs["rgb"].clamp(0, 1), atol=1e-4)
+    assert torch.allclose(ours.accumulation[0], theirs["accumulation"][..., 0], atol=1e-4)
+    # Our depth is z-depth in world metres; nerfstudio's is distance along the unit ray, scaled.
+    assert torch.allclose(
+        ours.depth[0] * field.scale,
+        theirs["expected_depth"][..., 0] * _z_over_distance(camera),
+        rtol=1e-3,
+    )
+
+
+@pytest.mark.skipif(UNAVAILABLE is not None, reason=f"optional extra absent: {UNAVAILABLE}")
+def test_appearance_codes_change_colour_not_geometry(trained):
+    root, frames = trained
+    field = load_field(root / "field")
+    camera = frames[1].camera
+    intrinsics = [camera.fx, camera.fy, camera.cx, camera.cy]
+    poses = np.stack([frames[1].camera_to_world] * 2)
+    codes = torch.stack([field.embeddings[0], field.embeddings[0] + 3.0])
+    out = field.render(poses, intrinsics, camera.width, camera.height, appearance=codes)
+    assert (out.rgb[0] - out.rgb[1]).abs().mean() > 1e-3
+    assert torch.equal(out.depth[0], out.depth[1])
+    with pytest.raises(FieldError, match="unknown lighting preset"):
+        field.render(poses, intrinsics, camera.width, camera.height, appearance="sunset")
+
+
+def _z_over_distance(camera) -> torch.Tensor:
+    """cos of each pixel ray's angle to the optical axis: z-depth = distance * this."""
+    v, u = torch.meshgrid(
+        torch.arange(camera.height) + 0.5, torch.arange(camera.width) + 0.5, indexing="ij"
+    )
+    x, y = (u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy
+    return 1.0 / torch.sqrt(x**2 + y**2 + 1.0)
