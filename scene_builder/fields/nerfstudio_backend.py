@@ -331,12 +331,12 @@ class NerfstudioRadianceField(RadianceField):
         )
         if surface_t is not None:
             # Where the mesh gives a surface, nerfacto samples only in a band around it.
-            hit = torch.isfinite(surface_t) & (surface_t > 0)
-            distance = surface_t[:, None] * norm
-            band = 0.05 * distance
+            # Elsewhere near/far are nerfacto's inference values (0 and its far plane).
+            hit = (torch.isfinite(surface_t) & (surface_t > 0))[:, None]
+            distance = torch.where(hit, surface_t[:, None], 0.0) * norm
             far = torch.full_like(distance, self.model.config.far_plane)
-            bundle.nears = torch.where(hit[:, None], (distance - band).clamp_min(0), 0 * distance)
-            bundle.fars = torch.where(hit[:, None], distance + band, far)
+            bundle.nears = torch.where(hit, 0.95 * distance, 0.0)
+            bundle.fars = torch.where(hit, 1.05 * distance, far)
         try:
             # The field looks its embedding up by camera index only in training mode; swapping
             # in a table with one code per ray makes it use our codes, without training anything

@@ -72,6 +72,10 @@ def test_nerfacto_trains_imports_and_renders_as_nerfstudio_does(trained):
 
     # The same view rendered by nerfstudio itself, in its own frame (its data parser rotates,
     # shifts and scales the poses), with its own inference appearance (the mean embedding).
+    # After a few iterations the field is nearly uniform; random weights give it detail, so that
+    # a wrong pose transform, pixel offset or depth convention changes the image a lot.
+    _scramble(field.model)
+    ours = field.render(frames[1].camera_to_world, intrinsics, camera.width, camera.height)
     pose = torch.as_tensor(np.asarray(frames[1].camera_to_world), dtype=torch.float32)
     ns_pose = torch.cat(
         [
@@ -82,14 +86,17 @@ def test_nerfacto_trains_imports_and_renders_as_nerfstudio_does(trained):
     )
     ns_camera = Cameras(ns_pose[None], *intrinsics, width=camera.width, height=camera.height)
     theirs = field.model.get_outputs_for_camera(ns_camera)
-    assert torch.allclose(ours.rgb[0], theirs["rgb"].clamp(0, 1), atol=1e-4)
-    assert torch.allclose(ours.accumulation[0], theirs["accumulation"][..., 0], atol=1e-4)
-    # Our depth is z-depth in world metres; nerfstudio's is distance along the unit ray, scaled.
-    assert torch.allclose(
-        ours.depth[0] * field.scale,
-        theirs["expected_depth"][..., 0] * _z_over_distance(camera),
-        rtol=1e-3,
-    )
+    assert ours.rgb.std() > 0.1  # detailed enough for the comparison to mean something
+    # A random field is chaotic, so rounding differences between the two ray computations change
+    # a few pixels visibly (by up to ~0.03; median 2e-5): compare means and medians. A wrong
+    # convention (pose transform, pixel centre, depth kind) changes nearly every pixel by ~0.1-1.
+    rgb_error = (ours.rgb[0] - theirs["rgb"].clamp(0, 1)).abs()
+    assert rgb_error.mean() < 1e-3 and rgb_error.median() < 1e-4
+    assert (ours.accumulation[0] - theirs["accumulation"][..., 0]).abs().mean() < 1e-3
+    # Our depth is z-depth in world units; nerfstudio's is distance along the unit ray, scaled.
+    z_depth = theirs["expected_depth"][..., 0] * _z_over_distance(camera) / field.scale
+    depth_error = (ours.depth[0] / z_depth - 1).abs()
+    assert depth_error.mean() < 5e-3 and depth_error.median() < 5e-4
 
 
 @pytest.mark.skipif(UNAVAILABLE is not None, reason=f"optional extra absent: {UNAVAILABLE}")
@@ -107,6 +114,16 @@ def test_appearance_codes_change_colour_not_geometry(trained):
         field.render(poses, intrinsics, camera.width, camera.height, appearance="sunset")
 
 
+def _scramble(model) -> None:
+    """Random hash tables and layer weights (seeded) for nerfacto's field and proposal networks."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.startswith(("field.", "proposal_networks.")) and "embedding" not in name:
+                scale = 1.0 if "hash" in name else 2.0 / parameter.shape[-1] ** 0.5
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+
+
 def _z_over_distance(camera) -> torch.Tensor:
     """cos of each pixel ray's angle to the optical axis: z-depth = distance * this."""
     v, u = torch.meshgrid(
@@ -114,3 +131,20 @@ def _z_over_distance(camera) -> torch.Tensor:
     )
     x, y = (u - camera.cx) / camera.fx, (v - camera.cy) / camera.fy
     return 1.0 / torch.sqrt(x**2 + y**2 + 1.0)
+
+
+@pytest.mark.skipif(UNAVAILABLE is not None, reason=f"optional extra absent: {UNAVAILABLE}")
+def test_surface_depth_keeps_samples_in_a_band_around_it(trained):
+    root, frames = trained
+    field = load_field(root / "field")
+    _scramble(field.model)
+    camera = frames[1].camera
+    intrinsics = [camera.fx, camera.fy, camera.cx, camera.cy]
+    surface = np.full((1, camera.height, camera.width), 2.0, dtype=np.float32)
+    surface[:, :, : camera.width // 2] = np.inf  # no mesh hit: these rays march freely
+    out = field.render(
+        frames[1].camera_to_world, intrinsics, camera.width, camera.height, surface_depth=surface
+    )
+    hit = out.depth[0, :, camera.width // 2 :]
+    assert ((hit > 2.0 * 0.95 - 1e-3) & (hit < 2.0 * 1.05 + 1e-3)).all()
+    assert (out.depth[0, :, : camera.width // 2] - 2.0).abs().max() > 0.5
