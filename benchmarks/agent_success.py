@@ -1,8 +1,10 @@
 """Agents benchmark: success rates on the synthetic goal task and MEow vs SAC on Pendulum-v1.
 
-Prints one markdown table: algorithm, observation, training steps, training wall time, success
-rate over ``--episodes`` evaluation episodes with a 95% Wilson interval (Pendulum rows: mean
-return over 10 episodes per seed, mean ± std over seeds).
+Prints one markdown table: algorithm, observation, training steps, training wall time, training
+CPU time and steps per CPU second (training is single-threaded, so its CPU time is about its
+wall time on an idle core: the estimate to use when the machine was shared), the 5-minute load
+average when the row finished, success rate over ``--episodes`` evaluation episodes with a 95%
+Wilson interval (Pendulum rows: mean return over 10 episodes per seed, mean ± std over seeds).
 
 Each row is trained with ``agents.train.train`` (the code behind ``driveenv train``) into
 ``--out/ROW`` and its result cached in ``--out/results.json``, so the benchmark resumes where it
