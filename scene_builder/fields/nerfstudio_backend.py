@@ -13,6 +13,9 @@ module and nowhere else (DESIGN.md lists the three measured obstacles):
 3. the spawn-based data manager hangs unless training starts under a ``__main__`` guard: training
    runs in a child ``python -m scene_builder.fields.nerfstudio_backend`` whose ``__main__`` applies
    the shims and calls nerfstudio's ``ns-train`` entry point.
+4. (found when running it) nerfstudio 1.1.5 resumes with ``torch.load``'s default, weights-only
+   since torch 2.6, and its checkpoints hold numpy float64 learning rates: the child allows
+   exactly those numpy types (``_numpy_checkpoint_globals``), and so does our import.
 
 ``import_nerfacto`` keeps only the config.yml and the last checkpoint (no training images): the
 model is rebuilt from its config with the scene box and the number of appearance embeddings read
@@ -22,6 +25,7 @@ from the checkpoint itself, and its per-image appearance embeddings become our a
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -42,7 +46,8 @@ NERFSTUDIO_DIR = "nerfstudio"
 # nerfstudio's data parser re-orients and rescales the poses; it records how in this file.
 DATAPARSER_TRANSFORMS = "dataparser_transforms.json"
 MODEL_PREFIX = "_model."
-HELD_OUT_EVERY = 8
+CHECKPOINT_DIR = "nerfstudio_models"
+DEFAULT_STEPS = 30000  # nerfacto's own default
 
 
 def nerfstudio_available() -> str | None:
@@ -64,16 +69,26 @@ def _require_nerfstudio() -> None:
 
 # ------------------------------------------------------------------------- CPU shims
 def _define_torchvision_schemas() -> None:
-    """Let a CUDA torchvision import on CPU torch: define the operator schemas it registers."""
-    if torch.cuda.is_available():
+    """Let a CUDA torchvision import on CPU torch: define the operator schemas it registers.
+
+    Only when torchvision's compiled operators fail to load: defining the ``torchvision``
+    namespace from Python would stop a working torchvision from registering its own.
+    """
+    spec = importlib.util.find_spec("torchvision")
+    if "torchvision" in sys.modules or spec is None or spec.origin is None:
         return
+    try:
+        torch.ops.load_library(next(Path(spec.origin).parent.glob("_C*.so")))
+        return  # the operators load: nothing to do
+    except (OSError, StopIteration):
+        pass
     try:
         library = torch.library.Library("torchvision", "DEF")
         library.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         library.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _define_torchvision_schemas.library = library  # keep the registration alive
     except RuntimeError:
-        pass  # already defined (a CPU torchvision, or a second call)
+        pass  # already defined by an earlier call
 
 
 def _offline_lpips() -> None:
@@ -93,7 +108,16 @@ def _offline_lpips() -> None:
     lpip.LearnedPerceptualImagePatchSimilarity = NoLPIPS
 
 
+def _numpy_checkpoint_globals() -> list:
+    """What a nerfstudio checkpoint pickles besides tensors: numpy float64 learning rates."""
+    import numpy as np
+
+    return [np._core.multiarray.scalar, np.dtype, type(np.dtype("float64"))]
+
+
 def _apply_cpu_shims() -> None:
+    if importlib.util.find_spec("nerfstudio") is None:
+        return  # nothing to adapt: leave torch and torchmetrics as they are
     _define_torchvision_schemas()
     _offline_lpips()
 
@@ -121,21 +145,39 @@ def train_nerfacto(
     max_minutes: float | None = None,
     steps: int | None = None,
     overwrite: bool = False,
+    resume: bool = False,
+    holdout_every: int = 8,
     nerfacto_args: Sequence[str] = (),
 ) -> Path:
     """Run ``ns-train nerfacto`` on a DriveEnv dataset in a child process, then import the result.
 
-    ``nerfacto_args`` are extra ``ns-train nerfacto`` options (e.g. ``REDUCED_NERFACTO_ARGS``);
-    every ``HELD_OUT_EVERY``-th frame is held out, as the embedded backend does.
-    nerfstudio's own files (checkpoints, tensorboard logs) stay in ``OUT.ns-train`` beside OUT.
+    nerfstudio's own files (checkpoints every 100 steps, tensorboard logs) go to ``OUT.ns-train``
+    beside OUT; ``resume`` continues from its last checkpoint up to ``steps`` in all. Every
+    ``holdout_every``-th frame is held out, as in the embedded backend. ``nerfacto_args`` are
+    extra ``ns-train nerfacto`` options (e.g. ``REDUCED_NERFACTO_ARGS``).
     """
     _require_nerfstudio()
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     if not (dataset_dir / "transforms.json").is_file():
         raise FieldError(f"{dataset_dir / 'transforms.json'}: no such file")
-    if (out_dir / FIELD_FILE).exists() and not overwrite:
+    if (out_dir / FIELD_FILE).exists() and not (overwrite or resume):
         raise FieldError(f"{out_dir}: already holds a field (use --overwrite)")
     work = out_dir.with_name(out_dir.name + ".ns-train")
+    checkpoints = sorted(work.glob(f"**/{CHECKPOINT_DIR}/step-*.ckpt"))
+    if resume and not checkpoints:
+        raise FieldError(f"{work}: no nerfstudio checkpoint to resume from")
+    if checkpoints and not resume:
+        if not overwrite:
+            raise FieldError(
+                f"{work}: holds an earlier nerfstudio run (use --resume or --overwrite)"
+            )
+        shutil.rmtree(work)
+    iterations, resume_args = steps or DEFAULT_STEPS, []
+    if resume:
+        # nerfstudio counts --max-num-iterations from the step it resumes at.
+        latest = max(checkpoints, key=_checkpoint_step)
+        iterations -= _checkpoint_step(latest) + 1
+        resume_args = ["--load-dir", str(latest.parent)]
     command = [
         sys.executable,
         "-m",
@@ -146,7 +188,7 @@ def train_nerfacto(
         "--output-dir",
         str(work),
         "--max-num-iterations",
-        str(steps or 30000),
+        str(iterations),
         "--vis",
         "tensorboard",
         "--viewer.quit-on-train-completion",
@@ -156,19 +198,21 @@ def train_nerfacto(
         "--steps-per-save",
         "100",
         *(["--machine.device-type", "cpu"] if not torch.cuda.is_available() else []),
+        *resume_args,
         *nerfacto_args,
-        # The data parser comes last (a subcommand); it holds out every 8th frame, as ours does.
+        # The data parser comes last (a subcommand).
         "nerfstudio-data",
         "--eval-mode",
         "interval",
         "--eval-interval",
-        str(HELD_OUT_EVERY),
+        str(holdout_every),
     ]
-    _run_in_own_group(command, None if max_minutes is None else 60 * max_minutes, dataset_dir)
+    if iterations > 0:  # else a resumed run is already complete: only import it
+        _run_in_own_group(command, None if max_minutes is None else 60 * max_minutes, dataset_dir)
     configs = sorted(work.glob("**/config.yml"))
     if not configs:
         raise FieldError(f"{work}: ns-train wrote no config.yml")
-    return import_nerfacto(configs[-1], out_dir, overwrite=overwrite)
+    return import_nerfacto(configs[-1], out_dir, overwrite=overwrite or resume)
 
 
 def _run_in_own_group(command: list[str], timeout: float | None, dataset_dir: Path) -> None:
@@ -196,14 +240,18 @@ def _run_in_own_group(command: list[str], timeout: float | None, dataset_dir: Pa
 
 
 # --------------------------------------------------------------------------- import
+def _checkpoint_step(path: Path) -> int:
+    return int(path.stem.split("-")[-1])
+
+
 def _latest_checkpoint(config_path: Path, config) -> Path:
     candidates = []
-    model_dir = getattr(config, "relative_model_dir", Path("nerfstudio_models"))
-    for folder in (config_path.parent / model_dir, config_path.parent / "nerfstudio_models"):
+    model_dir = getattr(config, "relative_model_dir", Path(CHECKPOINT_DIR))
+    for folder in (config_path.parent / model_dir, config_path.parent / CHECKPOINT_DIR):
         candidates += sorted(folder.glob("step-*.ckpt"))
     if not candidates:
         raise FieldError(f"{config_path}: no step-*.ckpt checkpoint beside it")
-    return max(candidates, key=lambda p: int(p.stem.split("-")[-1]))
+    return max(candidates, key=_checkpoint_step)
 
 
 def _read_config(config_path: Path):
@@ -282,7 +330,8 @@ class NerfstudioRadianceField(RadianceField):
         config = _read_config(root / meta["config"])
         checkpoint = root / meta["checkpoint"]
         try:
-            state = torch.load(checkpoint, map_location="cpu", weights_only=False)["pipeline"]
+            with torch.serialization.safe_globals(_numpy_checkpoint_globals()):
+                state = torch.load(checkpoint, map_location="cpu", weights_only=True)["pipeline"]
         except Exception as error:
             raise FieldError(
                 f"{checkpoint}: corrupt nerfstudio checkpoint ({type(error).__name__})"
@@ -354,6 +403,8 @@ class NerfstudioRadianceField(RadianceField):
 def _main() -> None:
     """``python -m scene_builder.fields.nerfstudio_backend ARGS``: ns-train with the CPU shims."""
     _apply_cpu_shims()
+    # nerfstudio 1.1.5 resumes with torch.load's default, weights-only since torch 2.6.
+    torch.serialization.add_safe_globals(_numpy_checkpoint_globals())
     from nerfstudio.scripts.train import entrypoint
 
     sys.argv = ["ns-train", *sys.argv[1:]]
