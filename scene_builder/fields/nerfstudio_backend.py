@@ -1,8 +1,10 @@
 """The nerfstudio backend: train nerfacto with ``ns-train`` and render a trained one through our API.
 
 Optional (``pip install driveenv[nerfstudio]``), meant for users with a GPU: on this project's
-2-core CPU nerfacto trains at about 10 s per iteration (~470 rays/s), which is why the embedded
-backend is the default. Everything nerfstudio needs to run on a CPU-only machine lives in this
+2-core CPU the default nerfacto trains at about 7 s per 4,096-ray iteration (600 rays/s at load
+1.5; 30 s at load 5), and ``REDUCED_NERFACTO_ARGS`` at about 0.3 s per 1,024-ray iteration (3,700
+rays/s at load 1.3; 4 s at load 5), against the embedded backend's 50,000+ rays/s: why the
+embedded backend is the default. Everything nerfstudio needs to run on a CPU-only machine lives in this
 module and nowhere else (DESIGN.md lists the three measured obstacles):
 
 1. torchvision 0.28.0 (the only release accepting torch 2.13.0) is a CUDA build whose compiled
@@ -125,7 +127,7 @@ def _apply_cpu_shims() -> None:
 # ---------------------------------------------------------------------------- train
 # A nerfacto small enough to train on a CPU (1,024 rays, a 2^15 hash table, 64+32 proposal and
 # 16 field samples per ray instead of 4,096 rays, 2^19, 256+96 and 48): for tests and trials;
-# the default nerfacto is for a GPU.
+# the default nerfacto is for a GPU. Measured on the bird at 136x240, see the module docstring.
 REDUCED_NERFACTO_ARGS = (
     "--pipeline.datamanager.train-num-rays-per-batch",
     "1024",
