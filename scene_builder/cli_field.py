@@ -72,7 +72,13 @@ def train_field_command(args) -> int:
         from scene_builder.fields.nerfstudio_backend import train_nerfacto
 
         train_nerfacto(
-            Path(args.dataset), Path(args.out), max_minutes=args.max_minutes, steps=args.steps
+            Path(args.dataset),
+            Path(args.out),
+            max_minutes=args.max_minutes,
+            steps=args.steps,
+            overwrite=args.overwrite,
+            resume=args.resume,
+            holdout_every=args.holdout_every,
         )
         return 0
 
