@@ -47,6 +47,7 @@ from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, RadianceField
 from scene_builder.fields.rays import SceneBounds
 
+APPEARANCE_MODELS = ("photometric", "decoder")
 # (plane axes, line axis) of the three vector-matrix modes; plane axes are (W, H) of the grid.
 MODES = (((0, 1), 2), ((0, 2), 1), ((1, 2), 0))
 
@@ -128,6 +129,11 @@ class EmbeddedField(nn.Module):
 
     def __init__(self, config: EmbeddedConfig, bounds: SceneBounds, num_codes: int, seed: int = 0):
         super().__init__()
+        if config.appearance_model not in APPEARANCE_MODELS:
+            raise FieldError(
+                f"appearance_model {config.appearance_model!r}: expected one of "
+                f"{', '.join(APPEARANCE_MODELS)}"
+            )
         self.config = config
         self.bounds = bounds
         generator = torch.Generator().manual_seed(seed)
@@ -334,7 +340,7 @@ class EmbeddedField(nn.Module):
         weights, t = geometry.weights, geometry.t
         rays, k = t.shape
         decoder_input = geometry.view
-        if self.config.appearance_model == "decoder":
+        if self.photometric_layer is None:  # NeRF-W: the code enters the decoder
             decoder_input = torch.cat([geometry.view, codes], dim=-1)
         per_ray = self.ray_layer(decoder_input)
         hidden = self.feature_layer(geometry.features).reshape(rays, k, -1) + per_ray[:, None]

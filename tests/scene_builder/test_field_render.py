@@ -205,3 +205,15 @@ def test_a_field_written_before_the_appearance_option_loads_as_the_decoder_model
     model = EmbeddedField(config, SceneBounds((0.0, 0.0, 0.0), 1.0, True, 0.05, 3.0), num_codes=2)
     assert model.photometric_layer is None
     assert model.ray_layer.in_features == 9 + 8
+    # the code reaches the colour through the decoder: two codes give two colours
+    origins, directions = torch.zeros(4, 3), torch.tensor([[0.0, 0.0, -1.0]]).repeat(4, 1)
+    t, delta = model.sample_intervals(origins, directions, 16, 8)
+    codes = torch.cat([torch.zeros(2, 8), torch.ones(2, 8)])
+    rgb, _, _ = model.composite(origins, directions, t, delta, codes)
+    assert not torch.allclose(rgb[0], rgb[2])
+
+
+def test_an_unknown_appearance_model_is_a_clear_error():
+    bounds = SceneBounds((0.0, 0.0, 0.0), 1.0, True, 0.05, 3.0)
+    with pytest.raises(FieldError, match="appearance_model 'nerfw': expected one of"):
+        EmbeddedField(EmbeddedConfig(appearance_model="nerfw"), bounds, num_codes=2)
