@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -41,19 +40,10 @@ ROWS: dict[str, tuple[str, int, dict]] = {
 PENDULUM_ROWS = {"pendulum-meow": "meow", "pendulum-sac": "sac"}
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial proportion."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def evaluate(make_policy, env_config, episodes: int) -> dict:
     """Success of ``make_policy(env)`` over ``episodes`` evaluation episodes, with its interval."""
     from agents.train import evaluate_success
+    from eval.metrics import wilson_interval
     from simulator import make_env
 
     env = make_env(env_config)
