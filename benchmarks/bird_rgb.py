@@ -1,0 +1,334 @@
+"""Issue 6 on the shipped bird scene: an agent that reaches goals from 64x64 field-rendered images.
+
+Trains the recipe below with ``agents.train.train`` (the code behind ``driveenv train``, 8
+batched vector envs rendering the radiance field), then evaluates it, the random policy and the
+privileged expert on the same seeded episodes with the field camera, and prints one markdown
+table: agent, observation, renderer, training steps, training wall and CPU time, success over
+``--episodes`` episodes with a 95% Wilson interval, load average.
+
+The recipe (found on this scene; see the README section of issue 6): PPO on ``rgb+state``, the
+goal task with random spawn/goal pairs on the drivable map (``spawn="random"``: at least a
+quarter arena apart, the expert reaches 95% of them) and 60-step episodes, short PPO rollouts
+(128 steps x 8 envs) so that a small budget still gives many updates. ``rgb+state``: the goal
+has to come from somewhere, and the state vector (``simulator.sensors.STATE_FIELDS``) is where
+the goal is given; the image goes through ``agents.encoders.SmallCNN``. The ``blank-image`` row
+evaluates the same trained agent with every camera image replaced by a constant grey one: the
+drop from the trained row is what the agent takes from the images.
+
+Evaluation episodes use seeds ``EVAL_SEED + k`` (disjoint from training, seeds 0..7, and from
+the periodic evaluations, 100,000+). Episode k is the same task for every row: an episode's
+spawn, goal and lighting are drawn from its seed at reset, whatever the policy does. The
+episodes run in a batched vector env (``simulator.make_vec``), each sub-environment reset with
+the next episode's seed as it finishes, so the field renders 8 cameras per call.
+
+Every row is cached in ``--out/results.json`` and training runs resume from ``--out/ROW``, so
+the script can be stopped and run again. CPU time is this process's (all threads); it is only
+known when the whole run trained in this process, and it estimates the wall time on an idle
+machine better than the wall time on a shared one.
+
+    .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb
+    .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --only random expert
+    .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --table   # cached rows
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SCENE = REPO / "assets" / "scenes" / "bird"
+EVAL_SEED = 700_000
+EVAL_ENVS = 8
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One trained row: what ``driveenv train`` gets."""
+
+    algorithm: str
+    obs: str
+    steps: int
+    hyperparameters: dict = field(default_factory=dict)
+    num_envs: int = 8
+
+
+RECIPES: dict[str, Recipe] = {
+    "ppo-rgb+state": Recipe(
+        "ppo", "rgb+state", 40_960, {"n_steps": 128, "batch_size": 256, "n_epochs": 10}
+    ),
+}
+BLANK_ROWS = {"ppo-rgb+state-blank-image": "ppo-rgb+state"}
+BASELINES = ("random", "expert")
+
+
+# ------------------------------------------------------------------ batched evaluation
+class AgentPolicy:
+    """A trained agent, deterministic; optionally sees a constant grey image instead of the camera."""
+
+    def __init__(self, agent, blank_images: bool = False) -> None:
+        self.agent = agent
+        self.blank_images = blank_images
+
+    def begin(self, slot: int, seed: int) -> None:
+        pass
+
+    def act(self, observations: dict) -> np.ndarray:
+        if self.blank_images:
+            observations = {
+                key: np.full_like(value, 128) if key == "rgb" else value
+                for key, value in observations.items()
+            }
+        return self.agent.predict(observations, deterministic=True)[0]
+
+
+class RandomPolicy:
+    """Uniform actions in [-1, 1]^2, seeded per episode (so episode k is the same in every run)."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.rngs = [np.random.default_rng(0) for _ in range(num_envs)]
+
+    def begin(self, slot: int, seed: int) -> None:
+        self.rngs[slot] = np.random.default_rng(seed)
+
+    def act(self, observations: dict) -> np.ndarray:
+        return np.stack([rng.uniform(-1, 1, 2) for rng in self.rngs]).astype(np.float32)
+
+
+class ExpertPolicy:
+    """The privileged scripted expert (agents.experts), one per sub-environment."""
+
+    def __init__(self, vec) -> None:
+        from agents.experts import make_expert
+
+        self.experts = [make_expert(env) for env in vec.envs]
+
+    def begin(self, slot: int, seed: int) -> None:
+        pass
+
+    def act(self, observations: dict) -> np.ndarray:
+        return np.stack([expert.predict(None)[0] for expert in self.experts]).astype(np.float32)
+
+
+def evaluate_batched(make_policy, env_config, episodes: int) -> dict:
+    """Success of ``make_policy(vec)`` over episodes seeded ``EVAL_SEED + k``, k < ``episodes``."""
+    from eval.metrics import wilson_interval
+    from simulator import make_vec
+
+    vec = make_vec(env_config, min(EVAL_ENVS, episodes))
+    start = time.perf_counter()
+    try:
+        policy = make_policy(vec)
+        n = vec.num_envs
+        slot_episode: list[int | None] = list(range(n))
+        next_episode = n
+        for slot in range(n):
+            policy.begin(slot, EVAL_SEED + slot)
+        observations, _ = vec.reset(seed=[EVAL_SEED + slot for slot in range(n)])
+        returns = np.zeros(n)
+        outcomes: dict[int, tuple[bool, float]] = {}
+        steps = 0
+        while len(outcomes) < episodes:
+            observations, rewards, terminated, truncated, infos = vec.step(policy.act(observations))
+            steps += sum(episode is not None for episode in slot_episode)
+            returns += rewards
+            done = np.flatnonzero(terminated | truncated)
+            if not len(done):
+                continue
+            seeds: list[int | None] = [None] * n
+            for slot in done:
+                if slot_episode[slot] is not None:
+                    outcomes[slot_episode[slot]] = (bool(infos["success"][slot]), returns[slot])
+                returns[slot] = 0.0
+                slot_episode[slot] = next_episode if next_episode < episodes else None
+                if slot_episode[slot] is not None:
+                    seeds[slot] = EVAL_SEED + next_episode
+                    policy.begin(int(slot), seeds[slot])
+                    next_episode += 1
+            mask = np.zeros(n, dtype=bool)
+            mask[done] = True
+            observations, _ = vec.reset(seed=seeds, options={"reset_mask": mask})
+    finally:
+        vec.close()
+    successes = sum(success for success, _ in outcomes.values())
+    low, high = wilson_interval(successes, episodes)
+    return {
+        "success_rate": successes / episodes,
+        "mean_return": float(np.mean([ret for _, ret in outcomes.values()])),
+        "episodes": episodes,
+        "ci_low": low,
+        "ci_high": high,
+        "eval_steps": steps,
+        "eval_wall_s": time.perf_counter() - start,
+    }
+
+
+# ------------------------------------------------------------------ rows
+def eval_config(obs: str, args):
+    from simulator import EnvConfig
+
+    return EnvConfig(
+        scene=str(args.scene),
+        obs=obs,
+        renderer="field",
+        spawn="random",
+        max_episode_steps=args.max_episode_steps,
+        seed=EVAL_SEED,
+    )
+
+
+def train_config(recipe: Recipe, args):
+    from agents.train import TrainConfig
+
+    return TrainConfig(
+        algorithm=recipe.algorithm,
+        scene=str(args.scene),
+        obs=recipe.obs,
+        steps=recipe.steps,
+        seed=args.seed,
+        num_envs=recipe.num_envs,
+        renderer="field",
+        spawn="random",
+        max_episode_steps=args.max_episode_steps,
+        checkpoint_every=max(1, recipe.steps // 4),
+        eval_episodes=10,
+        hyperparameters=dict(recipe.hyperparameters),
+    )
+
+
+def run_trained(name: str, args) -> dict:
+    from agents import load_agent
+    from agents.train import train
+
+    recipe = RECIPES[name]
+    config = train_config(recipe, args)
+    run_dir = args.out / name
+    fresh = not (run_dir / "run.json").is_file()
+    load_before = os.getloadavg()[1]
+    cpu_start = time.process_time()
+    run = train(config, run_dir, overwrite=False)
+    cpu = time.process_time() - cpu_start if fresh else None
+    load_after = os.getloadavg()[1]
+    agent = load_agent(run_dir)
+    result = evaluate_batched(
+        lambda vec: AgentPolicy(agent), eval_config(recipe.obs, args), args.episodes
+    )
+    return {
+        **result,
+        "agent": recipe.algorithm,
+        "obs": recipe.obs,
+        "steps": config.steps,
+        "train_wall_s": run["wall_time_s"],
+        "train_cpu_s": cpu,
+        "train_load_5min": [load_before, load_after],
+        "periodic_evaluations": run["evaluations"],
+        "encoder": _describe_encoder(agent),
+    }
+
+
+def run_blank(name: str, args) -> dict:
+    from agents import load_agent
+
+    source = BLANK_ROWS[name]
+    recipe = RECIPES[source]
+    agent = load_agent(args.out / source)
+    result = evaluate_batched(
+        lambda vec: AgentPolicy(agent, blank_images=True),
+        eval_config(recipe.obs, args),
+        args.episodes,
+    )
+    return {**result, "agent": f"{recipe.algorithm}, grey image", "obs": recipe.obs, "steps": 0}
+
+
+def run_baseline(name: str, args) -> dict:
+    make_policy = (lambda vec: RandomPolicy(vec.num_envs)) if name == "random" else ExpertPolicy
+    result = evaluate_batched(make_policy, eval_config("rgb", args), args.episodes)
+    return {**result, "agent": name, "obs": "-" if name == "random" else "privileged", "steps": 0}
+
+
+def _describe_encoder(agent) -> str:
+    """Which observation keys reach the policy, and through what (proof the images are used)."""
+    extractor = agent.policy.features_extractor
+    cnn = getattr(extractor, "cnn", None)
+    parameters = sum(p.numel() for p in cnn.parameters()) if cnn is not None else 0
+    return (
+        f"{type(extractor).__name__}: images {list(extractor.image_keys)} -> "
+        f"{type(cnn).__name__ if cnn is not None else 'none'} ({parameters} parameters), "
+        f"vectors {list(extractor.vector_keys)}"
+    )
+
+
+# ------------------------------------------------------------------ table
+def table(results: dict) -> str:
+    lines = [
+        "| row | agent | obs | renderer | steps | train wall | train CPU | load (5 min) "
+        "| success | 95% interval | mean return |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for name, r in results.items():
+        wall = f"{r['train_wall_s'] / 60:.1f} min" if r.get("train_wall_s") else "-"
+        cpu = f"{r['train_cpu_s'] / 60:.1f} min" if r.get("train_cpu_s") else "-"
+        load = r.get("train_load_5min") or [r.get("load_5min", float("nan"))]
+        load_text = "–".join(f"{value:.1f}" for value in load)
+        lines.append(
+            f"| {name} | {r['agent']} | {r['obs']} | field 64x64 | {r['steps']} | {wall} | {cpu} "
+            f"| {load_text} | {r['success_rate']:.0%} of {r['episodes']} "
+            f"| {r['ci_low']:.0%}–{r['ci_high']:.0%} | {r['mean_return']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("runs/bench-bird-rgb"))
+    parser.add_argument("--scene", type=Path, default=SCENE)
+    parser.add_argument("--only", nargs="*", help="rows to run (default all)")
+    parser.add_argument("--episodes", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--max-episode-steps", type=int, default=60)
+    parser.add_argument("--table", action="store_true", help="only print the cached results")
+    args = parser.parse_args()
+
+    import torch
+
+    from driveenv.atomic import write_json_atomic
+
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.json"
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    rows = args.only or [*BASELINES, *RECIPES, *BLANK_ROWS]
+    if not args.table:
+        for name in rows:
+            if name in results:
+                continue
+            if name in RECIPES:
+                result = run_trained(name, args)
+            elif name in BLANK_ROWS:
+                result = run_blank(name, args)
+            elif name in BASELINES:
+                result = run_baseline(name, args)
+            else:
+                parser.error(f"unknown row {name!r}")
+            result["load_5min"] = os.getloadavg()[1]
+            results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+            results[name] = result
+            write_json_atomic(results_path, results)
+            print(f"{name}: {json.dumps(result)}", flush=True)
+    print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    for name, r in results.items():
+        if r.get("encoder"):
+            print(f"{name}: {r['encoder']}")
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
