@@ -40,6 +40,32 @@ from agents.demos import Trajectory, load_demos
 from agents.encoders import ObservationEncoder
 from agents.errors import AgentError, DemoError
 from agents.sb3 import SACAgent
+from simulator.sensors import STATE_FIELDS
+
+# What the discriminators see. "egocentric": the state fields that mean the same wherever the
+# episode is (the goal in the vehicle's frame, speed, steering, completion), not the world-frame
+# heading and position or the elapsed time, which differ between the demonstration's spawn and
+# the agent's; "state": the whole state vector; "all": every observation key (scan, images).
+EGOCENTRIC_STATE_FIELDS = (
+    "target_x",
+    "target_y",
+    "goal_distance",
+    "target_bearing_cos",
+    "target_bearing_sin",
+    "speed",
+    "yaw_rate",
+    "steer",
+    "completion",
+)
+DISCRIMINATOR_FEATURES = ("egocentric", "state", "all")
+# Where the vehicle is relative to its target: the fields that say whether an episode ended
+# where the demonstration did (how it was steering or how fast it went then does not matter).
+END_STATE_FIELDS = ("target_x", "target_y", "goal_distance")
+# How a termination is valued. "expert_end": absorbing with the largest per-step reward forever
+# if the state it ends in is nearest to one of the demonstration's last ``end_window`` states,
+# with zero reward forever otherwise (a crash); "surrogate": keeps paying the reward of the state
+# it ends in (DAC's absorbing state).
+TERMINAL_RULES = ("expert_end", "surrogate")
 
 
 class PairDiscriminator(nn.Module):
@@ -49,16 +75,29 @@ class PairDiscriminator(nn.Module):
     projection of each (``W [e, e'] = W_1 e + W_2 e'``), so scoring every agent state against
     every expert state (the surrogate reward, B x E pairs) embeds B + E states and then costs
     one broadcast addition and a dot product per pair instead of a deep MLP per pair.
+
+    ``state_columns``: see only these columns of the ``state`` observation (no other key).
     """
 
     def __init__(
         self,
         observation_space: spaces.Space,
+        state_columns: list[int] | None = None,
         hidden: int = 256,
         embed: int = 64,
         pair_hidden: int = 128,
     ):
         super().__init__()
+        self.state_columns = state_columns
+        if state_columns is not None:
+            state = observation_space["state"]
+            observation_space = spaces.Dict(
+                {
+                    "state": spaces.Box(
+                        state.low[state_columns], state.high[state_columns], dtype=state.dtype
+                    )
+                }
+            )
         self.observation_space = observation_space
         self.encoder = ObservationEncoder(observation_space, cnn_features_dim=64)
         self.embedding = nn.Sequential(
@@ -74,6 +113,8 @@ class PairDiscriminator(nn.Module):
 
     def encode(self, obs) -> torch.Tensor:
         """Embeddings (B, embed) of a batch of observations."""
+        if self.state_columns is not None:
+            obs = {"state": obs["state"][:, self.state_columns]}
         return self.embedding(self.encoder(preprocess_obs(obs, self.observation_space)))
 
     def pair_logits(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
@@ -114,8 +155,21 @@ class TDIL(SAC):
         bc_weight: float = 1.0,
         bc_pretrain_steps: int = 1000,
         discriminator_lr: float = 3e-4,
+        discriminator_features: str = "egocentric",
+        terminal: str = "expert_end",
+        end_window: int = 2,
         **kwargs,
     ):
+        if discriminator_features not in DISCRIMINATOR_FEATURES:
+            raise AgentError(
+                f"discriminator_features={discriminator_features!r}: "
+                f"choose one of {', '.join(DISCRIMINATOR_FEATURES)}"
+            )
+        if terminal not in TERMINAL_RULES:
+            raise AgentError(f"terminal={terminal!r}: choose one of {', '.join(TERMINAL_RULES)}")
+        self.discriminator_features = discriminator_features
+        self.terminal = terminal
+        self.end_window = end_window
         self.td_weight = td_weight
         self.irl_weight = irl_weight
         self.bc_weight = bc_weight
@@ -126,9 +180,9 @@ class TDIL(SAC):
 
     def _setup_model(self) -> None:
         super()._setup_model()
-        space = self.observation_space
-        self.transition_discriminator = PairDiscriminator(space).to(self.device)
-        self.expert_discriminator = PairDiscriminator(space).to(self.device)
+        space, columns = self.observation_space, self._state_columns()
+        self.transition_discriminator = PairDiscriminator(space, columns).to(self.device)
+        self.expert_discriminator = PairDiscriminator(space, columns).to(self.device)
         self.discriminator_optimizer = torch.optim.Adam(
             list(self.transition_discriminator.parameters())
             + list(self.expert_discriminator.parameters()),
@@ -139,6 +193,37 @@ class TDIL(SAC):
             self.set_demonstrations(self._pending_demos)
             self._pretrain_actor(self.bc_pretrain_steps)
         self._pending_demos = None
+
+    # ------------------------------------------------------------------ what discriminators see
+    def _state_columns(self) -> list[int] | None:
+        """Columns of the ``state`` observation the discriminators see (None: every key whole)."""
+        space = self.observation_space
+        has_state = isinstance(space, spaces.Dict) and "state" in space.spaces
+        if self.discriminator_features == "all" or not has_state:
+            return None
+        if space["state"].shape != (len(STATE_FIELDS),):
+            raise AgentError(
+                f"discriminator_features={self.discriminator_features!r} needs the simulator's "
+                f"{len(STATE_FIELDS)}-field state, got shape {space['state'].shape}"
+            )
+        if self.discriminator_features == "state":
+            return list(range(len(STATE_FIELDS)))
+        return [STATE_FIELDS.index(name) for name in EGOCENTRIC_STATE_FIELDS]
+
+    def _end_features(self, obs) -> torch.Tensor:
+        """(B, F) floats that locate a state relative to the target, for nearest neighbours:
+        ``END_STATE_FIELDS`` of the state, or else the whole observation."""
+        space = self.observation_space
+        if (
+            isinstance(space, spaces.Dict)
+            and "state" in space.spaces
+            and space["state"].shape == (len(STATE_FIELDS),)
+        ):
+            columns = [STATE_FIELDS.index(name) for name in END_STATE_FIELDS]
+            return obs["state"][:, columns].float()
+        features = preprocess_obs(obs, space)
+        parts = features.values() if isinstance(features, dict) else [features]
+        return torch.cat([part.float().flatten(1) for part in parts], dim=1)
 
     # ------------------------------------------------------------------ demonstration
     def set_demonstrations(self, demos: str | Path | list[Trajectory]) -> None:
@@ -167,6 +252,7 @@ class TDIL(SAC):
             "actions": to_tensor(actions).float(),
             "length": len(demo),
         }
+        self._expert["end_features"] = self._end_features(states)
 
     def _bc_loss(self, batch_size: int) -> torch.Tensor:
         """Mean squared error of the deterministic actor to the expert's actions."""
@@ -202,10 +288,24 @@ class TDIL(SAC):
         return torch.sigmoid(logits.max(dim=1).values)
 
     def irl_reward(self, obs, next_obs) -> torch.Tensor:
-        """GAIL's -log(1 - D(s, s')), D = probability the transition is the expert's. (B,)"""
+        """D(s, s') in [0, 1], the probability that the transition is the expert's. (B,)
+
+        Bounded (unlike GAIL's -log(1 - D)) so that the largest per-step reward, which a
+        termination at the expert's end pays forever, is known: ``td_weight + irl_weight``.
+        """
         d = self.expert_discriminator
         logits = d.pair_logits(d.encode(obs), d.encode(next_obs))
-        return -F.logsigmoid(-logits)
+        return torch.sigmoid(logits)
+
+    def ends_like_expert(self, obs) -> torch.Tensor:
+        """(B,) bool: is each state nearest to one of the demonstration's last states?
+
+        A termination there is the expert's own ending (the goal); one nearest to an earlier
+        expert state, or to none in particular, is a failure on the way (a crash).
+        """
+        expert = self._expert["end_features"]
+        nearest = torch.cdist(self._end_features(obs), expert).argmin(dim=1)
+        return nearest >= expert.shape[0] - self.end_window
 
     def _train_discriminators(self, batch) -> float:
         t, d = self.transition_discriminator, self.expert_discriminator
@@ -215,21 +315,31 @@ class TDIL(SAC):
         gaps = torch.randint(2, max(3, n + 1), picks.shape, device=self.device)
         far = (picks + gaps) % (n + 1)
         expert = self._expert_slice(slice(None))  # the n + 1 states, each embedded once
+        observations, next_observations = batch.observations, batch.next_observations
         embedded = t.encode(expert)
         e, e_next, e_far = embedded[picks], embedded[picks + 1], embedded[far]
-        s, s_next = t.encode(batch.observations), t.encode(batch.next_observations)
+        s, s_next = t.encode(observations), t.encode(next_observations)
         shuffled = s_next[torch.randperm(s_next.shape[0], device=self.device)]
+        real, random, reversed_ = (
+            t.pair_logits(s, s_next),
+            t.pair_logits(s, shuffled),
+            t.pair_logits(s_next, s),
+        )
         transition_loss = (
-            _bce(t.pair_logits(s, s_next), 1.0)
+            _bce(real, 1.0)
             + _bce(t.pair_logits(e, e_next), 1.0)
-            + _bce(t.pair_logits(s, shuffled), 0.0)
-            + _bce(t.pair_logits(s_next, s), 0.0)
+            + _bce(random, 0.0)
+            + _bce(reversed_, 0.0)
             + _bce(t.pair_logits(e_next, e), 0.0)
             + _bce(t.pair_logits(e, e_far), 0.0)
         )
-        agent_logits = d.pair_logits(
-            d.encode(batch.observations), d.encode(batch.next_observations)
-        )
+        with torch.no_grad():  # calibration: the share of each kind of pair judged correctly
+            self._accuracy = {
+                "real": (real > 0).float().mean().item(),
+                "random": (random < 0).float().mean().item(),
+                "reversed": (reversed_ < 0).float().mean().item(),
+            }
+        agent_logits = d.pair_logits(d.encode(observations), d.encode(next_observations))
         embedded = d.encode(expert)
         expert_logits = d.pair_logits(embedded[picks], embedded[picks + 1])
         expert_loss = _bce(expert_logits, 1.0) + _bce(agent_logits, 0.0)
@@ -258,6 +368,8 @@ class TDIL(SAC):
         for gradient_step in range(gradient_steps):
             batch = self.replay_buffer.sample(batch_size, env=self._vec_normalize_env)
             logs["disc"].append(self._train_discriminators(batch))
+            for kind, value in self._accuracy.items():
+                logs.setdefault(f"disc_accuracy_{kind}", []).append(value)
 
             actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
             log_prob = log_prob.reshape(-1, 1)
@@ -276,7 +388,7 @@ class TDIL(SAC):
                     batch.observations, batch.next_observations
                 )
                 reward = reward.reshape(-1, 1)
-                absorbing = self.td_weight * surrogate.reshape(-1, 1) / (1.0 - self.gamma)
+                absorbing = self._absorbing_value(batch.next_observations, surrogate)
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
                 next_q = torch.cat(self.critic_target(batch.next_observations, next_actions), dim=1)
                 next_q = next_q.min(dim=1, keepdim=True).values - ent_coef * next_log_prob.reshape(
@@ -312,6 +424,14 @@ class TDIL(SAC):
         self.logger.record("train/ent_coef", float(ent_coef))
         for name, values in logs.items():
             self.logger.record(f"train/{name}", float(np.mean(values)))
+
+    def _absorbing_value(self, next_obs, surrogate: torch.Tensor) -> torch.Tensor:
+        """(B, 1) value of having terminated in ``next_obs`` (see ``TERMINAL_RULES``)."""
+        if self.terminal == "surrogate":
+            return self.td_weight * surrogate.reshape(-1, 1) / (1.0 - self.gamma)
+        best_step = self.td_weight + self.irl_weight
+        ends = self.ends_like_expert(next_obs).float().reshape(-1, 1)
+        return ends * best_step / (1.0 - self.gamma)
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_expert", "_pending_demos"]

@@ -1,0 +1,108 @@
+"""TDIL's reward design: what the discriminators see, how terminations are valued, checkpoints."""
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv
+
+from agents.errors import AgentError
+from agents.tdil import EGOCENTRIC_STATE_FIELDS, TDILAgent
+from simulator import make_env
+from simulator.sensors import STATE_FIELDS
+
+
+@pytest.fixture(scope="module")
+def tdil_setup(state_env_config, expert_demos):
+    _, trajectories = expert_demos
+    vec = DummyVecEnv([lambda: make_env(state_env_config)])
+    agent = TDILAgent.create(
+        vec,
+        seed=0,
+        demos=trajectories,
+        bc_pretrain_steps=10,
+        buffer_size=1000,
+        batch_size=64,
+        learning_starts=32,
+    )
+    yield agent, trajectories
+    vec.close()
+
+
+def _states(array) -> dict[str, torch.Tensor]:
+    return {"state": torch.as_tensor(np.asarray(array, dtype=np.float32))}
+
+
+def test_terminations_at_the_demonstrations_end_are_told_from_failures(tdil_setup):
+    """The goal of other episodes (other spawns, other goals) counts as the expert's end; the
+    states on the way, where a crash would end an episode, do not."""
+    agent, trajectories = tdil_setup
+    others = trajectories[1:]
+    finals = agent.ends_like_expert(_states([t.observations["state"][-1] for t in others]))
+    midway = agent.ends_like_expert(_states([t.observations["state"][len(t) // 2] for t in others]))
+    starts = agent.ends_like_expert(_states([t.observations["state"][0] for t in others]))
+    assert finals.float().mean() >= 0.9
+    assert not midway.any() and not starts.any()
+
+
+def test_a_crash_is_worth_nothing_and_the_goal_the_most(tdil_setup):
+    agent, trajectories = tdil_setup
+    other = trajectories[1].observations["state"]
+    next_obs = _states([other[-1], other[len(other) // 2]])  # goal reached / crash half-way
+    surrogate = torch.tensor([0.3, 0.9])  # even a crash that looks like an expert state
+    value = agent._absorbing_value(next_obs, surrogate).squeeze(1)
+    best = (agent.td_weight + agent.irl_weight) / (1 - agent.gamma)
+    assert value[0].item() == pytest.approx(best) and value[1].item() == 0.0
+    with torch.no_grad():
+        rewards = agent.td_weight * agent.surrogate_reward(next_obs) + agent.irl_weight * (
+            agent.irl_reward(next_obs, next_obs)
+        )
+    assert torch.all(rewards <= agent.td_weight + agent.irl_weight)  # no step pays more
+
+
+def test_egocentric_discriminators_ignore_where_the_episode_is(tdil_setup):
+    """Rewards must not change with the world-frame heading/position or the elapsed time, which
+    differ between the demonstration's spawn and every other."""
+    agent, trajectories = tdil_setup
+    states = np.array(trajectories[1].observations["state"], dtype=np.float32)
+    moved = states.copy()
+    ignored = [i for i, name in enumerate(STATE_FIELDS) if name not in EGOCENTRIC_STATE_FIELDS]
+    assert {STATE_FIELDS[i] for i in ignored} >= {"heading_cos", "goal_frame_x", "time"}
+    moved[:, ignored] = np.random.default_rng(0).uniform(-1, 1, (len(states), len(ignored)))
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            agent.surrogate_reward(_states(states)), agent.surrogate_reward(_states(moved))
+        )
+        np.testing.assert_array_equal(
+            agent.irl_reward(_states(states[:-1]), _states(states[1:])),
+            agent.irl_reward(_states(moved[:-1]), _states(moved[1:])),
+        )
+
+
+def test_bad_options_are_clear_errors(state_env_config, expert_demos):
+    vec = DummyVecEnv([lambda: make_env(state_env_config)])
+    with pytest.raises(AgentError, match="discriminator_features='pose'"):
+        TDILAgent.create(vec, demos=expert_demos[1], discriminator_features="pose")
+    with pytest.raises(AgentError, match="terminal='never'"):
+        TDILAgent.create(vec, demos=expert_demos[1], terminal="never")
+    vec.close()
+
+
+def test_checkpoint_keeps_the_reward_design(tmp_path, tdil_setup):
+    agent, trajectories = tdil_setup
+    agent.learn(64)
+    accuracy = agent._accuracy  # the calibration logged as train/disc_accuracy_*
+    assert set(accuracy) == {"real", "random", "reversed"}
+    agent.save(tmp_path / "tdil.zip")
+    loaded = TDILAgent.load(tmp_path / "tdil.zip", env=agent.get_env())
+    loaded.set_demonstrations(trajectories[:1])
+    assert loaded.discriminator_features == "egocentric" and loaded.terminal == "expert_end"
+    states = _states(trajectories[2].observations["state"])
+    with torch.no_grad():
+        np.testing.assert_array_equal(
+            agent.surrogate_reward(states), loaded.surrogate_reward(states)
+        )
+    batch = trajectories[2].observations["state"][:5]
+    np.testing.assert_array_equal(
+        agent.predict({"state": batch}, deterministic=True)[0],
+        loaded.predict({"state": batch}, deterministic=True)[0],
+    )
