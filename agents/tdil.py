@@ -7,18 +7,28 @@ reward to be informative away from them, so TDIL adds a dense one:
 - a *transition discriminator* ``T(s, s')`` learns which state pairs the environment can
   produce in one step: positives are real transitions (replay buffer and demonstration),
   negatives are random pairs (``s`` with the ``s'`` of another transition), reversed pairs
-  ``(s', s)`` and demonstration states two or more steps apart;
-- the *surrogate reward* of reaching ``s'`` is ``max_j T(s', e_j)`` over the expert's states
-  ``e_j``: high where an expert state is one step away ("expert proximity");
-- an *IRL reward* from a second discriminator ``D(s, s')`` of expert against agent transitions
-  (GAIL's ``-log(1 - D)``) is mixed in: ``r = w_td * surrogate + w_irl * irl``.
+  ``(s', s)`` and demonstration states two or more steps apart; its accuracy on each kind of
+  pair is logged (``train/disc_accuracy_*``);
+- the *surrogate reward* of reaching ``s'`` is ``max_j sigmoid T(s', e_j)`` over the expert's
+  states ``e_j``: the probability that an expert state is one step away ("expert proximity");
+- an *IRL reward* ``D(s, s')``, a second discriminator's probability that a transition is the
+  expert's rather than the agent's, is mixed in: ``r = w_td * surrogate + w_irl * D``.
 
-The environment's reward is never used. The learner is SAC (this class subclasses SB3's SAC, so
-replay buffer, VecEnv, callbacks and TensorBoard are SB3's) plus a behaviour-cloning term on the
-demonstration in the actor loss, normalised by the critic's scale as in TD3+BC. Terminations are
-treated as absorbing states that keep paying the surrogate reward of the state they end in (as in
-DAC, Kostrikov et al. 2019): ending in the expert's final state (the goal) is worth the most,
-crashing far from every expert state the least, so the agent neither dawdles nor crashes.
+The discriminators see the egocentric part of the state by default (the goal in the vehicle's
+frame, speed, steering): the world-frame heading and position, the elapsed time and the range
+scan differ between the demonstration's episode and every other, and rewards that depend on them
+do not carry over to new spawns.
+
+The environment's reward is never used, nor its ``success`` flag. Terminations are absorbing
+states: one that ends where the demonstration ended (the state nearest, in goal-relative pose,
+to one of the expert's last states) pays the largest per-step reward forever, any other (a crash,
+leaving the map) pays nothing forever, however expert-like the state it ends in looks.
+
+The learner is SAC (this class subclasses SB3's SAC, so replay buffer, VecEnv, callbacks and
+TensorBoard are SB3's), started from behaviour cloning on the demonstration, with a BC term in
+the actor loss as in TD3+BC; the Q term is divided by the largest possible return (rewards are
+probabilities, so it is known), not by the batch's mean |Q| as in TD3+BC, which is near zero
+while the critic starts and then lets an untrained critic swamp the cloned actor.
 """
 
 from __future__ import annotations
@@ -62,8 +72,8 @@ DISCRIMINATOR_FEATURES = ("egocentric", "state", "all")
 # where the demonstration did (how it was steering or how fast it went then does not matter).
 END_STATE_FIELDS = ("target_x", "target_y", "goal_distance")
 # How a termination is valued. "expert_end": absorbing with the largest per-step reward forever
-# if the state it ends in is nearest to one of the demonstration's last ``end_window`` states,
-# with zero reward forever otherwise (a crash); "surrogate": keeps paying the reward of the state
+# if the state it ends in is as close to the demonstration's final state as the expert was
+# ``end_window`` steps before it, with zero reward forever otherwise (a crash); "surrogate": keeps paying the reward of the state
 # it ends in (DAC's absorbing state).
 TERMINAL_RULES = ("expert_end", "surrogate")
 
@@ -83,7 +93,7 @@ class PairDiscriminator(nn.Module):
         self,
         observation_space: spaces.Space,
         state_columns: list[int] | None = None,
-        hidden: int = 256,
+        hidden: int = 128,
         embed: int = 64,
         pair_hidden: int = 128,
     ):
@@ -111,11 +121,32 @@ class PairDiscriminator(nn.Module):
         self.second = nn.Linear(embed, pair_hidden, bias=False)  # projection of s'
         self.out = nn.Linear(pair_hidden, 1)
 
-    def encode(self, obs) -> torch.Tensor:
-        """Embeddings (B, embed) of a batch of observations."""
+    def features(self, obs) -> torch.Tensor:
+        """The inputs (B, F) of the embedding: selected state fields, CNN features of images."""
         if self.state_columns is not None:
             obs = {"state": obs["state"][:, self.state_columns]}
-        return self.embedding(self.encoder(preprocess_obs(obs, self.observation_space)))
+        return self.encoder(preprocess_obs(obs, self.observation_space))
+
+    def encode(self, obs) -> torch.Tensor:
+        """Embeddings (B, embed) of a batch of observations."""
+        return self.embedding(self.features(obs))
+
+    def gradient_penalty(self, real: tuple, fake: tuple) -> torch.Tensor:
+        """``(|grad logit| - 1)^2`` at random mixtures of real and fake pairs of features.
+
+        As in DAC (Kostrikov et al. 2019, after WGAN-GP): it keeps a discriminator trained on
+        one demonstration from separating expert and agent perfectly, where its reward would be
+        zero on every agent transition and carry no direction. (Image features are mixed after
+        the CNN, which this does not regularise.)
+        """
+        mix = torch.rand(real[0].shape[0], 1, device=real[0].device)
+        first, second = (
+            (mix * r + (1 - mix) * f).detach().requires_grad_(True)
+            for r, f in zip(real, fake, strict=True)
+        )
+        logits = self.pair_logits(self.embedding(first), self.embedding(second))
+        grads = torch.autograd.grad(logits.sum(), (first, second), create_graph=True)
+        return ((torch.cat(grads, dim=1).norm(dim=1) - 1) ** 2).mean()
 
     def pair_logits(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
         """Logits (B,) for embedded states ``first`` (B, F) and ``second`` (B, F), row by row."""
@@ -157,7 +188,9 @@ class TDIL(SAC):
         discriminator_lr: float = 3e-4,
         discriminator_features: str = "egocentric",
         terminal: str = "expert_end",
-        end_window: int = 2,
+        end_window: int = 3,
+        multi_step_negatives: bool = True,
+        gradient_penalty: float = 10.0,
         **kwargs,
     ):
         if discriminator_features not in DISCRIMINATOR_FEATURES:
@@ -170,6 +203,8 @@ class TDIL(SAC):
         self.discriminator_features = discriminator_features
         self.terminal = terminal
         self.end_window = end_window
+        self.multi_step_negatives = multi_step_negatives
+        self.gradient_penalty = gradient_penalty
         self.td_weight = td_weight
         self.irl_weight = irl_weight
         self.bc_weight = bc_weight
@@ -298,14 +333,43 @@ class TDIL(SAC):
         return torch.sigmoid(logits)
 
     def ends_like_expert(self, obs) -> torch.Tensor:
-        """(B,) bool: is each state nearest to one of the demonstration's last states?
+        """(B,) bool: is each state as close to the demonstration's final state as the expert
+        was ``end_window`` steps before it?
 
-        A termination there is the expert's own ending (the goal); one nearest to an earlier
-        expert state, or to none in particular, is a failure on the way (a crash).
+        A termination there is the expert's own ending (the goal); one further away is a failure
+        on the way (a crash). Absolute, not nearest-neighbour: a state unlike every expert state
+        (the target behind) is often nearest to the final one and must not count.
         """
         expert = self._expert["end_features"]
-        nearest = torch.cdist(self._end_features(obs), expert).argmin(dim=1)
-        return nearest >= expert.shape[0] - self.end_window
+        window = min(self.end_window, expert.shape[0] - 1)
+        radius = torch.linalg.vector_norm(expert[-1] - expert[-1 - window])
+        return torch.linalg.vector_norm(self._end_features(obs) - expert[-1], dim=1) <= radius
+
+    def _multi_step_pairs(self, count: int, max_gap: int = 5):
+        """``(s_t, s_{t+k})`` of the agent's own episodes, ``2 <= k <= max_gap``: the hardest
+        negatives for the transition discriminator (close, but not one step apart). Pairs that
+        cross an episode's end are dropped, so fewer than ``count`` (or None) may come back."""
+        buffer = self.replay_buffer
+        size = buffer.buffer_size if buffer.full else buffer.pos
+        rng = np.random.default_rng(int(torch.randint(0, 2**31, ()).item()))
+        gaps = rng.integers(2, max_gap + 1, count)
+        starts = rng.integers(0, max(1, size - max_gap), count)
+        ends = starts + gaps - 1  # next_observations[end] is s_{start + gap}
+        envs = rng.integers(0, buffer.n_envs, count)
+        done_before = np.concatenate([np.zeros((1, buffer.n_envs)), np.cumsum(buffer.dones, 0)])
+        keep = done_before[ends, envs] == done_before[starts, envs]  # no episode end in between
+        if buffer.full:  # the oldest and newest steps meet at pos
+            keep &= ~((starts < buffer.pos) & (ends >= buffer.pos))
+        if not keep.any():
+            return None
+        starts, ends, envs = starts[keep], ends[keep], envs[keep]
+
+        def take(storage, index):
+            if isinstance(storage, dict):
+                return {key: buffer.to_torch(value[index, envs]) for key, value in storage.items()}
+            return buffer.to_torch(storage[index, envs])
+
+        return take(buffer.observations, starts), take(buffer.next_observations, ends)
 
     def _train_discriminators(self, batch) -> float:
         t, d = self.transition_discriminator, self.expert_discriminator
@@ -333,17 +397,30 @@ class TDIL(SAC):
             + _bce(t.pair_logits(e_next, e), 0.0)
             + _bce(t.pair_logits(e, e_far), 0.0)
         )
+        pairs = self._multi_step_pairs(len(batch.actions)) if self.multi_step_negatives else None
+        if pairs is not None:
+            first, later = pairs
+            transition_loss = transition_loss + _bce(
+                t.pair_logits(t.encode(first), t.encode(later)), 0.0
+            )
         with torch.no_grad():  # calibration: the share of each kind of pair judged correctly
             self._accuracy = {
                 "real": (real > 0).float().mean().item(),
                 "random": (random < 0).float().mean().item(),
                 "reversed": (reversed_ < 0).float().mean().item(),
             }
-        agent_logits = d.pair_logits(d.encode(observations), d.encode(next_observations))
-        embedded = d.encode(expert)
-        expert_logits = d.pair_logits(embedded[picks], embedded[picks + 1])
+        agent, agent_next = d.features(observations), d.features(next_observations)
+        expert_features = d.features(expert)
+        expert_pairs = (expert_features[picks], expert_features[picks + 1])
+        expert_logits = d.pair_logits(*map(d.embedding, expert_pairs))
+        agent_logits = d.pair_logits(d.embedding(agent), d.embedding(agent_next))
         expert_loss = _bce(expert_logits, 1.0) + _bce(agent_logits, 0.0)
         loss = transition_loss + expert_loss
+        if self.gradient_penalty > 0:
+            count = len(picks)
+            loss = loss + self.gradient_penalty * d.gradient_penalty(
+                expert_pairs, (agent[:count], agent_next[:count])
+            )
         self.discriminator_optimizer.zero_grad()
         loss.backward()
         self.discriminator_optimizer.step()
@@ -406,7 +483,9 @@ class TDIL(SAC):
 
             q_pi = torch.cat(self.critic(batch.observations, actions_pi), dim=1)
             min_q = q_pi.min(dim=1, keepdim=True).values
-            scale = min_q.abs().mean().detach().clamp(min=1e-3)
+            # Q over the largest return (not TD3+BC's batch mean |Q|, which is near zero while the
+            # critic starts and then lets a random critic swamp the behaviour-cloned actor)
+            scale = self._best_step_reward() / (1.0 - self.gamma)
             bc_loss = self._bc_loss(batch_size)
             actor_loss = (ent_coef * log_prob - min_q).mean() / scale + self.bc_weight * bc_loss
             self.actor.optimizer.zero_grad()
@@ -429,9 +508,12 @@ class TDIL(SAC):
         """(B, 1) value of having terminated in ``next_obs`` (see ``TERMINAL_RULES``)."""
         if self.terminal == "surrogate":
             return self.td_weight * surrogate.reshape(-1, 1) / (1.0 - self.gamma)
-        best_step = self.td_weight + self.irl_weight
         ends = self.ends_like_expert(next_obs).float().reshape(-1, 1)
-        return ends * best_step / (1.0 - self.gamma)
+        return ends * self._best_step_reward() / (1.0 - self.gamma)
+
+    def _best_step_reward(self) -> float:
+        """The largest reward of one step: both rewards are probabilities."""
+        return self.td_weight + self.irl_weight
 
     def _excluded_save_params(self) -> list[str]:
         return [*super()._excluded_save_params(), "_expert", "_pending_demos"]
