@@ -118,6 +118,12 @@ def test_build_scene_end_to_end_on_the_bird_capture(shared_data, tmp_path, capsy
     dataset = load_dataset(scene.dataset_dir)
     assert len(dataset) == 184
     assert np.allclose(scene.world_from_source, dataset.world_from_source)
+    # the bundle's frames are at the field's training size (1/16: 34 x 60), cameras scaled alike
+    import cv2
+
+    assert (dataset.camera.width, dataset.camera.height) == (34, 60)
+    assert cv2.imread(str(dataset.frames[5].image_path)).shape[:2] == (60, 34)
+    assert dataset.frames[5].image_path.parent == scene.dataset_dir / "images"
     # world frame: cameras about 7.4 cm above the ground, orbiting within the arena region
     heights = dataset.poses[:, 2, 3]
     assert abs(np.median(heights) - 0.074) < 1e-3
