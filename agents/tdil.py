@@ -184,13 +184,14 @@ class TDIL(SAC):
         td_weight: float = 1.0,
         irl_weight: float = 0.5,
         bc_weight: float = 1.0,
-        bc_pretrain_steps: int = 1000,
+        bc_pretrain_steps: int = 3000,
         discriminator_lr: float = 3e-4,
         discriminator_features: str = "egocentric",
         terminal: str = "expert_end",
         end_window: int = 3,
         multi_step_negatives: bool = True,
         gradient_penalty: float = 10.0,
+        demo_fraction: float = 0.5,
         **kwargs,
     ):
         if discriminator_features not in DISCRIMINATOR_FEATURES:
@@ -205,6 +206,7 @@ class TDIL(SAC):
         self.end_window = end_window
         self.multi_step_negatives = multi_step_negatives
         self.gradient_penalty = gradient_penalty
+        self.demo_fraction = demo_fraction
         self.td_weight = td_weight
         self.irl_weight = irl_weight
         self.bc_weight = bc_weight
@@ -286,6 +288,7 @@ class TDIL(SAC):
             "states": states,
             "actions": to_tensor(actions).float(),
             "length": len(demo),
+            "ends_by_termination": bool(demo.success),
         }
         self._expert["end_features"] = self._end_features(states)
 
@@ -447,6 +450,7 @@ class TDIL(SAC):
             logs["disc"].append(self._train_discriminators(batch))
             for kind, value in self._accuracy.items():
                 logs.setdefault(f"disc_accuracy_{kind}", []).append(value)
+            batch = self._with_demonstration(batch, int(round(self.demo_fraction * batch_size)))
 
             actions_pi, log_prob = self.actor.action_log_prob(batch.observations)
             log_prob = log_prob.reshape(-1, 1)
@@ -504,6 +508,29 @@ class TDIL(SAC):
         for name, values in logs.items():
             self.logger.record(f"train/{name}", float(np.mean(values)))
 
+    def _with_demonstration(self, batch, count: int):
+        """``batch`` with ``count`` of the demonstration's transitions appended (as in DQfD and
+        SQIL): the critic sees the expert reach its end, the only place the terminal reward is
+        paid, on every update instead of in the few episodes the agent happens to finish."""
+        if count <= 0:
+            return batch
+        n = self._expert["length"]
+        picks = torch.randint(0, n, (count,), device=self.device)
+        last = (picks == n - 1) & self._expert["ends_by_termination"]
+
+        def join(agent, expert):
+            if isinstance(agent, dict):
+                return {key: join(agent[key], expert[key]) for key in agent}
+            return torch.cat([agent, expert.to(agent.dtype)])
+
+        return batch._replace(
+            observations=join(batch.observations, self._expert_slice(picks)),
+            actions=join(batch.actions, self._expert["actions"][picks]),
+            next_observations=join(batch.next_observations, self._expert_slice(picks + 1)),
+            dones=join(batch.dones, last.float().reshape(-1, 1)),
+            rewards=join(batch.rewards, torch.zeros(count, 1, device=self.device)),
+        )
+
     def _absorbing_value(self, next_obs, surrogate: torch.Tensor) -> torch.Tensor:
         """(B, 1) value of having terminated in ``next_obs`` (see ``TERMINAL_RULES``)."""
         if self.terminal == "surrogate":
@@ -528,8 +555,12 @@ class TDILAgent(SB3AgentMixin, TDIL):
     """TDIL with DriveEnv's defaults (``driveenv train tdil --demos FILE``)."""
 
     # TDIL's learner is SAC: the same defaults, so the two compare on equal terms, except that
-    # the actor, pre-trained by BC, acts from the first batch instead of 1000 uniform actions.
+    # the actor, pre-trained by BC, acts from the first batch instead of 1000 uniform actions,
+    # and its entropy coefficient starts at 0.01 instead of 1 (it is still tuned from there): at
+    # 1 the soft value's entropy bonus, about 2 a step, would outweigh TDIL's rewards (at most
+    # 1.5 a step) until the coefficient had decayed.
     default_hyperparameters: ClassVar[dict[str, Any]] = {
         **SACAgent.default_hyperparameters,
         "learning_starts": 256,
+        "ent_coef": "auto_0.01",
     }

@@ -120,3 +120,19 @@ def test_multi_step_negatives_come_from_one_episode(tdil_setup):
     np.testing.assert_allclose(steps_apart, steps_apart.round(), atol=1e-3)
     assert steps_apart.min() >= 2 - 1e-3 and steps_apart.max() <= 5 + 1e-3
     assert agent.replay_buffer.dones[: agent.replay_buffer.pos].sum() >= 1  # episodes did end
+
+
+def test_critic_batches_carry_the_demonstration_to_its_end(tdil_setup):
+    """Appended expert transitions are terminal exactly when they reach the expert's last state,
+    so the critic learns what ending there is worth."""
+    agent, trajectories = tdil_setup
+    if agent.replay_buffer.pos < 16:
+        agent.learn(64, reset_num_timesteps=False)
+    batch = agent.replay_buffer.sample(16)
+    mixed = agent._with_demonstration(batch, 400)
+    assert mixed.actions.shape == (416, 2) and mixed.next_observations["state"].shape[0] == 416
+    final = torch.as_tensor(trajectories[0].observations["state"][-1])
+    reaches_end = (mixed.next_observations["state"][16:] == final).all(dim=1)
+    assert reaches_end.any()
+    np.testing.assert_array_equal(mixed.dones[16:, 0].bool(), reaches_end)
+    assert agent.ends_like_expert(mixed.next_observations)[16:][reaches_end].all()
