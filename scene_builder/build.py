@@ -428,11 +428,13 @@ def _copy_dataset_at_field_resolution(dataset, dest: Path, field_dir: Path) -> N
     import cv2
 
     from scene_builder.datasets import save_dataset
+    from scene_builder.train import STATE_FILE
 
     meta_path = field_dir / "field.json"
     meta = json.loads(meta_path.read_text())
     factor = int(meta.get("downscale", 1) or 1)
-    shutil.copytree(dataset.root, dest, ignore=shutil.ignore_patterns("images", "transforms.json"))
+    skip = shutil.ignore_patterns("images", "transforms.json", STAGE_FILE, STATE_FILE)
+    shutil.copytree(dataset.root, dest, ignore=skip)
     (dest / "images").mkdir()
     frames = []
     for frame in dataset.frames:
