@@ -148,3 +148,34 @@ def test_critic_batches_carry_the_demonstration_to_its_end(tdil_setup):
     assert reaches_end.any()
     np.testing.assert_array_equal(mixed.dones[16:, 0].bool(), reaches_end)
     assert agent.ends_like_expert(mixed.next_observations)[16:][reaches_end].all()
+
+
+def test_gradient_penalty_keeps_the_irl_discriminator_from_saturating():
+    """Two separable clouds of transitions: unregularised, D drives the agent's to probability ~0
+    (no reward anywhere); with DAC's penalty it keeps a graded, non-zero probability."""
+    from gymnasium import spaces
+
+    from agents.tdil import PairDiscriminator, _bce
+
+    torch.manual_seed(0)
+    space = spaces.Dict({"state": spaces.Box(-5, 5, (4,), np.float32)})
+    expert = torch.randn(128, 4) * 0.1 + 0.5
+    agent = torch.randn(128, 4) * 0.1 - 0.5
+    agent_probability = {}
+    for penalty in (0.0, 10.0):
+        d = PairDiscriminator(space)
+        optimizer = torch.optim.Adam(d.parameters(), lr=3e-3)
+        for _ in range(150):
+            real = (d.features({"state": expert}), d.features({"state": expert.flip(0)}))
+            fake = (d.features({"state": agent}), d.features({"state": agent.flip(0)}))
+            loss = _bce(d.pair_logits(*map(d.embedding, real)), 1.0)
+            loss = loss + _bce(d.pair_logits(*map(d.embedding, fake)), 0.0)
+            if penalty:
+                loss = loss + penalty * d.gradient_penalty(real, fake)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            logits = d.pair_logits(d.encode({"state": agent}), d.encode({"state": agent.flip(0)}))
+            agent_probability[penalty] = torch.sigmoid(logits).mean().item()
+    assert agent_probability[0.0] < 1e-3 and agent_probability[10.0] > 0.05
