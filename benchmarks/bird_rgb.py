@@ -15,6 +15,11 @@ the goal is given; the image goes through ``agents.encoders.SmallCNN``. The ``bl
 evaluates the same trained agent with every camera image replaced by a constant grey one: the
 drop from the trained row is what the agent takes from the images.
 
+Measured (load 7-11 on 2 cores): random 2% (1-7%), expert 96% (90-98%), PPO rgb+state 65%
+(55-74%) after 30,720 steps (47 min wall, 18.5 min CPU in the training process); with grey
+images the same agent still reaches 65%: it drives from the state vector, and the images are
+wired in (the actor's own CNN) but not needed for this task at this budget.
+
 Evaluation episodes use seeds ``EVAL_SEED + k`` (disjoint from training, seeds 0..7, and from
 the periodic evaluations, 100,000+). Episode k is the same task for every row: an episode's
 spawn, goal and lighting are drawn from its seed at reset, whatever the policy does. The
@@ -236,7 +241,8 @@ def run_trained(name: str, args) -> dict:
         "steps": int(agent.num_timesteps),  # PPO rounds chunks up to whole rollouts
         "train_wall_s": run["wall_time_s"],
         "train_cpu_s": cpu,
-        "train_load_5min": [load_before, load_after],
+        # the load while training; unknown when the run had already trained (resumed)
+        "train_load_5min": [load_before, load_after] if fresh else None,
         "periodic_evaluations": run["evaluations"],
         "encoder": _describe_encoder(agent),
     }
@@ -253,7 +259,12 @@ def run_blank(name: str, args) -> dict:
         eval_config(recipe.obs, args),
         args.episodes,
     )
-    return {**result, "agent": f"{recipe.algorithm}, grey image", "obs": recipe.obs, "steps": 0}
+    return {
+        **result,
+        "agent": f"{recipe.algorithm} of row {source}, camera replaced by grey",
+        "obs": recipe.obs,
+        "steps": int(agent.num_timesteps),
+    }
 
 
 def run_baseline(name: str, args) -> dict:
@@ -338,6 +349,10 @@ def main() -> None:
         if r.get("encoder"):
             print(f"{name}: {r['encoder']}")
     print(table(results))
+    print(
+        "load: 5-minute load average at the start and end of training (trained rows) or at the"
+        " end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
+    )
 
 
 if __name__ == "__main__":
