@@ -38,9 +38,11 @@ every critic batch is the demonstration's own transitions (as in DQfD and SQIL):
 rarely reaches the goal early on, and without them the critic never learned what ending there is
 worth, so the agent learned not to crash and then stalled until the time limit (synthetic goal
 task, one demonstration, 100 episodes, seed 0: 5% success after 4k steps without them, 15%
-after 6k with a quarter of the batch, 61% after 6k with half; seed 1: 19%). Results vary a lot
-with the seed, as behaviour cloning from one demonstration does (the cloned starting actor:
-9% with seed 0, 42% with seed 1); stalling, not crashing, is what is left of the failures.
+after 6k with a quarter of the batch, 61% after 6k with half; seed 1: 19%; the benchmark's
+12k-step row, seed 0: 9%). Results vary a lot between runs, as behaviour cloning from one
+demonstration does (the cloned starting actor: 9% with seed 0, 42% with seed 1), and TDIL is
+not reliably above BC (29%) yet: stalling with the goal beside or behind, which the one
+demonstration never shows, is most of what is left of the failures.
 """
 
 from __future__ import annotations
