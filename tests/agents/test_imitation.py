@@ -79,7 +79,13 @@ def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_confi
     _, trajectories = expert_demos
     vec = DummyVecEnv([lambda: make_env(state_env_config)])
     agent = TDILAgent.create(
-        vec, seed=0, demos=trajectories, learning_starts=100, batch_size=64, buffer_size=2000
+        vec,
+        seed=0,
+        demos=trajectories,
+        learning_starts=100,
+        batch_size=64,
+        buffer_size=2000,
+        bc_pretrain_steps=100,  # the discriminators are under test, not the cloned actor
     )
     assert agent._expert["length"] == len(trajectories[0])  # exactly one demonstration
     agent.learn(250)
