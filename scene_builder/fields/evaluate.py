@@ -164,7 +164,11 @@ def evaluate_sparse_depth(model: EmbeddedField, holdout, sparse) -> DepthScores:
     """
     distortion = None if holdout.distortion is None else holdout.distortion[sparse.image]
     origins, directions = camera_rays(
-        holdout.poses[sparse.image], holdout.intrinsics[sparse.image], sparse.u, sparse.v, distortion
+        holdout.poses[sparse.image],
+        holdout.intrinsics[sparse.image],
+        sparse.u,
+        sparse.v,
+        distortion,
     )
     c = model.config
     depths = []
