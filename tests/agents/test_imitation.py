@@ -1,4 +1,4 @@
-"""Behaviour cloning (state and image) and TDIL's discriminators, on expert demonstrations."""
+"""Behaviour cloning (state and image) on expert demonstrations."""
 
 import numpy as np
 import pytest
@@ -69,43 +69,3 @@ def test_bc_without_demonstrations_is_an_error(state_env_config):
     with pytest.raises(AgentError, match="demonstrations"):
         BCAgent.create(env).learn(1)
     env.close()
-
-
-def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_config, expert_demos):
-    from stable_baselines3.common.vec_env import DummyVecEnv
-
-    from agents.tdil import TDILAgent
-
-    _, trajectories = expert_demos
-    vec = DummyVecEnv([lambda: make_env(state_env_config)])
-    agent = TDILAgent.create(
-        vec,
-        seed=0,
-        demos=trajectories,
-        learning_starts=100,
-        batch_size=64,
-        buffer_size=2000,
-        bc_pretrain_steps=100,  # the discriminators are under test, not the cloned actor
-    )
-    assert agent._expert["length"] == len(trajectories[0])  # exactly one demonstration
-    agent.learn(250)
-    for _ in range(300):  # more discriminator-only updates on the collected data (cheap)
-        agent._train_discriminators(agent.replay_buffer.sample(64))
-    demo = trajectories[0]
-    states = torch.as_tensor(demo.observations["state"])
-    t = agent.transition_discriminator
-    with torch.no_grad():
-        encoded = t.encode({"state": states})
-        forward = torch.sigmoid(t.pair_logits(encoded[:-1], encoded[1:])).mean()
-        backward = torch.sigmoid(t.pair_logits(encoded[1:], encoded[:-1])).mean()
-        far = torch.sigmoid(t.pair_logits(encoded[:10], encoded[-10:])).mean()
-        near_expert = agent.surrogate_reward({"state": states}).mean()
-        random_states = torch.as_tensor(
-            np.random.default_rng(0).uniform(-1, 1, states.shape), dtype=torch.float32
-        )
-        off_expert = agent.surrogate_reward({"state": random_states}).mean()
-    assert forward > 0.6 and forward > backward + 0.2 and forward > far + 0.2
-    assert near_expert > off_expert + 0.2
-    action, _ = agent.predict({"state": states[:1].numpy()}, deterministic=True)
-    assert action.shape == (1, 2)
-    vec.close()
