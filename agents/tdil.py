@@ -90,6 +90,50 @@ END_STATE_FIELDS = ("target_x", "target_y", "goal_distance")
 # ``end_window`` steps before it, with zero reward forever otherwise (a crash); "surrogate": keeps paying the reward of the state
 # it ends in (DAC's absorbing state).
 TERMINAL_RULES = ("expert_end", "surrogate")
+# The state fields whose sign flips in the mirror image of an episode (the world reflected about
+# a line through the goal): sideways offsets, turning and headings; distances, speed, progress
+# and time are unchanged.
+MIRRORED_STATE_FIELDS = (
+    "target_y",
+    "target_bearing_sin",
+    "yaw_rate",
+    "steer",
+    "goal_frame_y",
+    "heading_sin",
+)
+
+
+def mirror_trajectory(trajectory: Trajectory, vehicle: str = "car") -> Trajectory:
+    """The left-right mirror image of ``trajectory``: an equally valid expert episode.
+
+    The vehicles' dynamics are left-right symmetric, so reflecting the world about a line through
+    the goal turns every transition into one the simulator produces from the reflected pose
+    (``MIRRORED_STATE_FIELDS`` change sign, the range scan's rays, which go counter-clockwise
+    from straight ahead, swap sides: ray k becomes ray -k) under the reflected action (the car's
+    steering changes sign, the diffdrive's wheels swap). The scan then sees the reflected scene,
+    not this one: the mirrored episode is valid for the vehicle, not a path in this scene.
+    Observation keys other than ``state`` and ``scan`` (images) are not mirrored here.
+    """
+    observations = {}
+    for key, value in trajectory.observations.items():
+        value = np.array(value, copy=True)
+        if key == "state":
+            if value.shape[1:] != (len(STATE_FIELDS),):
+                raise DemoError(f"cannot mirror a {value.shape[1:]} state: not the simulator's")
+            value[:, [STATE_FIELDS.index(name) for name in MIRRORED_STATE_FIELDS]] *= -1
+        elif key == "scan":
+            value = value[:, (-np.arange(value.shape[1])) % value.shape[1]]
+        else:
+            raise DemoError(f"cannot mirror observation key {key!r} (only state and scan)")
+        observations[key] = value
+    actions = np.array(trajectory.actions, copy=True)
+    if vehicle == "car":
+        actions[:, 0] *= -1
+    elif vehicle == "diffdrive":
+        actions = actions[:, ::-1].copy()
+    else:
+        raise DemoError(f"cannot mirror the actions of vehicle {vehicle!r}")
+    return Trajectory(observations, actions, np.array(trajectory.rewards), trajectory.success)
 
 
 class PairDiscriminator(nn.Module):
@@ -199,6 +243,7 @@ class TDIL(SAC):
         irl_weight: float = 0.5,
         bc_weight: float = 1.0,
         bc_pretrain_steps: int = 3000,
+        q_ramp_steps: int = 0,
         discriminator_lr: float = 3e-4,
         discriminator_features: str = "egocentric",
         terminal: str = "expert_end",
@@ -206,6 +251,8 @@ class TDIL(SAC):
         multi_step_negatives: bool = True,
         gradient_penalty: float = 10.0,
         demo_fraction: float = 0.5,
+        mirror: bool = False,
+        progress_weight: float = 0.0,
         **kwargs,
     ):
         if discriminator_features not in DISCRIMINATOR_FEATURES:
@@ -221,10 +268,13 @@ class TDIL(SAC):
         self.multi_step_negatives = multi_step_negatives
         self.gradient_penalty = gradient_penalty
         self.demo_fraction = demo_fraction
+        self.mirror = mirror
+        self.progress_weight = progress_weight
         self.td_weight = td_weight
         self.irl_weight = irl_weight
         self.bc_weight = bc_weight
         self.bc_pretrain_steps = bc_pretrain_steps
+        self.q_ramp_steps = q_ramp_steps
         self.discriminator_lr = discriminator_lr
         self._pending_demos = demos
         super().__init__(policy, env, **kwargs)
@@ -278,37 +328,85 @@ class TDIL(SAC):
 
     # ------------------------------------------------------------------ demonstration
     def set_demonstrations(self, demos: str | Path | list[Trajectory]) -> None:
-        """Use the first trajectory of ``demos`` (TDIL learns from exactly one)."""
+        """Use the first trajectory of ``demos`` (TDIL learns from exactly one), and with
+        ``mirror`` its mirror image too (``mirror_trajectory``).
+
+        The expert's states of every trajectory used are stored end to end; ``transitions`` are
+        the indices ``i`` whose next state ``i + 1`` is in the same trajectory."""
         trajectories = load_demos(demos) if isinstance(demos, str | Path) else list(demos)
         if not trajectories:
             raise DemoError("TDIL needs one demonstration, got none")
-        demo = trajectories[0]
+        used = [trajectories[0]]
+        if self.mirror:
+            used.append(mirror_trajectory(trajectories[0], self._vehicle_kind()))
+        to_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
+        parts = [self._demo_observations(demo) for demo in used]
+        if isinstance(parts[0], dict):
+            states = {key: to_tensor(np.concatenate([p[key] for p in parts])) for key in parts[0]}
+        else:
+            states = to_tensor(np.concatenate(parts))
+        actions, transitions, state_count, owner_start, ends, final = [], [], [], [], [], []
+        progress = []
+        start = 0
+        for demo in used:
+            n = len(demo)
+            scaled = self.policy.scale_action(np.asarray(demo.actions, dtype=np.float32))
+            actions += [scaled, np.zeros((1, scaled.shape[1]), np.float32)]  # none after the last
+            transitions.append(start + np.arange(n))
+            state_count.append(np.full(n + 1, n + 1))
+            owner_start.append(np.full(n + 1, start))
+            progress.append(np.arange(n + 1) / n)
+            # the last transition of a successful episode ends it (a termination)
+            ends.append(np.arange(n + 1) == (n - 1 if demo.success else -1))
+            final.append(start + n)
+            start += n + 1
+        self._expert = {
+            "states": states,
+            "actions": to_tensor(np.concatenate(actions)).float(),
+            "transitions": to_tensor(np.concatenate(transitions)).long(),
+            "state_count": to_tensor(np.concatenate(state_count)).long(),
+            "owner_start": to_tensor(np.concatenate(owner_start)).long(),
+            "ends_by_termination": to_tensor(np.concatenate(ends)),
+            "final": to_tensor(np.array(final)).long(),
+            "progress": to_tensor(np.concatenate(progress)).float(),
+        }
+        self._expert["end_features"] = self._end_features(states)
+        # how close to the final state counts as having ended there: as close as the expert was
+        # ``end_window`` steps before its own end
+        features, n = self._expert["end_features"], len(used[0])
+        window = min(self.end_window, n)
+        self._expert["end_radius"] = torch.linalg.vector_norm(features[n] - features[n - window])
+
+    def _demo_observations(self, demo: Trajectory):
+        """``demo``'s observations laid out as the observation space (a dict or an array)."""
         space = self.observation_space
         if isinstance(space, spaces.Dict):
             missing = [key for key in space.spaces if key not in demo.observations]
             if missing:
                 raise DemoError(f"the demonstration lacks observation key(s) {missing}")
-            obs = {
+            return {
                 key: _as_space_layout(demo.observations[key], space[key]) for key in space.spaces
             }
-        else:
-            obs = _as_space_layout(next(iter(demo.observations.values())), space)
-        to_tensor = lambda a: torch.as_tensor(np.asarray(a), device=self.device)  # noqa: E731
-        states = (
-            {k: to_tensor(v) for k, v in obs.items()} if isinstance(obs, dict) else to_tensor(obs)
-        )
-        actions = self.policy.scale_action(np.asarray(demo.actions, dtype=np.float32))
-        self._expert = {
-            "states": states,
-            "actions": to_tensor(actions).float(),
-            "length": len(demo),
-            "ends_by_termination": bool(demo.success),
-        }
-        self._expert["end_features"] = self._end_features(states)
+        return _as_space_layout(next(iter(demo.observations.values())), space)
+
+    def _vehicle_kind(self) -> str:
+        """The training environment's vehicle (mirroring its actions depends on it)."""
+        env = self.get_env()
+        try:
+            return env.get_attr("vehicle_spec")[0].kind
+        except (AttributeError, IndexError):
+            raise AgentError(
+                "mirror=True needs a DriveEnv training environment (to know its vehicle)"
+            ) from None
+
+    def _expert_transitions(self, count: int) -> torch.Tensor:
+        """Indices of ``count`` random expert transitions (state ``i`` to ``i + 1``)."""
+        transitions = self._expert["transitions"]
+        return transitions[torch.randint(0, len(transitions), (count,), device=self.device)]
 
     def _bc_loss(self, batch_size: int) -> torch.Tensor:
         """Mean squared error of the deterministic actor to the expert's actions."""
-        picks = torch.randint(0, self._expert["length"], (batch_size,), device=self.device)
+        picks = self._expert_transitions(batch_size)
         expert_actions = self.actor(self._expert_slice(picks), deterministic=True)
         return F.mse_loss(expert_actions, self._expert["actions"][picks])
 
@@ -337,7 +435,10 @@ class TDIL(SAC):
         t = self.transition_discriminator
         expert = t.encode(self._expert_slice(slice(None)))  # (E, F): each expert state once
         logits = t.all_pair_logits(t.encode(next_obs), expert)  # (B, E)
-        return torch.sigmoid(logits.max(dim=1).values)
+        if self.progress_weight <= 0:
+            return torch.sigmoid(logits.max(dim=1).values)
+        weight = 1.0 - self.progress_weight * (1.0 - self._expert["progress"])  # (E,)
+        return (torch.sigmoid(logits) * weight).max(dim=1).values
 
     def irl_reward(self, obs, next_obs) -> torch.Tensor:
         """D(s, s') in [0, 1], the probability that the transition is the expert's. (B,)
@@ -357,10 +458,9 @@ class TDIL(SAC):
         on the way (a crash). Absolute, not nearest-neighbour: a state unlike every expert state
         (the target behind) is often nearest to the final one and must not count.
         """
-        expert = self._expert["end_features"]
-        window = min(self.end_window, expert.shape[0] - 1)
-        radius = torch.linalg.vector_norm(expert[-1] - expert[-1 - window])
-        return torch.linalg.vector_norm(self._end_features(obs) - expert[-1], dim=1) <= radius
+        finals = self._expert["end_features"][self._expert["final"]]  # (K, F)
+        distances = torch.cdist(self._end_features(obs), finals).min(dim=1).values
+        return distances <= self._expert["end_radius"]
 
     def _multi_step_pairs(self, count: int, max_gap: int = 5):
         """``(s_t, s_{t+k})`` of the agent's own episodes, ``2 <= k <= max_gap``: the hardest
@@ -390,12 +490,13 @@ class TDIL(SAC):
 
     def _train_discriminators(self, batch) -> float:
         t, d = self.transition_discriminator, self.expert_discriminator
-        n = self._expert["length"]
-        picks = torch.randint(0, n, (min(n, batch.actions.shape[0]),), device=self.device)
-        # expert states two or more steps apart along the demonstration: not one step apart
-        gaps = torch.randint(2, max(3, n + 1), picks.shape, device=self.device)
-        far = (picks + gaps) % (n + 1)
-        expert = self._expert_slice(slice(None))  # the n + 1 states, each embedded once
+        n = len(self._expert["transitions"])
+        picks = self._expert_transitions(min(n, batch.actions.shape[0]))
+        # expert states two or more steps apart along the same trajectory: not one step apart
+        count, start = self._expert["state_count"][picks], self._expert["owner_start"][picks]
+        gaps = 2 + (torch.rand(picks.shape, device=self.device) * (count - 2)).long()
+        far = start + (picks - start + gaps) % count
+        expert = self._expert_slice(slice(None))  # every expert state, each embedded once
         observations, next_observations = batch.observations, batch.next_observations
         embedded = t.encode(expert)
         e, e_next, e_far = embedded[picks], embedded[picks + 1], embedded[far]
@@ -505,7 +606,8 @@ class TDIL(SAC):
             # critic starts and then lets a random critic swamp the behaviour-cloned actor)
             scale = self._best_step_reward() / (1.0 - self.gamma)
             bc_loss = self._bc_loss(batch_size)
-            actor_loss = (ent_coef * log_prob - min_q).mean() / scale + self.bc_weight * bc_loss
+            policy_loss = (ent_coef * log_prob - self._q_weight(gradient_step) * min_q).mean()
+            actor_loss = policy_loss / scale + self.bc_weight * bc_loss
             self.actor.optimizer.zero_grad()
             actor_loss.backward()
             self.actor.optimizer.step()
@@ -522,15 +624,23 @@ class TDIL(SAC):
         for name, values in logs.items():
             self.logger.record(f"train/{name}", float(np.mean(values)))
 
+    def _q_weight(self, gradient_step: int) -> float:
+        """Weight of the critic in the actor's loss: it grows linearly from 0 to 1 over the
+        first ``q_ramp_steps`` updates, so the cloned actor follows the critic only as the
+        critic learns (an untrained critic's gradients undo the cloning away from the
+        demonstration's states, which the BC term does not cover)."""
+        if self.q_ramp_steps <= 0:
+            return 1.0
+        return min(1.0, (self._n_updates + gradient_step) / self.q_ramp_steps)
+
     def _with_demonstration(self, batch, count: int):
         """``batch`` with ``count`` of the demonstration's transitions appended (as in DQfD and
         SQIL): the critic sees the expert reach its end, the only place the terminal reward is
         paid, on every update instead of in the few episodes the agent happens to finish."""
         if count <= 0:
             return batch
-        n = self._expert["length"]
-        picks = torch.randint(0, n, (count,), device=self.device)
-        last = (picks == n - 1) & self._expert["ends_by_termination"]
+        picks = self._expert_transitions(count)
+        last = self._expert["ends_by_termination"][picks]
 
         def join(agent, expert):
             if isinstance(agent, dict):

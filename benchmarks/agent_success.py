@@ -35,8 +35,12 @@ ROWS: dict[str, tuple[str, int, dict]] = {
     "meow": ("meow", 30_000, {}),
     "bc-20": ("bc", 3_000, {"demo_count": 20}),
     "bc-1": ("bc", 3_000, {"demo_count": 1}),
+    "bc-1-mirror": ("bc", 3_000, {"demo_count": 2}),
     "tdil-1": ("tdil", 12_000, {}),
 }
+# Rows that learn from the one demonstration of bc-1 and tdil-1 together with its mirror image
+# (agents.tdil.mirror_trajectory): BC given the same augmentation as TDIL, for a fair comparison.
+MIRRORED_DEMO_ROWS = ("bc-1-mirror",)
 PENDULUM_ROWS = {"pendulum-meow": "meow", "pendulum-sac": "sac"}
 
 
@@ -90,7 +94,9 @@ def run_row(name: str, args, scene: Path, demos: Path) -> dict:
         max_episode_steps=args.max_episode_steps,
         checkpoint_every=max(1, int(steps * args.steps_scale) // 5),
         eval_episodes=10,
-        demos=str(demos) if algorithm in ("bc", "tdil") else None,
+        demos=str(_mirrored_demo(demos) if name in MIRRORED_DEMO_ROWS else demos)
+        if algorithm in ("bc", "tdil")
+        else None,
         **extra,
     )
     fresh = not (args.out / name / "run.json").is_file()
@@ -262,6 +268,21 @@ def _demos(args, scene: Path) -> Path:
             {"env_config": config.to_dict()},
         )
         env.close()
+    return path
+
+
+def _mirrored_demo(demos: Path) -> Path:
+    """A file with the first successful demonstration of ``demos`` (the one bc-1 and tdil-1
+    learn from) and its mirror image, in that order (written once)."""
+    from agents.demos import load_demos_with_metadata, save_demos
+    from agents.tdil import mirror_trajectory
+
+    path = demos.with_name(f"{demos.stem}-first-mirrored.npz")
+    if not path.is_file():
+        trajectories, metadata = load_demos_with_metadata(demos)
+        first = next(t for t in trajectories if t.success)
+        vehicle = metadata.get("env_config", {}).get("vehicle", "car")
+        save_demos(path, [first, mirror_trajectory(first, vehicle)], metadata)
     return path
 
 

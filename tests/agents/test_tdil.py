@@ -5,8 +5,9 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from agents.demos import Trajectory
 from agents.errors import AgentError
-from agents.tdil import EGOCENTRIC_STATE_FIELDS, TDILAgent
+from agents.tdil import EGOCENTRIC_STATE_FIELDS, TDILAgent, mirror_trajectory
 from simulator import make_env
 from simulator.sensors import STATE_FIELDS
 
@@ -193,7 +194,7 @@ def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_confi
         buffer_size=2000,
         bc_pretrain_steps=100,  # the discriminators are under test, not the cloned actor
     )
-    assert agent._expert["length"] == len(trajectories[0])  # exactly one demonstration
+    assert len(agent._expert["transitions"]) == len(trajectories[0])  # exactly one demonstration
     agent.learn(250)
     for _ in range(300):  # more discriminator-only updates on the collected data (cheap)
         agent._train_discriminators(agent.replay_buffer.sample(64))
@@ -215,3 +216,75 @@ def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_confi
     action, _ = agent.predict({"state": states[:1].numpy()}, deterministic=True)
     assert action.shape == (1, 2)
     vec.close()
+
+
+def _drive(env, spawn, goal, actions) -> Trajectory:
+    """The states the simulator produces from ``spawn`` under ``actions`` (until it ends)."""
+    obs, _ = env.reset(seed=0, options={"spawn": spawn, "goal": goal})
+    states, taken = [obs["state"]], []
+    for action in actions:
+        obs, _, terminated, truncated, _ = env.step(action)
+        states.append(obs["state"])
+        taken.append(action)
+        if terminated or truncated:
+            break
+    return Trajectory({"state": np.array(states)}, np.array(taken), np.zeros(len(taken)), False)
+
+
+def test_mirrored_episodes_are_what_the_simulator_does_in_the_mirrored_world(state_env_config):
+    """Drive a swerving path, then its mirror image from the reflected spawn towards the
+    reflected goal (the plate is symmetric about y = 0; the path misses the boxes): every state
+    is the mirrored state."""
+    env = make_env(state_env_config)
+    steps = np.arange(40)
+    actions = np.stack([0.8 * np.sin(steps / 6.0), np.where(steps < 20, 0.6, -0.3)], 1)
+    spawn, goal = np.array([-0.3, 0.0, 0.4]), np.array([0.3, 0.2])  # clear of the boxes
+    driven = _drive(env, spawn, goal, actions.astype(np.float32))
+    mirrored = mirror_trajectory(driven, "car")
+    replayed = _drive(env, spawn * [1, -1, -1], goal * [1, -1], mirrored.actions)
+    env.close()
+    assert len(driven) >= 30 and len(replayed) == len(driven)
+    assert np.abs(driven.observations["state"][:, STATE_FIELDS.index("target_y")]).max() > 0.05
+    np.testing.assert_allclose(
+        replayed.observations["state"], mirrored.observations["state"], atol=1e-4
+    )
+
+
+def test_mirrored_scan_looks_the_other_way():
+    """Scan rays go counter-clockwise from straight ahead; the mirror image of the ray at angle
+    a is the ray at -a, and mirroring twice gives the scan back."""
+    rays = 16
+    scan = np.random.default_rng(0).uniform(0, 1, (3, rays)).astype(np.float32)
+    state = np.zeros((3, len(STATE_FIELDS)), np.float32)
+    demo = Trajectory({"state": state, "scan": scan}, np.zeros((2, 2)), np.zeros(2), True)
+    mirrored = mirror_trajectory(demo, "car").observations["scan"]
+    angles = np.arange(rays) * 2 * np.pi / rays
+    for ray in range(rays):  # the mirrored ray k reads the original ray at angle -angle_k
+        source = int(
+            np.flatnonzero(
+                np.isclose(np.cos(angles), np.cos(-angles[ray]))
+                & np.isclose(np.sin(angles), np.sin(-angles[ray]))
+            )[0]
+        )
+        np.testing.assert_array_equal(mirrored[:, ray], scan[:, source])
+    twice = mirror_trajectory(mirror_trajectory(demo, "car"), "car")
+    np.testing.assert_array_equal(twice.observations["scan"], scan)
+
+
+def test_mirror_doubles_the_expert_transitions(state_env_config, expert_demos):
+    _, trajectories = expert_demos
+    vec = DummyVecEnv([lambda: make_env(state_env_config)])
+    agent = TDILAgent.create(vec, seed=0, demos=trajectories, mirror=True, bc_pretrain_steps=10)
+    vec.close()
+    n = len(trajectories[0])
+    expert = agent._expert
+    assert len(expert["transitions"]) == 2 * n
+    steer = STATE_FIELDS.index("steer")
+    np.testing.assert_array_equal(
+        expert["states"]["state"][n + 1 :, steer], -expert["states"]["state"][: n + 1, steer]
+    )
+    # no transition joins the two trajectories, and each ends (a termination) at its own end
+    assert n not in expert["transitions"].tolist()
+    assert expert["ends_by_termination"].nonzero().flatten().tolist() == [n - 1, 2 * n]
+    finals = {"state": expert["states"]["state"][expert["final"]]}
+    assert agent.ends_like_expert(finals).all()
