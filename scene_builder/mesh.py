@@ -161,7 +161,10 @@ class DepthView:
     intrinsics: np.ndarray
     rgb: np.ndarray  # (H, W, 3)
     depth: np.ndarray  # (H, W) z-depth, 0 where unknown
-    trusted: np.ndarray | None = None  # (H, W) bool: a sharp surface; None: all of ``depth``
+    # (H, W) opacity of the whole ray and of a thin band around ``depth``; None: not rendered
+    # (depth from a mesh, all of it trusted)
+    opacity: np.ndarray | None = None
+    surface_opacity: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -246,13 +249,19 @@ def render_views(
     for index, (pose, intr) in enumerate(zip(poses, intrinsics, strict=True)):
         out = render_field.render(pose[None], intr, width, height, appearance="capture")
         depth = np.nan_to_num(out.depth[0].numpy().astype(np.float32), nan=0.0, posinf=0.0)
-        trusted = (out.accumulation[0].numpy() >= config.min_accumulation) & (depth > 0)
-        if config.min_surface_opacity > 0 and trusted.any():
-            band = render_field.render(
-                pose[None], intr, width, height, appearance="capture", surface_depth=depth[None]
+        band = render_field.render(
+            pose[None], intr, width, height, appearance="capture", surface_depth=depth[None]
+        )
+        views.append(
+            DepthView(
+                pose,
+                np.asarray(intr, float),
+                out.rgb[0].numpy(),
+                depth,
+                out.accumulation[0].numpy(),
+                band.accumulation[0].numpy(),
             )
-            trusted &= band.accumulation[0].numpy() >= config.min_surface_opacity
-        views.append(DepthView(pose, np.asarray(intr, float), out.rgb[0].numpy(), depth, trusted))
+        )
         if progress:
             progress(index + 1, len(poses), label)
     return views
@@ -285,7 +294,7 @@ def ground_area(poses: np.ndarray):
     return Delaunay(np.asarray(poses)[:, :2, 3])
 
 
-def ground_prior_depth(view: DepthView, area) -> np.ndarray:
+def ground_prior_depth(view: DepthView, area, config: MeshConfig) -> np.ndarray:
     """The depth to fuse for one view, with the ground prior (module docstring, step 2).
 
     A pixel whose rendered surface lies at or below the plane z = 0 gets the plane's depth
@@ -306,15 +315,28 @@ def ground_prior_depth(view: DepthView, area) -> np.ndarray:
     crossing = origin[:2] + plane_t[finite][:, None] * directions[finite][:, :2]
     inside[finite] = area.find_simplex(crossing) >= 0
     below = finite & (view.depth >= plane_t)
-    trusted = trusted_mask(view)
-    depth = np.where(trusted & ~below, view.depth, 0.0)
+    depth = np.where(trusted_mask(view, config) & ~below, view.depth, 0.0)
     return np.where(below & inside, plane_t, depth).astype(np.float32)
 
 
-def trusted_mask(view: DepthView) -> np.ndarray:
-    """Where the view's depth may be fused: its ``trusted`` pixels with a depth."""
-    known = view.depth > 0
-    return known if view.trusted is None else known & view.trusted
+def fusion_view(view: DepthView, area, config: MeshConfig) -> DepthView:
+    """The view with the depth that is fused and baked: ``ground_prior_depth`` when ``area`` (the
+    cameras' circle) is given, else the trusted depth."""
+    if area is not None:
+        depth = ground_prior_depth(view, area, config)
+    else:
+        depth = np.where(trusted_mask(view, config), view.depth, 0.0).astype(np.float32)
+    return replace(view, depth=depth, opacity=None, surface_opacity=None)
+
+
+def trusted_mask(view: DepthView, config: MeshConfig) -> np.ndarray:
+    """Where the view's depth may be fused (step 1 of the module docstring)."""
+    trusted = view.depth > 0
+    if view.opacity is not None:
+        trusted &= view.opacity >= config.min_accumulation
+    if view.surface_opacity is not None:
+        trusted &= view.surface_opacity >= config.min_surface_opacity
+    return trusted
 
 
 def fuse_tsdf(views: list[DepthView], region: Region, voxel_size: float, config: MeshConfig):
@@ -503,10 +525,12 @@ def drivable_from_mesh(
 ) -> DrivableMap:
     """The drivable map of ``mesh`` inside ``region`` (see step 5 of the module docstring).
 
-    A cell is drivable when the first surface a ray cast straight down from above the region
-    meets is the ground. Anything above the ground blocks the cell, overhangs included: the
-    conservative choice, since neither a TSDF surface (open under an object) nor an alpha shape
-    (which may hold inner faces) says reliably whether a point is inside an object.
+    A cell is drivable when the first surface that rays cast straight down from above the region
+    at its centre and its four corners meet is the ground. Anything above the ground blocks the
+    cell, overhangs included: the conservative choice, since neither a TSDF surface (open under
+    an object) nor an alpha shape (which may hold inner faces) says reliably whether a point is
+    inside an object. The corners make an obstacle block every cell it reaches into: with the
+    centre alone, 6 of the 99 cells under the bird's bulging side were drivable.
     ``stats``, when given, receives ``ground_level``: the median height of the ground found.
     """
     o3d = import_open3d()
@@ -520,16 +544,19 @@ def drivable_from_mesh(
     blank = DrivableMap(np.zeros((cells, cells), bool), origin, resolution)
     xy = blank.cell_centres(*np.indices(blank.shape)).reshape(-1, 2)
     start = float(max(region.top, mesh.bounds[1, 2]) + 1.0)
-    rays = np.zeros((len(xy), 6), np.float32)
-    rays[:, :2], rays[:, 2], rays[:, 5] = xy, start, -1.0
-    top = start - scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy()
+    offsets = 0.5 * resolution * np.array([[0, 0], [-1, -1], [-1, 1], [1, -1], [1, 1]])
+    samples = (xy[:, None] + offsets).reshape(-1, 2)
+    rays = np.zeros((len(samples), 6), np.float32)
+    rays[:, :2], rays[:, 2], rays[:, 5] = samples, start, -1.0
+    top = start - scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy().reshape(len(xy), -1)
     # The reconstructed ground may sit a few millimetres off z = 0 (the alignment's plane fit);
     # classify heights relative to the ground actually found, and report the offset.
-    near_zero = np.abs(top) <= 3 * ground_tolerance
-    level = float(np.median(top[near_zero])) if near_zero.any() else 0.0
-    ground = np.abs(top - level) <= ground_tolerance
+    near_zero = np.abs(top[:, 0]) <= 3 * ground_tolerance
+    level = float(np.median(top[near_zero, 0])) if near_zero.any() else 0.0
+    ground = (np.abs(top - level) <= ground_tolerance).all(axis=1)
     ground &= np.linalg.norm(xy - region.centre, axis=1) <= region.radius
-    obstacle = (np.isfinite(top) & (top > level + ground_tolerance)).reshape(blank.shape)
+    obstacle = (np.isfinite(top) & (top > level + ground_tolerance)).any(axis=1)
+    obstacle = obstacle.reshape(blank.shape)
     grid = ground.reshape(blank.shape)
     if stats is not None:
         stats["ground_level"] = level
@@ -563,9 +590,25 @@ def extract_geometry(
     if len(poses) == 0:
         raise MeshError("no camera poses to render depth from")
     region = arena_region(poses, config)
-    orbit = float(np.linalg.norm(poses[:, :2, 3] - region.centre, axis=1).max())
     stats: dict[str, Any] = {"config": asdict(config)}
     timer = time.perf_counter()
+    views = render_depth_views(
+        render_field, poses, intrinsics, image_size, region, config, progress
+    )
+    stats["render_s"] = time.perf_counter() - timer
+    return geometry_from_views(views, poses, region, config, stats)
+
+
+def render_depth_views(
+    render_field,
+    poses: np.ndarray,
+    intrinsics: np.ndarray,
+    image_size: tuple[int, int],
+    region: Region,
+    config: MeshConfig,
+    progress: Progress | None = None,
+) -> list[DepthView]:
+    """Step 1 of the module docstring: training views at ``render_scale``, then the rings."""
     pick = np.unique(
         np.linspace(0, len(poses) - 1, min(config.max_training_views, len(poses)))
         .round()
@@ -580,31 +623,17 @@ def extract_geometry(
         height / image_size[1],
     ]
     views = render_views(
-        render_field,
-        poses[pick],
-        scaled,
-        width,
-        height,
-        config,
-        progress,
-        "training views",
+        render_field, poses[pick], scaled, width, height, config, progress, "training views"
     )
+    orbit = float(np.linalg.norm(poses[:, :2, 3] - region.centre, axis=1).max())
     ring = virtual_poses(region, orbit, config)
     size = config.virtual_size
     focal = 0.5 * size / np.tan(np.radians(35))
     ring_intrinsics = np.tile([focal, focal, size / 2, size / 2], (len(ring), 1))
     views += render_views(
-        render_field,
-        ring,
-        ring_intrinsics,
-        size,
-        size,
-        config,
-        progress,
-        "ground views",
+        render_field, ring, ring_intrinsics, size, size, config, progress, "ground views"
     )
-    stats["render_s"] = time.perf_counter() - timer
-    return geometry_from_views(views, poses, region, config, stats)
+    return views
 
 
 def geometry_from_views(
@@ -623,16 +652,8 @@ def geometry_from_views(
     tolerance = config.ground_tolerance or 0.015 * region.radius
     timer = time.perf_counter()
     voxel = 2 * region.radius / config.resolution
-    if config.ground_prior:
-        area = ground_area(poses)
-        views = [
-            replace(view, depth=ground_prior_depth(view, area), trusted=None) for view in views
-        ]
-    else:
-        views = [
-            replace(view, depth=np.where(trusted_mask(view), view.depth, 0.0), trusted=None)
-            for view in views
-        ]
+    area = ground_area(poses) if config.ground_prior else None
+    views = [fusion_view(view, area, config) for view in views]
     fused = fuse_tsdf(views, region, voxel, config)
     stats["fuse_s"] = time.perf_counter() - timer
     stats["fused_faces"] = len(fused.faces)
@@ -656,6 +677,21 @@ def geometry_from_views(
     stats["map_s"] = time.perf_counter() - timer
     stats["voxel_size"] = voxel
     return Geometry(collision, visual, drivable, region, stats)
+
+
+def ground_plate(region: Region, area, cell: float) -> trimesh.Trimesh:
+    """A plate at z = 0 over ``area`` (``ground_area``), gridded in ``cell`` squares so colours
+    can vary across it."""
+    steps = int(np.ceil(2 * region.radius / cell))
+    axis = np.linspace(-region.radius, region.radius, steps + 1)
+    gx, gy = np.meshgrid(axis + region.centre[0], axis + region.centre[1])
+    ids = np.arange(gx.size).reshape(gx.shape)
+    quads = np.stack([ids[:-1, :-1], ids[:-1, 1:], ids[1:, 1:], ids[1:, :-1]], -1).reshape(-1, 4)
+    vertices = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
+    quads = quads[area.find_simplex(vertices[quads].mean(axis=1)[:, :2]) >= 0]
+    return trimesh.Trimesh(
+        vertices, np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]), process=True
+    )
 
 
 def _camera_depth(caster, o3d, pose: np.ndarray, intrinsics, width: int, height: int):
@@ -705,7 +741,6 @@ def points_geometry(
     import time
 
     import cv2
-    from scipy.spatial import Delaunay
 
     config = config or MeshConfig()
     o3d = import_open3d()
@@ -715,21 +750,9 @@ def points_geometry(
     tick = time.perf_counter()
     tolerance = config.ground_tolerance or 0.015 * region.radius
     cell = 4 * region.radius / config.resolution
-    camera_hull = Delaunay(poses[:, :2, 3])
+    camera_hull = ground_area(poses)
 
-    # The ground plate over the circled area, gridded so colours can vary across it.
-    steps = int(np.ceil(2 * region.radius / cell))
-    axis = np.linspace(-region.radius, region.radius, steps + 1)
-    gx, gy = np.meshgrid(axis + region.centre[0], axis + region.centre[1])
-    ids = np.arange(gx.size).reshape(gx.shape)
-    quads = np.stack([ids[:-1, :-1], ids[:-1, 1:], ids[1:, 1:], ids[1:, :-1]], -1).reshape(-1, 4)
-    vertices = np.stack([gx.ravel(), gy.ravel(), np.zeros(gx.size)], 1)
-    inside = camera_hull.find_simplex(vertices[quads].mean(axis=1)[:, :2]) >= 0
-    quads = quads[inside]
-    plate = trimesh.Trimesh(
-        vertices, np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]), process=True
-    )
-    parts = [plate]
+    parts = [ground_plate(region, camera_hull, cell)]
 
     # Obstacles: clusters of points above the ground inside the circled area.
     above = points[

@@ -10,12 +10,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 
 from driveenv.open3d_compat import import_open3d
 from scene_builder.errors import MeshError
 from scene_builder.mesh import Geometry, MeshConfig, extract_geometry, fill_small_holes
-from tests.scene_builder.fake_fields import BIRD, BoxesField, orbit_cameras
+from tests.scene_builder.fake_fields import BIRD, FLOOR, BoxesField, orbit_cameras
 
 CONFIG = MeshConfig(
     resolution=128,
@@ -163,3 +164,81 @@ def test_points_geometry_stands_obstacles_on_a_ground_plate(tmp_path):
     colours = geometry.visual.visual.vertex_colors[:, :3].astype(float) / 255
     on_top = geometry.visual.vertices[:, 2] > 0.09
     assert np.median(colours[on_top], 0)[2] > np.median(colours[on_top], 0)[0] + 0.2  # the blue box
+
+
+HAZE = ((0.1, -0.1, 0.0), (0.14, -0.06, 0.04), (0.9, 0.9, 0.9))
+
+
+class BackdropTableField(BoxesField):
+    """The bird field's failure modes: the white table renders as a far backdrop (the floor
+    below it), and a haze blob over the table renders like a surface but spreads its weight
+    along the ray, so a thin band around its depth is nearly transparent."""
+
+    def __init__(self):
+        super().__init__(boxes=(BIRD, FLOOR, HAZE))
+
+    def _render_rays(self, origins, directions, codes, surface_t):
+        rgb, depth, accumulation = super()._render_rays(origins, directions, codes, None)
+        if surface_t is not None:
+            points = (origins + directions * surface_t[:, None]).numpy()
+            low, high = np.array(HAZE[0]) - 1e-3, np.array(HAZE[1]) + 1e-3
+            haze = ((points >= low) & (points <= high)).all(axis=1)
+            accumulation = torch.where(torch.from_numpy(haze), 0.2, accumulation)
+        return rgb, depth, accumulation
+
+
+def horizontal_hits(mesh: trimesh.Trimesh, target_xy, height: float) -> np.ndarray:
+    """Where 8 horizontal rays from 0.22 m around ``target_xy`` toward it first hit ``mesh``
+    (x, y), NaN for a miss."""
+    angles = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    outward = np.stack([np.cos(angles), np.sin(angles), np.zeros(8)], 1)
+    origins = np.array([*target_xy, height]) + 0.22 * outward
+    distance = cast(mesh, np.concatenate([origins, -outward], 1))
+    return np.where(np.isfinite(distance)[:, None], origins - distance[:, None] * outward, np.nan)[
+        :, :2
+    ]
+
+
+def in_box(xy: np.ndarray, box, margin: float) -> np.ndarray:
+    low, high = np.array(box[0][:2]) - margin, np.array(box[1][:2]) + margin
+    with np.errstate(invalid="ignore"):
+        return ((xy >= low) & (xy <= high)).all(axis=1)
+
+
+@pytest.fixture(scope="module")
+def backdrop_geometry():
+    poses, intrinsics = orbit_cameras(count=16)
+    config = replace(CONFIG, virtual_views=8)
+    field = BackdropTableField()
+    trusting = replace(config, min_surface_opacity=0.0)
+    return (
+        extract_geometry(field, poses, intrinsics, (64, 48), config),
+        extract_geometry(field, poses, intrinsics, (64, 48), trusting),
+    )
+
+
+def test_ground_prior_makes_a_backdrop_table_flat_ground_inside_the_cameras_circle(
+    backdrop_geometry,
+):
+    geometry, _ = backdrop_geometry
+    xy = np.array([[x, y] for x in (-0.15, 0.0, 0.15) for y in (-0.15, 0.15)])
+    rays = np.concatenate([xy, np.full((len(xy), 1), 0.5), np.tile([0, 0, -1.0], (len(xy), 1))], 1)
+    assert np.abs(0.5 - cast(geometry.collision, rays)).max() < 1e-3  # the plane z = 0
+    box_hits = horizontal_hits(geometry.collision, (0.0, 0.0), 0.03)
+    assert in_box(box_hits, BIRD, geometry.stats["voxel_size"]).all()
+    drivable = geometry.drivable
+    assert drivable.is_drivable(np.array([[0.1, 0.05], [-0.12, 0.0], [0.0, -0.15]])).all()
+    # beyond the cameras' circle (radius 0.25) nothing says the table goes on: a cliff
+    assert not drivable.is_drivable(np.array([[0.32, 0.0], [0.0, -0.3], [-0.35, 0.1]])).any()
+
+
+def test_haze_with_a_transparent_surface_band_is_left_out(backdrop_geometry):
+    geometry, trusting = backdrop_geometry
+    haze_centre = np.mean(HAZE[:2], axis=0)[:2]
+    # trusted as a surface, the haze would be an obstacle...
+    margin = geometry.stats["voxel_size"]
+    assert not trusting.drivable.is_drivable(haze_centre[None]).any()
+    assert in_box(horizontal_hits(trusting.collision, haze_centre, 0.02), HAZE, margin).sum() >= 6
+    # ...the band-opacity test leaves it out: ground to drive on, nothing in the way
+    assert geometry.drivable.is_drivable(haze_centre[None]).all()
+    assert not in_box(horizontal_hits(geometry.collision, haze_centre, 0.02), HAZE, margin).any()
