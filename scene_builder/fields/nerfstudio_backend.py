@@ -3,7 +3,7 @@
 Optional (``pip install driveenv[nerfstudio]``), meant for users with a GPU: on this project's
 2-core CPU the default nerfacto trains at about 7 s per 4,096-ray iteration (600 rays/s at load
 1.5; 30 s at load 5), and ``REDUCED_NERFACTO_ARGS`` at about 0.3 s per 1,024-ray iteration (3,700
-rays/s at load 1.3; 4 s at load 5), against the embedded backend's ~40,000 rays/s: why the
+rays/s at load 1.3; 4 s at load 5), against the embedded backend's ~60,000 rays/s: why the
 embedded backend is the default. Everything nerfstudio needs to run on a CPU-only machine lives in this
 module and nowhere else (DESIGN.md lists the three measured obstacles):
 
