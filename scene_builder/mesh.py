@@ -34,6 +34,7 @@ Steps, and why each uses what it uses:
    ``RaycastingScene``), so obstacles of any height block their footprint and cells beyond the
    table's edge, which meet no ground, are cliffs. Small islands are dropped, one-cell gaps in
    the ground are closed.
+6. Optional, for parts that must be dynamic: ``convex_parts`` (CoACD, extra ``driveenv[coacd]``).
 """
 
 from __future__ import annotations
@@ -695,6 +696,33 @@ def ground_plate(region: Region, area, cell: float) -> trimesh.Trimesh:
     return trimesh.Trimesh(
         vertices, np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]]), process=True
     )
+
+
+def convex_parts(
+    mesh: trimesh.Trimesh, concavity: float = 0.05, max_parts: int = -1, seed: int = 0
+) -> list[trimesh.Trimesh]:
+    """Approximate convex decomposition (CoACD) of a closed mesh, for a part that must move.
+
+    PyBullet simulates a moving body only as convex shapes; the static scene keeps its concave
+    triangle mesh. ``concavity`` is CoACD's threshold (smaller: more, tighter parts);
+    ``max_parts`` -1 leaves the count free. Needs the optional extra ``driveenv[coacd]``.
+    """
+    try:
+        import coacd
+    except ImportError:
+        raise MeshError(
+            "convex decomposition needs the optional extra: pip install 'driveenv[coacd]'"
+        ) from None
+    if not mesh.is_watertight:
+        raise MeshError("convex decomposition needs a closed (watertight) mesh")
+    coacd.set_log_level("error")
+    parts = coacd.run_coacd(
+        coacd.Mesh(np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)),
+        threshold=concavity,
+        max_convex_hull=max_parts,
+        seed=seed,
+    )
+    return [trimesh.Trimesh(vertices, faces, process=True) for vertices, faces in parts]
 
 
 def _camera_depth(caster, o3d, pose: np.ndarray, intrinsics, width: int, height: int):

@@ -242,3 +242,20 @@ def test_haze_with_a_transparent_surface_band_is_left_out(backdrop_geometry):
     # ...the band-opacity test leaves it out: ground to drive on, nothing in the way
     assert geometry.drivable.is_drivable(haze_centre[None]).all()
     assert not in_box(horizontal_hits(geometry.collision, haze_centre, 0.02), HAZE, margin).any()
+
+
+def test_convex_parts_of_an_l_shape_are_convex_and_keep_its_volume():
+    pytest.importorskip("coacd", reason="optional extra absent: install driveenv[coacd]")
+    from scene_builder.mesh import convex_parts
+
+    occupied = np.zeros((12, 12, 5), bool)
+    occupied[1:11, 1:3, 1:4] = occupied[1:3, 1:11, 1:4] = True
+    shape = trimesh.voxel.VoxelGrid(occupied).marching_cubes
+    shape.apply_scale(0.01)
+    parts = convex_parts(shape, seed=0)
+    assert len(parts) >= 2 and all(part.is_convex for part in parts)
+    volume = sum(part.volume for part in parts)
+    assert volume == pytest.approx(shape.volume, rel=0.05)
+    assert volume < 0.6 * shape.convex_hull.volume  # one hull would fill the L's corner
+    with pytest.raises(MeshError, match="watertight"):
+        convex_parts(trimesh.Trimesh(shape.vertices, shape.faces[:-4]))
