@@ -242,12 +242,12 @@ def render_views(
     progress: Progress | None = None,
     label: str = "views",
 ) -> list[DepthView]:
-    """Render colour and depth for each pose, and which pixels show a sharp surface.
+    """Render colour, depth and opacity for each pose, and the opacity of a band at that depth.
 
-    A pixel is trusted when its opacity reaches ``min_accumulation`` and a second render with
-    ``surface_depth`` set to the rendered depth (samples only in a thin band around it, the
-    render API's fast path) reaches ``min_surface_opacity``: the field's weight sits at that
-    depth, not spread along the ray, whose expected depth then lies in empty space.
+    The band opacity comes from a second render with ``surface_depth`` set to the rendered
+    depth (samples only in a thin band around it, the render API's fast path). ``trusted_mask``
+    then keeps pixels where the field's weight sits at the rendered depth, not spread along the
+    ray (whose expected depth then lies in empty space).
     """
     views = []
     for index, (pose, intr) in enumerate(zip(poses, intrinsics, strict=True)):
