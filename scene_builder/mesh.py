@@ -292,10 +292,25 @@ def depth_inside_region(view: DepthView, region: Region, margin: float) -> np.nd
 
 def ground_area(poses: np.ndarray):
     """The area the cameras circled: the Delaunay triangulation of their x, y positions (a
-    ``find_simplex(xy) >= 0`` test); ground beyond it was only seen at grazing angles."""
-    from scipy.spatial import Delaunay
+    ``find_simplex(xy) >= 0`` test); ground beyond it was only seen at grazing angles.
 
-    return Delaunay(np.asarray(poses)[:, :2, 3])
+    None when the cameras do not enclose an area (fewer than three, or along a line, as when
+    walking down a street: the hull's area under 1% of the square of their extent).
+    """
+    from scipy.spatial import Delaunay, QhullError
+
+    xy = np.asarray(poses)[:, :2, 3]
+    if len(xy) < 3:
+        return None
+    try:
+        area = Delaunay(xy)
+    except QhullError:
+        return None
+    corners = xy[area.simplices]
+    a, b = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    if 0.5 * np.abs(a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum() < 0.01 * np.ptp(xy, 0).max() ** 2:
+        return None
+    return area
 
 
 def ground_prior_depth(view: DepthView, area, config: MeshConfig) -> np.ndarray:
@@ -657,6 +672,7 @@ def geometry_from_views(
     timer = time.perf_counter()
     voxel = 2 * region.radius / config.resolution
     area = ground_area(poses) if config.ground_prior else None
+    stats["ground_prior"] = area is not None  # off by config, or no circled area to apply it to
     views = [fusion_view(view, area, config) for view in views]
     fused = fuse_tsdf(views, region, voxel, config)
     stats["fuse_s"] = time.perf_counter() - timer
@@ -782,6 +798,10 @@ def points_geometry(
     tolerance = config.ground_tolerance or 0.015 * region.radius
     cell = 4 * region.radius / config.resolution
     camera_hull = ground_area(poses)
+    if camera_hull is None:
+        raise MeshError(
+            "the cameras do not circle an area to lay the ground plate on; use --geometry field"
+        )
 
     parts = [ground_plate(region, camera_hull, cell)]
 

@@ -194,9 +194,8 @@ def horizontal_hits(mesh: trimesh.Trimesh, target_xy, height: float) -> np.ndarr
     outward = np.stack([np.cos(angles), np.sin(angles), np.zeros(8)], 1)
     origins = np.array([*target_xy, height]) + 0.22 * outward
     distance = cast(mesh, np.concatenate([origins, -outward], 1))
-    return np.where(np.isfinite(distance)[:, None], origins - distance[:, None] * outward, np.nan)[
-        :, :2
-    ]
+    distance[~np.isfinite(distance)] = np.nan
+    return (origins - distance[:, None] * outward)[:, :2]
 
 
 def in_box(xy: np.ndarray, box, margin: float) -> np.ndarray:
@@ -259,3 +258,14 @@ def test_convex_parts_of_an_l_shape_are_convex_and_keep_its_volume():
     assert volume < 0.6 * shape.convex_hull.volume  # one hull would fill the L's corner
     with pytest.raises(MeshError, match="watertight"):
         convex_parts(trimesh.Trimesh(shape.vertices, shape.faces[:-4]))
+
+
+def test_cameras_along_a_line_give_no_ground_area():
+    from scene_builder.mesh import ground_area
+
+    poses = np.tile(np.eye(4), (10, 1, 1))
+    poses[:, 0, 3] = np.linspace(0, 5, 10)  # a walk down a street
+    assert ground_area(poses) is None
+    orbit, _ = orbit_cameras(count=8)
+    inside = ground_area(orbit).find_simplex([[0.0, 0.0], [0.4, 0.0]])  # orbit radius 0.25
+    assert inside[0] >= 0 and inside[1] < 0
