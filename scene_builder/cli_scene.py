@@ -107,6 +107,17 @@ def _add_mesh_options(command) -> None:
         default=16,
         help="virtual cameras per ring (three rings near the ground) rendered for depth fusion",
     )
+    command.add_argument(
+        "--min-surface-opacity",
+        type=float,
+        default=0.5,
+        help="light a band one field cell around a pixel's depth must stop for the pixel to be fused",
+    )
+    command.add_argument(
+        "--no-ground-prior",
+        action="store_true",
+        help="fuse the field's own ground instead of the plane z = 0 inside the cameras' circle",
+    )
     command.add_argument("--tasks", type=int, default=16, help="spawn/goal/route triples to sample")
     command.add_argument("--seed", type=int, default=0, help="seed of the task sampling")
     command.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
@@ -121,6 +132,8 @@ def _mesh_config(args):
             f"--target-faces {args.target_faces} / --resolution {args.resolution}: "
             "need at least 100 faces and 16 voxels"
         )
+    if not 0 <= args.min_surface_opacity <= 1:
+        raise MeshError(f"--min-surface-opacity {args.min_surface_opacity}: must be in [0, 1]")
     if args.depth_views < 1 or args.virtual_views < 0 or not 0 < args.depth_scale <= 1:
         raise MeshError(
             f"--depth-views {args.depth_views} / --virtual-views {args.virtual_views} / "
@@ -134,6 +147,8 @@ def _mesh_config(args):
         render_scale=args.depth_scale,
         virtual_views=args.virtual_views,
         region_radius=args.region_radius,
+        min_surface_opacity=args.min_surface_opacity,
+        ground_prior=not args.no_ground_prior,
     )
 
 

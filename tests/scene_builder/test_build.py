@@ -144,3 +144,26 @@ def test_build_scene_end_to_end_on_the_bird_capture(shared_data, tmp_path, capsy
     assert "already exists" in capsys.readouterr().err
     assert main([*argv, "--overwrite"]) == 0
     assert capsys.readouterr().out.count("cached in") == 5
+
+
+def test_mesh_options_reach_the_mesh_config_and_bad_values_fail_in_one_line(tmp_path, capsys):
+    """--min-surface-opacity and --no-ground-prior set MeshConfig; an opacity outside [0, 1] is a
+    one-line error before any field is loaded, and nothing is written."""
+    import argparse
+
+    from driveenv.cli import main
+    from scene_builder.cli_scene import _add_mesh_options, _mesh_config
+
+    parser = argparse.ArgumentParser()
+    _add_mesh_options(parser)
+    config = _mesh_config(parser.parse_args(["--min-surface-opacity", "0.3", "--no-ground-prior"]))
+    assert config.min_surface_opacity == 0.3 and config.ground_prior is False
+    assert _mesh_config(parser.parse_args([])).ground_prior is True
+
+    out = tmp_path / "scene"
+    code = main(
+        ["mesh", str(tmp_path / "field"), "--out", str(out), "--min-surface-opacity", "1.5"]
+    )
+    message = capsys.readouterr().err.strip()
+    assert code == 1 and "--min-surface-opacity 1.5" in message and "\n" not in message
+    assert not out.exists()
