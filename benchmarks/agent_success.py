@@ -36,7 +36,7 @@ ROWS: dict[str, tuple[str, int, dict]] = {
     "bc-20": ("bc", 3_000, {"demo_count": 20}),
     "bc-1": ("bc", 3_000, {"demo_count": 1}),
     "bc-1-mirror": ("bc", 3_000, {"demo_count": 2}),
-    "tdil-1": ("tdil", 12_000, {}),
+    "tdil-1": ("tdil", 6_000, {}),
 }
 # Rows that learn from the one demonstration of bc-1 and tdil-1 together with its mirror image
 # (agents.tdil.mirror_trajectory): BC given the same augmentation as TDIL, for a fair comparison.
