@@ -15,11 +15,12 @@ the goal is given; the image goes through ``agents.encoders.SmallCNN``. The ``bl
 evaluates the same trained agent with every camera image replaced by a constant grey one: the
 drop from the trained row is what the agent takes from the images.
 
-Measured on the bundle of commit b915ed6 (7.75 cm car), one run of this script: random 3%
-(1-8%), expert 100% (96-100%), PPO rgb+state 68% (58-76%) after 30,720 steps (29 min wall,
-18.8 min CPU, load 7.2 falling to 2.1). With grey images the same agent still reaches 65%
-(55-74%): it drives mostly from the state vector; the images are wired in (the actor's own
-CNN) but barely needed for this task at this budget.
+Measured on the bundle of commit 3331c16 (geometry fused from the field, 7.62 cm car), one run
+of this script: random 5% (2-11%), expert 99% (95-100%), PPO rgb+state 83% (74-89%) after
+30,720 steps (14.9 min wall, 14.7 min CPU, load 2.3-4.5). With grey images the same agent still
+reaches 77% (68-84%): it drives mostly from the state vector; the images are wired in (the
+actor's own CNN) but barely needed for this task at this budget. (On the earlier sparse-point
+bundle, commit b915ed6: PPO 68%, grey 65%, random 3%, expert 100%.)
 
 Evaluation episodes use seeds ``EVAL_SEED + k`` (disjoint from training, seeds 0..7, and from
 the periodic evaluations, 100,000+). Episode k is the same task for every row: an episode's
