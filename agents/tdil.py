@@ -56,7 +56,10 @@ steps, seeds 0 / 1, the cloned starting actor in brackets):
   defaults, and the benchmark's tdil-1 row (seed 0, 6k steps, about 4 CPU-minutes): 49%;
 - tried, not kept: the critic's weight in the actor's loss ramped from 0 to 1 over the first
   3k updates (with mirror and completion: 50% / 42%; with both changes: 29% on seed 1).
-  A progress-weighted surrogate reward was not measured, for lack of time.
+  A progress-weighted surrogate reward was not measured, for lack of time. Holding the actor
+  at behaviour cloning for the first 2k updates (critic warm-up, actor loss BC only): 41% / 31%
+  at 2k steps, then 12% / 32% at 4k and 34% / 26% at 6k (seeds 0 / 1): the dip comes when the
+  critic's gradient enters the actor's loss, not from a critic that has not started.
 
 Success still dips early in most runs (1-15% after 2k steps) before it recovers. Behaviour
 cloning from the same one demonstration: 29% / 51% / 42% / 36% (seeds 0-3); given the mirror
