@@ -59,7 +59,8 @@ steps, seeds 0 / 1, the cloned starting actor in brackets):
   A progress-weighted surrogate reward was not measured, for lack of time. Holding the actor
   at behaviour cloning for the first 2k updates (critic warm-up, actor loss BC only): 41% / 31%
   at 2k steps, then 12% / 32% at 4k and 34% / 26% at 6k (seeds 0 / 1): the dip comes when the
-  critic's gradient enters the actor's loss, not from a critic that has not started.
+  critic's gradient enters the actor's loss, not from a critic that has not started. A BC weight
+  of 3 instead of 1: 46% / 25% at 6k steps (seeds 0 / 1), no better.
 
 Success still dips early in most runs (1-15% after 2k steps) before it recovers. Behaviour
 cloning from the same one demonstration: 29% / 51% / 42% / 36% (seeds 0-3); given the mirror
