@@ -12,18 +12,18 @@ from simulator import make_env
 from simulator.sensors import STATE_FIELDS
 
 
+def _tdil_agent(env_config, trajectories, **hyperparameters):
+    """A TDIL agent (seed 0, batch 64) on one vectorised env built from ``env_config``."""
+    vec = DummyVecEnv([lambda: make_env(env_config)])
+    agent = TDILAgent.create(vec, seed=0, demos=trajectories, batch_size=64, **hyperparameters)
+    return agent, vec
+
+
 @pytest.fixture(scope="module")
 def tdil_setup(state_env_config, expert_demos):
     _, trajectories = expert_demos
-    vec = DummyVecEnv([lambda: make_env(state_env_config)])
-    agent = TDILAgent.create(
-        vec,
-        seed=0,
-        demos=trajectories,
-        bc_pretrain_steps=10,
-        buffer_size=1000,
-        batch_size=64,
-        learning_starts=32,
+    agent, vec = _tdil_agent(
+        state_env_config, trajectories, bc_pretrain_steps=10, buffer_size=1000, learning_starts=32
     )
     yield agent, trajectories
     vec.close()
@@ -191,13 +191,10 @@ def test_gradient_penalty_keeps_the_irl_discriminator_from_saturating():
 
 def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_config, expert_demos):
     _, trajectories = expert_demos
-    vec = DummyVecEnv([lambda: make_env(state_env_config)])
-    agent = TDILAgent.create(
-        vec,
-        seed=0,
-        demos=trajectories,
+    agent, vec = _tdil_agent(
+        state_env_config,
+        trajectories,
         learning_starts=100,
-        batch_size=64,
         buffer_size=2000,
         bc_pretrain_steps=100,  # the discriminators are under test, not the cloned actor
     )
