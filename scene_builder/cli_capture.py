@@ -73,6 +73,13 @@ def register(subparsers) -> None:
         default=0.3,
         help="fail unless the largest model holds at least this share of the frames",
     )
+    command.add_argument(
+        "--mapper",
+        choices=("auto", "incremental", "global"),
+        default="auto",
+        help="auto: incremental mapping (3 seeds), then COLMAP's global mapper while frames stay "
+        "unregistered",
+    )
     command.add_argument("--seed", type=int, default=0, help="seed of the mapper's RANSAC")
     command.add_argument(
         "--overwrite", action="store_true", help="replace existing poses (transforms.json)"
@@ -154,6 +161,7 @@ def run_poses(args) -> int:
         max_features=args.max_features,
         guided_matching=args.guided_matching,
         min_registered=args.min_registered,
+        mapper=args.mapper,
         seed=args.seed,
     )
     report = recover_poses(args.dataset, config, overwrite=args.overwrite)

@@ -7,7 +7,12 @@ spaced keyframes are matched with each other so that a trajectory that comes bac
 started (an orbit, a loop around a block) is closed. COLMAP's own loop detection needs a
 vocabulary tree file downloaded from the internet, so the keyframe pairs replace it; the pair
 list goes to ``pycolmap.match_image_pairs``. Incremental mapping is randomised, so it is tried
-with up to three seeds while frames stay unregistered, and the largest model is kept.
+with up to three seeds while frames stay unregistered, and the largest model is kept. If frames
+are still missing then, COLMAP's global mapper (GLOMAP: rotation averaging, then all positions at
+once) runs on the same matches and its model is kept if it is larger: it does not grow the model
+from one initial pair, the step that fails on forward walks (on a CI machine lund_street at 800 px
+mapped 7 of 29 frames with all three seeds, where this machine maps 29; the global mapper maps
+29 of 29 here in 3 s).
 
 All work happens in ``DATASET/.sfm/`` (the COLMAP database, the pair list, the mapper's models).
 Features and matches are added in chunks, and COLMAP skips images and pairs already in the
@@ -39,6 +44,8 @@ from scene_builder.importers import COLMAP_DIR, IMAGES_DIR, frames_from_reconstr
 
 WORK_DIR = ".sfm"
 MATCHERS = ("auto", "sequential", "exhaustive")
+# "auto": incremental seeds, then the global mapper while frames stay unregistered.
+MAPPERS = ("auto", "incremental", "global")
 CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Images and pairs handed to COLMAP per call: small enough for a live progress bar.
@@ -68,12 +75,15 @@ class SfmConfig:
     exhaustive_up_to: int = 40
     min_registered: float = 0.3  # fail when the largest model holds a smaller share of frames
     mapping_attempts: int = 3  # mapping seeds tried while frames stay unregistered
+    mapper: str = "auto"  # see MAPPERS
     num_threads: int = -1  # -1: all cores
     seed: int = 0
 
     def validate(self) -> None:
         if self.matcher not in MATCHERS:
             raise PoseError(f"--matcher {self.matcher}: must be one of {', '.join(MATCHERS)}")
+        if self.mapper not in MAPPERS:
+            raise PoseError(f"--mapper {self.mapper}: must be one of {', '.join(MAPPERS)}")
         if self.camera_model not in CAMERA_MODELS:
             raise PoseError(
                 f"--camera-model {self.camera_model}: must be one of {', '.join(CAMERA_MODELS)}"
@@ -98,6 +108,7 @@ class SfmReport:
     failed_frames: list[str]
     matcher: str
     points: int
+    mapper: str = "incremental"  # the mapper whose model was kept
     skipped: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -107,7 +118,7 @@ class SfmReport:
             return f"{self.root}: poses already recovered with these settings"
         lines = [
             f"{self.root}: registered {self.registered}/{self.total} frames "
-            f"({self.matcher} matching), {self.points} points, "
+            f"({self.matcher} matching, {self.mapper} mapper), {self.points} points, "
             f"mean reprojection error {self.mean_reprojection_error:.2f} px",
         ]
         if len(self.model_sizes) > 1:
@@ -171,7 +182,7 @@ def _settings(config: SfmConfig) -> dict[str, Any]:
     return {
         key: value
         for key, value in asdict(config).items()
-        if key not in ("num_threads", "seed", "min_registered", "mapping_attempts")
+        if key not in ("num_threads", "seed", "min_registered", "mapping_attempts", "mapper")
     }
 
 
@@ -194,6 +205,7 @@ def _existing_report(root: Path, config: SfmConfig) -> SfmReport | None:
         previous["failed_frames"],
         previous["matcher"],
         previous["points"],
+        mapper=previous.get("mapper", "incremental"),
         skipped=True,
         warnings=previous.get("warnings", []),
     )
@@ -285,21 +297,43 @@ class _Stages:
             )
             self.progress.update(task, completed=start + len(chunk))
 
-    def map(self) -> dict:
-        """Incremental mapping, tried again with the next seeds while frames stay unregistered.
+    def map(self) -> tuple[dict, str]:
+        """The models of the best mapping, and which mapper made them.
 
-        The mapper is randomised (initial pair, RANSAC): on a hard capture such as a forward walk
-        one seed registers every frame and the next splits the scene. Mapping is cheap next to
-        features and matching, so a few attempts are kept and the best is used.
+        The incremental mapper is randomised (initial pair, RANSAC): on a hard capture such as a
+        forward walk one seed registers every frame and the next splits the scene. Mapping is
+        cheap next to features and matching, so a few seeds are tried and the best is kept; while
+        frames stay unregistered the global mapper has its turn (``auto``).
         """
-        best: dict = {}
-        for attempt in range(self.config.mapping_attempts):
-            models = self._map_once(self.config.seed + attempt, attempt)
+        well_registered = WELL_REGISTERED * len(self.names)
+        best, used = {}, "incremental"
+        if self.config.mapper != "global":
+            for attempt in range(self.config.mapping_attempts):
+                models = self._map_once(self.config.seed + attempt, attempt)
+                if _largest_size(models) > _largest_size(best):
+                    best = models
+                if _largest_size(best) >= well_registered:
+                    return best, used
+        if self.config.mapper != "incremental":
+            models = self._map_global()
             if _largest_size(models) > _largest_size(best):
-                best = models
-            if _largest_size(best) >= WELL_REGISTERED * len(self.names):
-                break
-        return best
+                best, used = models, "global"
+        return best, used
+
+    def _map_global(self) -> dict:
+        """COLMAP's global mapper (GLOMAP) on the same database."""
+        pycolmap = self.pycolmap
+        options = pycolmap.GlobalPipelineOptions()
+        options.num_threads = self.config.num_threads
+        options.random_seed = options.mapper.random_seed = self.config.seed
+        options.min_model_size = max(3, min(10, len(self.names) // 4))
+        task = self.progress.add_task("mapping (global)", total=1, status="")
+        output = self.work / "sparse_global"
+        shutil.rmtree(output, ignore_errors=True)
+        output.mkdir(parents=True)
+        models = pycolmap.global_mapping(self.database, self.images, output, options=options)
+        self.progress.update(task, completed=1, status="registered")
+        return models
 
     def _map_once(self, seed: int, attempt: int) -> dict:
         pycolmap = self.pycolmap
@@ -377,8 +411,9 @@ def recover_poses(
                 started = time.perf_counter()
                 result = run()
                 seconds[stage] = time.perf_counter() - started
+        models, mapper = result
         prior = stages.prior_focal()
-        report = _write_outputs(root, names, result, config, matcher, seconds, prior)
+        report = _write_outputs(root, names, models, config, (matcher, mapper), seconds, prior)
     except PoseError:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -408,11 +443,12 @@ def _write_outputs(
     names: list[str],
     models: dict,
     config: SfmConfig,
-    matcher: str,
+    matcher_and_mapper: tuple[str, str],
     seconds: dict[str, float],
     prior_focal: float | None,
 ) -> SfmReport:
     """Keep the largest model; write colmap/, the points PLY and transforms.json (last)."""
+    matcher, mapper = matcher_and_mapper
     if not models:
         raise PoseError(
             f"{root / IMAGES_DIR}: structure from motion found no model "
@@ -437,6 +473,7 @@ def _write_outputs(
         failed_frames=[name for name in names if name not in registered_names],
         matcher=matcher,
         points=largest.num_points3D(),
+        mapper=mapper,
         seconds=seconds,
         warnings=_focal_warnings(models, prior_focal),
     )
