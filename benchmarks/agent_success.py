@@ -14,6 +14,11 @@ episodes use seeds disjoint from training and from the periodic evaluations.
     .venv/bin/python benchmarks/agent_success.py --out runs/bench-agents
     .venv/bin/python benchmarks/agent_success.py --out runs/bench-agents --only meow pendulum-meow
     .venv/bin/python benchmarks/agent_success.py --out runs/bench-agents --table   # print cached rows
+    .venv/bin/python benchmarks/agent_success.py --only bc-1 tdil-1 --seeds 0 1 2 3
+
+With ``--seeds``, each one-demonstration row (``ONE_DEMO_ROWS``) is trained once per seed (rows
+``NAME@sS``) and a pooled row sums their evaluation episodes: one seed's 100 episodes do not tell
+two imitation learners apart when their seeds differ by as much as their means.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ ROWS: dict[str, tuple[str, int, dict]] = {
 # Rows that learn from the one demonstration of bc-1 and tdil-1 together with its mirror image
 # (agents.tdil.mirror_trajectory): BC given the same augmentation as TDIL, for a fair comparison.
 MIRRORED_DEMO_ROWS = ("bc-1-mirror",)
+ONE_DEMO_ROWS = ("bc-1", "bc-1-mirror", "tdil-1")  # rows that --seeds repeats
 PENDULUM_ROWS = {"pendulum-meow": "meow", "pendulum-sac": "sac"}
 
 
@@ -68,7 +74,7 @@ class RandomPolicy:
         return self.rng.uniform(-1, 1, 2).astype(np.float32), None
 
 
-def run_row(name: str, args, scene: Path, demos: Path) -> dict:
+def run_row(name: str, args, scene: Path, demos: Path, seed: int, out: Path) -> dict:
     from agents import load_agent
     from agents.experts import make_expert
     from agents.train import TrainConfig, train
@@ -90,7 +96,7 @@ def run_row(name: str, args, scene: Path, demos: Path) -> dict:
         scene=str(scene),
         obs=args.obs,
         steps=int(steps * args.steps_scale),
-        seed=args.seed,
+        seed=seed,
         max_episode_steps=args.max_episode_steps,
         checkpoint_every=max(1, int(steps * args.steps_scale) // 5),
         eval_episodes=10,
@@ -99,17 +105,18 @@ def run_row(name: str, args, scene: Path, demos: Path) -> dict:
         else None,
         **extra,
     )
-    fresh = not (args.out / name / "run.json").is_file()
+    fresh = not (out / "run.json").is_file()
     start, cpu_start = time.perf_counter(), time.process_time()
-    run = train(config, args.out / name, overwrite=False)
+    run = train(config, out, overwrite=False)
     wall = run.get("wall_time_s", time.perf_counter() - start)
     # CPU time of this single-threaded process ~ its wall time on an idle core; only known
     # when the whole run trained in this process (not resumed)
     cpu = time.process_time() - cpu_start if fresh else None
-    result = evaluate(lambda env: load_agent(args.out / name), eval_config, args.episodes)
+    result = evaluate(lambda env: load_agent(out), eval_config, args.episodes)
     return {
         **result,
         "algorithm": algorithm,
+        "seed": seed,
         "steps": config.steps,
         "wall_time_s": wall,
         "cpu_time_s": cpu,
@@ -175,7 +182,32 @@ def table(results: dict) -> str:
                 f"success {r['success_rate']:.0%} of {r['episodes']} | "
                 f"{r['ci_low']:.0%}–{r['ci_high']:.0%} |"
             )
+    lines.extend(_pooled_rows(results))
     return "\n".join(lines)
+
+
+def _pooled_rows(results: dict) -> list[str]:
+    """One line per row run with several seeds (``NAME@sS``): every seed's episodes together."""
+    from eval.metrics import wilson_interval
+
+    by_row: dict[str, list[dict]] = {}
+    for key, r in results.items():
+        if "@s" in key:
+            by_row.setdefault(key.split("@s")[0], []).append(r)
+    lines = []
+    for name, runs in by_row.items():
+        if len(runs) < 2:
+            continue
+        successes = sum(round(r["success_rate"] * r["episodes"]) for r in runs)
+        episodes = sum(r["episodes"] for r in runs)
+        low, high = wilson_interval(successes, episodes)
+        seeds = ", ".join(f"{r['success_rate']:.0%}" for r in sorted(runs, key=lambda r: r["seed"]))
+        lines.append(
+            f"| {name} ({len(runs)} seeds) | {runs[0]['algorithm']} | {runs[0].get('obs', '')} "
+            f"| {runs[0]['steps']} | - | - | - | - | success {successes / episodes:.0%} of "
+            f"{episodes} (seeds: {seeds}) | {low:.0%}–{high:.0%} |"
+        )
+    return lines
 
 
 def main() -> None:
@@ -194,6 +226,12 @@ def main() -> None:
     )
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="*",
+        help="train each of " + ", ".join(ONE_DEMO_ROWS) + " once per seed and pool them",
+    )
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every step budget")
     parser.add_argument("--max-episode-steps", type=int, default=200)
     parser.add_argument("--pendulum-steps", type=int, default=20_000)
@@ -214,15 +252,15 @@ def main() -> None:
     if not args.table:
         scene = args.scene or _synthetic_scene(args.out)
         demos = _demos(args, scene)
-        for name in rows:
-            key = name if name.startswith("pendulum") else f"{name}"
+        for name, seed in _runs(rows, args):
+            key = f"{name}@s{seed}" if args.seeds and name in ONE_DEMO_ROWS else name
             if key in results:
                 continue
             start = time.perf_counter()
             result = (
                 run_pendulum(name, args)
                 if name.startswith("pendulum")
-                else run_row(name, args, scene, demos)
+                else run_row(name, args, scene, demos, seed, args.out / key)
             )
             result["obs"] = "" if name.startswith("pendulum") else args.obs
             result["total_time_s"] = time.perf_counter() - start
@@ -234,6 +272,15 @@ def main() -> None:
             print(f"{name}: {json.dumps(result)}", flush=True)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(table(results))
+
+
+def _runs(rows: list[str], args) -> list[tuple[str, int]]:
+    """(row, training seed) pairs: the one-demonstration rows once per ``--seeds`` entry."""
+    return [
+        (name, seed)
+        for name in rows
+        for seed in (args.seeds if args.seeds and name in ONE_DEMO_ROWS else [args.seed])
+    ]
 
 
 def _synthetic_scene(out: Path) -> Path:
