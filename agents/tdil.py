@@ -515,7 +515,7 @@ class TDIL(SAC):
         return take(buffer.observations, starts), take(buffer.next_observations, ends)
 
     def _train_discriminators(self, batch) -> float:
-        t, d = self.transition_discriminator, self.expert_discriminator
+        t = self.transition_discriminator
         n = len(self._expert["transitions"])
         picks = self._expert_transitions(min(n, batch.actions.shape[0]))
         # expert states two or more steps apart along the same trajectory: not one step apart
@@ -553,22 +553,29 @@ class TDIL(SAC):
                 "random": (random < 0).float().mean().item(),
                 "reversed": (reversed_ < 0).float().mean().item(),
             }
-        agent, agent_next = d.features(observations), d.features(next_observations)
+        loss = transition_loss
+        if self.irl_weight > 0:  # the IRL discriminator is trained only if its reward is used
+            loss = loss + self._irl_discriminator_loss(batch, expert, picks)
+        self.discriminator_optimizer.zero_grad()
+        loss.backward()
+        self.discriminator_optimizer.step()
+        return loss.item()
+
+    def _irl_discriminator_loss(self, batch, expert, picks: torch.Tensor) -> torch.Tensor:
+        """Expert transitions against the agent's, with DAC's gradient penalty."""
+        d = self.expert_discriminator
+        agent, agent_next = d.features(batch.observations), d.features(batch.next_observations)
         expert_features = d.features(expert)
         expert_pairs = (expert_features[picks], expert_features[picks + 1])
         expert_logits = d.pair_logits(*map(d.embedding, expert_pairs))
         agent_logits = d.pair_logits(d.embedding(agent), d.embedding(agent_next))
-        expert_loss = _bce(expert_logits, 1.0) + _bce(agent_logits, 0.0)
-        loss = transition_loss + expert_loss
+        loss = _bce(expert_logits, 1.0) + _bce(agent_logits, 0.0)
         if self.gradient_penalty > 0:
             count = len(picks)
             loss = loss + self.gradient_penalty * d.gradient_penalty(
                 expert_pairs, (agent[:count], agent_next[:count])
             )
-        self.discriminator_optimizer.zero_grad()
-        loss.backward()
-        self.discriminator_optimizer.step()
-        return loss.item()
+        return loss
 
     # ------------------------------------------------------------------ SAC with TDIL rewards
     def train(self, gradient_steps: int, batch_size: int = 64) -> None:
@@ -606,9 +613,11 @@ class TDIL(SAC):
 
             with torch.no_grad():
                 surrogate = self.surrogate_reward(batch.next_observations)
-                reward = self.td_weight * surrogate + self.irl_weight * self.irl_reward(
-                    batch.observations, batch.next_observations
-                )
+                reward = self.td_weight * surrogate
+                if self.irl_weight > 0:
+                    reward = reward + self.irl_weight * self.irl_reward(
+                        batch.observations, batch.next_observations
+                    )
                 reward = reward.reshape(-1, 1)
                 absorbing = self._absorbing_value(batch.next_observations, surrogate)
                 next_actions, next_log_prob = self.actor.action_log_prob(batch.next_observations)
@@ -705,4 +714,5 @@ class TDILAgent(SB3AgentMixin, TDIL):
         "learning_starts": 256,
         "ent_coef": "auto_0.01",
         "mirror": True,
+        "irl_weight": 0.0,  # the IRL reward hurt here: see the module docstring
     }
