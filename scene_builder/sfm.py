@@ -109,6 +109,7 @@ class SfmReport:
     matcher: str
     points: int
     mapper: str = "incremental"  # the mapper whose model was kept
+    mapping_tries: list[str] = field(default_factory=list)  # each try's largest model
     skipped: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -126,6 +127,8 @@ class SfmReport:
             lines.append(
                 f"  {len(self.model_sizes)} models came out (frames: {sizes}); kept the largest"
             )
+        if len(self.mapping_tries) > 1:
+            lines.append(f"  mapping tries: {'; '.join(self.mapping_tries)}")
         if self.failed_frames:
             lines.append(f"  not registered: {', '.join(self.failed_frames)}")
         lines.extend(f"  warning: {warning}" for warning in self.warnings)
@@ -206,6 +209,7 @@ def _existing_report(root: Path, config: SfmConfig) -> SfmReport | None:
         previous["matcher"],
         previous["points"],
         mapper=previous.get("mapper", "incremental"),
+        mapping_tries=previous.get("mapping_tries", []),
         skipped=True,
         warnings=previous.get("warnings", []),
     )
@@ -225,6 +229,7 @@ class _Stages:
         self.names = names
         self.config = config
         self.progress = progress
+        self.tries: list[str] = []  # "mapper: frames in its largest model", in order
         # COLMAP's log goes to DATASET/.sfm/colmap.log.*; only its errors reach the terminal.
         pycolmap.logging.alsologtostderr = False
         pycolmap.logging.logtostderr = False
@@ -310,12 +315,16 @@ class _Stages:
         if self.config.mapper != "global":
             for attempt in range(self.config.mapping_attempts):
                 models = self._map_once(self.config.seed + attempt, attempt)
+                self.tries.append(
+                    f"incremental seed {self.config.seed + attempt}: {_largest_size(models)}"
+                )
                 if _largest_size(models) > _largest_size(best):
                     best = models
                 if _largest_size(best) >= well_registered:
                     return best, used
         if self.config.mapper != "incremental":
             models = self._map_global()
+            self.tries.append(f"global: {_largest_size(models)}")
             if _largest_size(models) > _largest_size(best):
                 best, used = models, "global"
         return best, used
@@ -413,7 +422,9 @@ def recover_poses(
                 seconds[stage] = time.perf_counter() - started
         models, mapper = result
         prior = stages.prior_focal()
-        report = _write_outputs(root, names, models, config, (matcher, mapper), seconds, prior)
+        report = _write_outputs(
+            root, names, models, config, (matcher, mapper, stages.tries), seconds, prior
+        )
     except PoseError:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -443,16 +454,16 @@ def _write_outputs(
     names: list[str],
     models: dict,
     config: SfmConfig,
-    matcher_and_mapper: tuple[str, str],
+    how: tuple[str, str, list[str]],
     seconds: dict[str, float],
     prior_focal: float | None,
 ) -> SfmReport:
     """Keep the largest model; write colmap/, the points PLY and transforms.json (last)."""
-    matcher, mapper = matcher_and_mapper
+    matcher, mapper, tries = how  # the matcher, the mapper kept, every mapping try
     if not models:
         raise PoseError(
-            f"{root / IMAGES_DIR}: structure from motion found no model "
-            "(blank, unrelated or too few overlapping images?)"
+            f"{root / IMAGES_DIR}: structure from motion found no model (tries: "
+            f"{'; '.join(tries)}; blank, unrelated or too few overlapping images?)"
         )
     ordered = sorted(models.values(), key=lambda model: model.num_reg_images(), reverse=True)
     largest = ordered[0]
@@ -460,8 +471,8 @@ def _write_outputs(
     if registered < config.min_registered * len(names):
         raise PoseError(
             f"{root / IMAGES_DIR}: structure from motion registered only {registered} of "
-            f"{len(names)} images (models: {[m.num_reg_images() for m in ordered]}); "
-            "the images may be unrelated, blank or too far apart"
+            f"{len(names)} images (models: {[m.num_reg_images() for m in ordered]}; tries: "
+            f"{'; '.join(tries)}); the images may be unrelated, blank or too far apart"
         )
     registered_names = {image.name for image in largest.images.values() if image.has_pose}
     report = SfmReport(
@@ -474,6 +485,7 @@ def _write_outputs(
         matcher=matcher,
         points=largest.num_points3D(),
         mapper=mapper,
+        mapping_tries=tries,
         seconds=seconds,
         warnings=_focal_warnings(models, prior_focal),
     )
