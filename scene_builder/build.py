@@ -85,12 +85,11 @@ class SceneBuild:
             },
             "poses": {"poses_from": c.poses_from, "seed": c.seed},
             "align": {"up": c.up, "scale": c.scale, "seed": c.seed},
+            # the whole training config, field sizes included: new defaults retrain the field
             "field": {
-                "steps": c.field_steps,
-                "minutes": c.field_minutes,
-                "downscale": c.field_downscale,
-                "lighting_augmentation": c.lighting_augmentation,
-                "seed": c.seed,
+                key: value
+                for key, value in self._field_config().to_json().items()
+                if key not in ("eval_every", "checkpoint_seconds")  # do not change the field
             },
             "mesh": {**mesh, "geometry": c.geometry},
             "bundle": {
@@ -105,6 +104,17 @@ class SceneBuild:
             table["frames"] = {"skipped": "poses imported with their images"}
             table["poses"]["source"] = str(self.source)
         return table[stage]
+
+    def _field_config(self):
+        from scene_builder.train import TrainConfig
+
+        return TrainConfig(
+            downscale=self.config.field_downscale,
+            steps=self.config.field_steps,
+            max_minutes=self.config.field_minutes,
+            lighting_augmentation=self.config.lighting_augmentation,
+            seed=self.config.seed,
+        )
 
     def folder(self, stage: str) -> Path:
         return self.work / f"{STAGES.index(stage) + 1}_{stage}"
@@ -191,16 +201,10 @@ class SceneBuild:
         report(result.summary().splitlines()[0] if hasattr(result, "summary") else "aligned")
 
     def _stage_field(self, report) -> None:
-        from scene_builder.train import STATE_FILE, TrainConfig, train_field
+        from scene_builder.train import STATE_FILE, train_field
 
         target = self.folder("field")
-        config = TrainConfig(
-            downscale=self.config.field_downscale,
-            steps=self.config.field_steps,
-            max_minutes=self.config.field_minutes,
-            lighting_augmentation=self.config.lighting_augmentation,
-            seed=self.config.seed,
-        )
+        config = self._field_config()
         resume = (target / STATE_FILE).is_file()
         if not resume:
             shutil.rmtree(target, ignore_errors=True)

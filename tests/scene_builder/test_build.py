@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -72,6 +74,29 @@ def test_a_changed_option_reruns_its_stage_and_all_later_ones(tmp_path, counting
         overwrite=True, report=lambda *_: None
     )
     assert calls == ["align", "field", "mesh", "bundle"]
+
+
+def test_new_field_sizes_retrain_the_field(tmp_path, counting_stages, monkeypatch):
+    """The field stage's key is the whole training config: a build folder made before the
+    defaults changed (e.g. a narrower decoder) does not reuse its old field."""
+    from scene_builder import train
+
+    calls, _ = counting_stages
+    config = BuildConfig(scale="camera-height=0.07")
+    SceneBuild(tmp_path / "v.mp4", tmp_path / "scene", config).run(report=lambda *_: None)
+    calls.clear()
+    original = train.TrainConfig
+
+    def narrower_decoder(**options):
+        trained = original(**options)
+        trained.field = dataclasses.replace(trained.field, hidden_width=16)
+        return trained
+
+    monkeypatch.setattr(train, "TrainConfig", narrower_decoder)
+    SceneBuild(tmp_path / "v.mp4", tmp_path / "scene", config).run(
+        overwrite=True, report=lambda *_: None
+    )
+    assert calls == ["field", "mesh", "bundle"]
 
 
 @pytest.mark.slow
