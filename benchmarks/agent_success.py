@@ -1,5 +1,8 @@
 """Agents benchmark: success rates on the synthetic goal task and MEow vs SAC on Pendulum-v1.
 
+(Not ``benchmarks/agents.py``: run as a script, a file of that name would be imported in place of
+the ``agents`` package, since Python puts the script's folder first on ``sys.path``.)
+
 Prints one markdown table: algorithm, observation, training steps, training wall time, training
 CPU time and steps per CPU second (training is single-threaded, so its CPU time is about its
 wall time on an idle core: the estimate to use when the machine was shared), the 5-minute load
