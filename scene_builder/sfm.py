@@ -10,9 +10,9 @@ list goes to ``pycolmap.match_image_pairs``. Incremental mapping is randomised, 
 with up to three seeds while frames stay unregistered, and the largest model is kept. If frames
 are still missing then, COLMAP's global mapper (GLOMAP: rotation averaging, then all positions at
 once) runs on the same matches and its model is kept if it is larger: it does not grow the model
-from one initial pair, the step that fails on forward walks (on a CI machine lund_street at 800 px
-mapped 7 of 29 frames with all three seeds, where this machine maps 29; the global mapper maps
-29 of 29 here in 3 s).
+from one initial pair, so a bad start cannot strand the other frames. (On a CI machine
+lund_street at 800 px mapped 7 of 29 frames with all three seeds, where this machine maps 29 with
+each; why that machine differs is not known. The global mapper maps 29 of 29 here in 3 s.)
 
 All work happens in ``DATASET/.sfm/`` (the COLMAP database, the pair list, the mapper's models).
 Features and matches are added in chunks, and COLMAP skips images and pairs already in the
