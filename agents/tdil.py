@@ -64,13 +64,15 @@ steps, seeds 0 / 1, the cloned starting actor in brackets):
   goal's direction in the vehicle frame as well, which scored 15 of the cloned actor's 24
   successful endings as crashes): 57% / 53% / 31% / 35% (seeds 0-3);
 - and without the IRL reward (``w_irl`` 0; 0.1 on seeds 2 / 3: 45% / 14%): 58% / 64% / 83% / 52%.
-  These are the defaults; the benchmark's pooled tdil-1 row is in the README.
+  These are the defaults; through the benchmark's training driver over seeds 0-7: 80, 47, 77,
+  43, 18, 67, 51, 31% (52% pooled; BC from the same demonstration 35%; README).
   From there, not kept (seeds 1 / 3, against 64% / 52%): discount 0.98, 34% / 64%; the entropy
   coefficient fixed at 0.01, 60% / 33%: within the spread between seeds.
 
 Success still dips early in most runs (2-28% after 2-3k steps) before it recovers. Behaviour
-cloning from the same one demonstration: 29% / 51% / 42% / 36% (seeds 0-3, 40% pooled); given the
-mirror image too (the benchmark's bc-1-mirror row): 38% / 30% / 35% / 36% (35% pooled).
+cloning from the same one demonstration: 29, 51, 42, 36, 57, 16, 23, 27% (seeds 0-7, 35% pooled);
+given the mirror image too (the benchmark's bc-1-mirror row): 38, 30, 35, 36, 47, 33, 29, 34%
+(35% pooled).
 """
 
 from __future__ import annotations
