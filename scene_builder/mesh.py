@@ -40,6 +40,7 @@ Steps, and why each uses what it uses:
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -321,11 +322,7 @@ def ground_prior_depth(view: DepthView, area, config: MeshConfig) -> np.ndarray:
     and 0 elsewhere (beyond the circled area a table may end); a pixel whose surface is above
     the plane keeps the field's depth when trusted and gets 0 (unknown) when not.
     """
-    width, height = view.size
-    fx, fy, cx, cy = view.intrinsics
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], -1)
-    directions = local @ view.camera_to_world[:3, :3].T  # z-scaled: t is the z-depth
+    directions = pixel_directions(view.camera_to_world, view.intrinsics, *view.size)
     origin = view.camera_to_world[:3, 3]
     with np.errstate(divide="ignore", invalid="ignore"):
         plane_t = np.where(directions[..., 2] < 0, -origin[2] / directions[..., 2], np.inf)
@@ -602,8 +599,6 @@ def extract_geometry(
     (z up, ground z = 0) at full ``image_size`` (width, height); ``render_field`` offers the
     render API of contracts.md section 2.
     """
-    import time
-
     config = config or MeshConfig()
     poses = np.asarray(poses, dtype=np.float64)
     if len(poses) == 0:
@@ -664,8 +659,6 @@ def geometry_from_views(
 ) -> Geometry:
     """Steps 2-5 of the module docstring on rendered ``views`` (``poses``: the training
     cameras, whose circle bounds the ground prior)."""
-    import time
-
     stats = {"config": asdict(config)} if stats is None else stats
     stats["views"] = len(views)
     tolerance = config.ground_tolerance or 0.015 * region.radius
@@ -741,12 +734,26 @@ def convex_parts(
     return [trimesh.Trimesh(vertices, faces, process=True) for vertices, faces in parts]
 
 
+def pixel_directions(pose: np.ndarray, intrinsics, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) world directions through a camera's pixel centres, scaled so that the ray
+    parameter is the z-depth (the field's ``camera_rays``, without distortion)."""
+    import torch
+
+    from scene_builder.fields.rays import camera_rays
+
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64) + 0.5,
+        torch.arange(width, dtype=torch.float64) + 0.5,
+        indexing="ij",
+    )
+    to_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float64))  # noqa: E731
+    _, directions = camera_rays(to_tensor(pose), to_tensor(intrinsics), u.ravel(), v.ravel())
+    return directions.numpy().reshape(height, width, 3)
+
+
 def _camera_depth(caster, o3d, pose: np.ndarray, intrinsics, width: int, height: int):
     """Z-depth (H, W) of the ray-cast surface seen by one camera (0 where nothing is hit)."""
-    fx, fy, cx, cy = intrinsics
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], axis=-1)
-    directions = local @ pose[:3, :3].T  # z-scaled: t is the z-depth
+    directions = pixel_directions(pose, intrinsics, width, height)
     rays = np.concatenate([np.broadcast_to(pose[:3, 3], directions.shape), directions], -1)
     depth = caster.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
     return np.where(np.isfinite(depth), depth, 0).astype(np.float32)
@@ -785,8 +792,6 @@ def points_geometry(
     median 5 mm from the reference points where a convex hull is 10 mm off); vertex colours come from the captured images
     with the same visibility-weighted bake as the field path. Coarser than the field path.
     """
-    import time
-
     import cv2
 
     config = config or MeshConfig()
