@@ -38,7 +38,7 @@ EVAL_SEED = 500_000
 
 # name -> (algorithm, steps, extra TrainConfig fields)
 ROWS: dict[str, tuple[str, int, dict]] = {
-    "ppo": ("ppo", 150_000, {"num_envs": 8}),
+    "ppo": ("ppo", 75_000, {"num_envs": 8}),
     "sac": ("sac", 30_000, {}),
     "meow": ("meow", 30_000, {}),
     "bc-20": ("bc", 3_000, {"demo_count": 20}),
