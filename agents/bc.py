@@ -183,7 +183,7 @@ class BCAgent:
         return (actions[0] if single else actions), None
 
     def save(self, path: str | Path) -> None:
-        from driveenv.atomic import atomic_path
+        from common.atomic import atomic_path
 
         payload = {
             "algorithm": self.algorithm,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from driveenv.cli import add_command
+from common.commands import add_command
 
 TRAIN_EXAMPLES = """
   driveenv train ppo --scene runs/synthetic --task goal --obs state --steps 100000 --out runs/ppo --num-envs 8
@@ -123,7 +123,7 @@ def _hyperparameters(pairs: list[str]) -> dict:
 
 def train_command(args) -> int:
     from agents.train import TrainConfig, train
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
 
     config = TrainConfig(
         algorithm=args.algorithm,
@@ -158,7 +158,7 @@ def demos_command(args) -> int:
     from agents.demos import record_demos, save_demos
     from agents.errors import DemoError
     from agents.experts import make_expert
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
     from simulator import EnvConfig, make_env
 
     out = Path(args.out)

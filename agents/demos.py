@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from agents.errors import DemoError
-from driveenv.atomic import atomic_path
+from common.atomic import atomic_path
 
 FORMAT_VERSION = 1
 STEP_INFO_KEYS = ("collision", "off_road", "distance_to_goal", "route_completion", "pose")

@@ -35,7 +35,7 @@ from torch import nn
 from agents.base import read_torch_checkpoint
 from agents.encoders import SmallCNN
 from agents.errors import AgentError, CheckpointError, DemoError
-from driveenv.atomic import atomic_path
+from common.atomic import atomic_path
 from generative.diffusion import NoiseSchedule, ScheduleConfig, ddim_sample, epsilon_loss
 from generative.networks import ConditionalUnet1D, MLPDenoiser
 

@@ -1,6 +1,6 @@
 """Exceptions raised by ``agents``; all are ``DriveEnvError`` so the CLI prints them on one line."""
 
-from driveenv.errors import DriveEnvError
+from common.errors import DriveEnvError
 
 
 class AgentError(DriveEnvError):

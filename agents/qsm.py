@@ -46,7 +46,7 @@ from agents.diffusion_policy import (
     make_config,
 )
 from agents.errors import AgentError, CheckpointError
-from driveenv.atomic import atomic_path
+from common.atomic import atomic_path
 from generative.diffusion import ddim_sample
 
 

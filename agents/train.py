@@ -29,7 +29,7 @@ import numpy as np
 from agents import algorithm_class
 from agents.base import load_checkpoint
 from agents.errors import AgentError
-from driveenv.atomic import atomic_path, write_json_atomic
+from common.atomic import atomic_path, write_json_atomic
 
 RUN_FILE = "run.json"
 DEMO_ALGORITHMS = ("bc", "tdil", "diffusion")  # algorithms that learn from demonstrations

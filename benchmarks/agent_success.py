@@ -269,7 +269,7 @@ def main() -> None:
             result["total_time_s"] = time.perf_counter() - start
             results = json.loads(results_path.read_text()) if results_path.is_file() else {}
             results[key] = result
-            from driveenv.atomic import write_json_atomic
+            from common.atomic import write_json_atomic
 
             write_json_atomic(results_path, results)
             print(f"{name}: {json.dumps(result)}", flush=True)

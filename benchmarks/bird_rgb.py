@@ -322,7 +322,7 @@ def main() -> None:
 
     import torch
 
-    from driveenv.atomic import write_json_atomic
+    from common.atomic import write_json_atomic
 
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from driveenv.open3d_compat import import_open3d
+from common.open3d_compat import import_open3d
 from scene_builder.bundle import load_scene
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,11 +1,10 @@
-"""DriveEnv core: the project-wide exception root, the CLI entry point and small shared helpers.
+"""The top of DriveEnv: the ``driveenv`` command and the end-to-end demo.
 
-The five packages (``scene_builder``, ``simulator``, ``agents``, ``generative``, ``eval``)
-import from here, never the other way round, so every package can raise a ``DriveEnvError``
-without importing a sibling.
+It imports every package; no package imports it. Shared helpers (the exception root, atomic
+writes, the progress bar) live in the bottom package ``common``.
 """
 
-from driveenv.errors import DriveEnvError
+from common.errors import DriveEnvError
 
 __version__ = "0.1.0"
 __all__ = ["DriveEnvError", "__version__"]

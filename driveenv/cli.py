@@ -13,8 +13,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from common.commands import HelpFormatter
+from common.errors import DriveEnvError
 from driveenv import __version__
-from driveenv.errors import DriveEnvError
 
 # Modules whose ``register(subparsers)`` adds sub-commands, in the order of the pipeline.
 COMMAND_MODULES = (
@@ -23,12 +24,9 @@ COMMAND_MODULES = (
     "scene_builder.cli_scene",  # mesh, build-scene, scene-info
     "simulator.cli",  # drive, rollout
     "agents.cli",  # train, demos
-    "eval.cli",  # evaluate, report, demo
+    "eval.cli",  # evaluate, report
+    "driveenv.cli_demo",  # demo
 )
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults and keep the hand-made line breaks of examples in epilogs."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,20 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    importlib.import_module("simulator.cli").EXPERT_FACTORY = _make_expert
     return parser
 
 
-def add_command(subparsers, name: str, func, help: str, examples: str) -> argparse.ArgumentParser:
-    """Add one sub-command with the shared formatter and an 'examples' epilog."""
-    command = subparsers.add_parser(
-        name,
-        help=help,
-        description=help,
-        epilog="examples:\n" + examples.strip("\n"),
-        formatter_class=HelpFormatter,
-    )
-    command.set_defaults(func=func)
-    return command
+def _make_expert(env):
+    """The agents' scripted expert, for ``driveenv rollout --policy expert``."""
+    from agents.experts import make_expert
+
+    return make_expert(env)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,9 +1,8 @@
-"""Sub-commands of ``driveenv`` from eval: evaluate, report, demo."""
+"""Sub-commands of ``driveenv`` from eval: evaluate, report."""
 
 from __future__ import annotations
 
-from driveenv.cli import add_command
-from eval.demo import DEFAULT_SCENE
+from common.commands import add_command
 
 
 def register(subparsers) -> None:
@@ -83,18 +82,6 @@ def register(subparsers) -> None:
     )
     report.add_argument("--overwrite", action="store_true", help="replace an existing report")
 
-    demo = add_command(
-        subparsers,
-        "demo",
-        run_demo,
-        help="Run the whole pipeline on the shipped bird scene and write a report.",
-        examples="  driveenv demo --quick\n  driveenv demo --out runs/demo",
-    )
-    demo.add_argument("--quick", action="store_true", help="a first look in under 2 minutes")
-    demo.add_argument("--out", default="runs/demo", help="output folder (resumed if it exists)")
-    demo.add_argument("--scene", default=str(DEFAULT_SCENE), help="scene bundle to run in")
-    demo.add_argument("--seed", type=int, default=0, help="seed of training and episodes")
-
 
 def run_evaluate(args) -> int:
     import shutil
@@ -159,11 +146,4 @@ def run_report(args) -> int:
         )
     )
     print(f"report: {path}")
-    return 0
-
-
-def run_demo(args) -> int:
-    from eval.demo import run_demo as demo
-
-    demo(out=args.out, quick=args.quick, scene=args.scene, seed=args.seed)
     return 0

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from driveenv.atomic import atomic_path
-from driveenv.errors import DriveEnvError
+from common.atomic import atomic_path
+from common.errors import DriveEnvError
 from eval import metrics, plots
 from eval.errors import CampaignError, EvalError
 from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_out, mapping_curve

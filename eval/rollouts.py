@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from driveenv.atomic import atomic_path, write_json_atomic, write_text_atomic
+from common.atomic import atomic_path, write_json_atomic, write_text_atomic
 from eval.errors import CampaignError
 
 CAMPAIGN_FILE = "campaign.json"
@@ -366,7 +366,7 @@ def run_campaign(
 def _execute(
     chunks: list[_Chunk], workers: int, total: int, done: int, show_progress: bool
 ) -> None:
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
 
     with progress_bar() as progress:
         task = progress.add_task(

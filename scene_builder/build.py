@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from driveenv.atomic import write_json_atomic
+from common.atomic import write_json_atomic
 from scene_builder.errors import BundleError
 from scene_builder.mesh import MeshConfig
 
@@ -209,7 +209,7 @@ class SceneBuild:
         if not resume:
             shutil.rmtree(target, ignore_errors=True)
 
-        from driveenv.progress import progress_bar
+        from common.progress import progress_bar
 
         with progress_bar() as bar:
             task = bar.add_task("training the field", total=config.steps, status="")
@@ -274,7 +274,7 @@ def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, c
     ``mesh.extract_geometry`` with a progress bar over the rendered views."""
     import numpy as np
 
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
     from scene_builder.datasets import load_dataset
     from scene_builder.fields import load_field
     from scene_builder.mesh import extract_geometry
@@ -306,7 +306,7 @@ def geometry_from_points(dataset_dir: str | Path, config: MeshConfig):
     """``mesh.points_geometry`` on a posed dataset's sparse points and images."""
     import numpy as np
 
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
     from scene_builder.datasets import load_dataset, load_sparse_points
     from scene_builder.mesh import points_geometry
 

@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from driveenv.atomic import atomic_path
+from common.atomic import atomic_path
 from scene_builder.drivable import DrivableMap, Goal, Pose2D
 from scene_builder.errors import BundleError
 

@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from driveenv.atomic import atomic_path, write_json_atomic
+from common.atomic import atomic_path, write_json_atomic
 from scene_builder.errors import CaptureError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
@@ -338,7 +338,7 @@ def capture(
     overwrite: bool = False,
 ) -> CaptureResult:
     """Turn a video or image folder into ``out/images/`` plus ``out/manifest.json``."""
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
 
     config = config or CaptureConfig()
     config.validate()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driveenv.cli import add_command
+from common.commands import add_command
 
 
 def register(subparsers) -> None:

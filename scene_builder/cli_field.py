@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from driveenv.cli import add_command
+from common.commands import add_command
 
 
 def register(subparsers) -> None:
@@ -82,7 +82,7 @@ def train_field_command(args) -> int:
         )
         return 0
 
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
     from scene_builder.fields.embedded import EmbeddedConfig
     from scene_builder.train import TrainConfig, train_field
 

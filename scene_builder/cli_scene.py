@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from driveenv.cli import add_command
+from common.commands import add_command
 
 
 def register(subparsers) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from driveenv.atomic import write_json_atomic
+from common.atomic import write_json_atomic
 from scene_builder.errors import DatasetError
 
 TRANSFORMS_FILE = "transforms.json"

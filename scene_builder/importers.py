@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from driveenv.atomic import atomic_path
+from common.atomic import atomic_path
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
     TRANSFORMS_FILE,

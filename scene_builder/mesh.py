@@ -50,8 +50,8 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
-from driveenv.atomic import atomic_path
-from driveenv.open3d_compat import import_open3d
+from common.atomic import atomic_path
+from common.open3d_compat import import_open3d
 from scene_builder.drivable import DrivableMap
 from scene_builder.errors import MeshError
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from driveenv.atomic import atomic_path
+from common.atomic import atomic_path
 from scene_builder.bundle import SceneBundle
 from scene_builder.mesh import look_at
 
@@ -58,7 +58,7 @@ class MeshViewRenderer:
     """Colour images of a vertex-coloured mesh by ray casting (see the module docstring)."""
 
     def __init__(self, mesh, background=(0.85, 0.88, 0.92)):
-        from driveenv.open3d_compat import import_open3d
+        from common.open3d_compat import import_open3d
 
         self._o3d = import_open3d()
         self.faces = np.asarray(mesh.faces)

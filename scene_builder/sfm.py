@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from driveenv.atomic import atomic_path, write_json_atomic
+from common.atomic import atomic_path, write_json_atomic
 from scene_builder.capture import natural_key
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
@@ -378,7 +378,7 @@ def recover_poses(
     dataset: str | Path, config: SfmConfig | None = None, overwrite: bool = False
 ) -> SfmReport:
     """Run structure from motion on ``dataset/images`` and write the posed dataset."""
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
 
     config = config or SfmConfig()
     config.validate()

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import torch
 
-from driveenv.atomic import atomic_path, write_json_atomic
+from common.atomic import atomic_path, write_json_atomic
 from scene_builder.datasets import PosedDataset, load_dataset, split_indices
 from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION

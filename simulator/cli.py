@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from driveenv.cli import add_command
+from common.commands import add_command
 from simulator.errors import SimulatorError
+
+# ``env -> policy`` for ``--policy expert``, set by the top-level CLI (see ``make_policy``).
+EXPERT_FACTORY = None
 
 
 def register(subparsers) -> None:
@@ -73,16 +76,19 @@ def _config(args):
 
 
 def make_policy(name: str, env):
-    """``obs -> action``: uniform random, or the agents' expert (the built-in one if absent)."""
+    """``obs -> action``: uniform random, or the expert that the ``driveenv`` command supplies.
+
+    The simulator cannot import ``agents`` (imports flow one way), so the top-level CLI hands
+    the scripted expert in through ``EXPERT_FACTORY``; without one the straight-line
+    controller drives.
+    """
     if name == "random":
         return lambda obs: env.action_space.sample()
-    try:
-        from agents.experts import make_expert
-    except ImportError:
+    if EXPERT_FACTORY is None:
         from simulator.controllers import StraightLineController
 
         return StraightLineController(env)
-    expert = make_expert(env)
+    expert = EXPERT_FACTORY(env)
     predict = expert.predict if hasattr(expert, "predict") else expert
 
     def act(obs):
@@ -95,7 +101,7 @@ def make_policy(name: str, env):
 def _rollout(args) -> int:
     import cv2
 
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
     from simulator.env import make_env
 
     out = Path(args.out)

@@ -70,7 +70,7 @@ class MeshCaster:
     def __init__(self, mesh_path, camera: CameraModel, max_depth: float) -> None:
         import trimesh
 
-        from driveenv.open3d_compat import import_open3d
+        from common.open3d_compat import import_open3d
 
         self._o3d = import_open3d()
         mesh = trimesh.load(mesh_path, force="mesh", process=False)

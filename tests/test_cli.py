@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from common.errors import DriveEnvError
 from driveenv import cli
-from driveenv.errors import DriveEnvError
 
 
 def subcommands() -> list[str]:

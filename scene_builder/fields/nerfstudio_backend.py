@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from driveenv.atomic import atomic_path, write_json_atomic
+from common.atomic import atomic_path, write_json_atomic
 from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION, RadianceField
 

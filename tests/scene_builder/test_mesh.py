@@ -13,7 +13,7 @@ import pytest
 import torch
 import trimesh
 
-from driveenv.open3d_compat import import_open3d
+from common.open3d_compat import import_open3d
 from scene_builder.errors import MeshError
 from scene_builder.mesh import Geometry, MeshConfig, extract_geometry, fill_small_holes
 from tests.scene_builder.fake_fields import BIRD, FLOOR, BoxesField, orbit_cameras

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from driveenv.open3d_compat import import_open3d
+from common.open3d_compat import import_open3d
 from scene_builder.bundle import load_scene
 from scene_builder.synthetic import SyntheticConfig, make_synthetic_scene
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 import trimesh
 
-from driveenv.open3d_compat import import_open3d
+from common.open3d_compat import import_open3d
 from scene_builder.fields.base import RadianceField
 from simulator import EnvConfig, make_vec
 from simulator.renderers import BACKGROUND_DEPTH_FACTOR

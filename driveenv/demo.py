@@ -112,7 +112,7 @@ def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
 
 def _train_agents(scene: Path, plan: DemoPlan, out: Path, seed: int) -> list[Path]:
     from agents.train import TrainConfig, train
-    from driveenv.progress import progress_bar
+    from common.progress import progress_bar
 
     demos = _record_demos(scene, plan, out / "demos.npz", seed)
     common = dict(
@@ -213,7 +213,7 @@ def run_demo(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the headline numbers (also in ``out/headline.json``)."""
-    from driveenv.atomic import write_json_atomic
+    from common.atomic import write_json_atomic
     from eval.report import ReportConfig, write_report
     from scene_builder.bundle import load_scene
     from scene_builder.preview import scene_summary, write_preview
