@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from agents import algorithm_class
+from agents import ALGORITHMS, algorithm_class
 from agents.base import load_checkpoint
 from agents.errors import AgentError
 from common.atomic import atomic_path, write_json_atomic
+from common.config_cli import option
 
 RUN_FILE = "run.json"
 DEMO_ALGORITHMS = ("bc", "tdil", "diffusion")  # algorithms that learn from demonstrations
@@ -38,30 +39,39 @@ OFFLINE_ALGORITHMS = ("bc", "diffusion")  # ... and never step the environment w
 
 @dataclass
 class TrainConfig:
-    """Everything ``driveenv train`` needs; saved in RUN/run.json."""
+    """Everything ``driveenv train`` needs; saved in RUN/run.json.
 
-    algorithm: str
-    scene: str
+    The environment fields (``scene`` ... ``image_size``, ``seed``) and ``env_options`` (any
+    other ``EnvConfig`` field) make the training env; the CLI fills them from the one
+    environment-options group, so ``driveenv train`` has ``EnvConfig``'s defaults. The Python
+    defaults of ``spawn`` and ``max_episode_steps`` stay those the demo and the agent benchmarks
+    were measured with.
+    """
+
+    algorithm: str = option(help="the algorithm to train", choices=ALGORITHMS, metavar="ALGO")
+    scene: str = option(help="scene bundle directory")
     task: str = "goal"
     obs: str = "state"
-    steps: int = 50_000
+    steps: int = option(50_000, "environment steps to train for (BC, diffusion: gradient steps)")
     seed: int = 0
-    num_envs: int = 1
+    num_envs: int = option(1, "parallel environments, rendered in one batch")
     vehicle: str = "car"
     renderer: str = "mesh"
     spawn: str = "random"
     max_episode_steps: int = 200
     lighting: str = "capture"
     image_size: int = 64
-    checkpoint_every: int = 10_000
-    eval_episodes: int = 20
-    demos: str | None = None
-    demo_count: int | None = None  # use only the first N successful demonstrations
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
-    # Torch threads while training. One is the default: the policies are small, and with two
-    # threads sharing the cores with PyBullet and the renderer the quick demo's four agents
-    # took 243 s instead of 15 s (measured on the 2-core machine with one other busy process).
-    threads: int = 1
+    checkpoint_every: int = option(10_000, "steps between checkpoints and evaluations")
+    eval_episodes: int = option(20, "episodes per periodic evaluation")
+    demos: str | None = option(None, "demonstrations .npz (bc, tdil, diffusion)")
+    demo_count: int | None = option(None, "use only the first N successful demonstrations")
+    hyperparameters: dict[str, Any] = option(
+        factory=dict, help="algorithm hyper-parameter (repeatable; JSON value)", flag="hp"
+    )
+    # Torch threads while training. One is the default: the policies are small and share the
+    # cores with PyBullet and the renderer.
+    threads: int = option(1, "torch threads (small policies train fastest on one)")
+    env_options: dict[str, Any] = field(default_factory=dict)  # further EnvConfig fields
 
     def env_config(self, seed: int | None = None):
         from simulator import EnvConfig
@@ -77,6 +87,7 @@ class TrainConfig:
             spawn=self.spawn,
             max_episode_steps=self.max_episode_steps,
             seed=self.seed if seed is None else seed,
+            **self.env_options,
         )
 
     def check(self) -> None:

@@ -1,7 +1,8 @@
 """The ``driveenv`` command: one argparse parser, sub-commands contributed by each package.
 
 Each package keeps its commands in its own ``cli`` module exposing ``register(subparsers)``;
-heavy imports (torch, pycolmap, pybullet) happen inside the command functions so that
+a command's options are generated from its typed configs when that command is parsed, and heavy
+imports (torch, pycolmap, pybullet) happen inside the command functions, so that
 ``driveenv --help`` stays instant. A ``DriveEnvError`` becomes one line on stderr and exit
 code 1; Ctrl-C becomes exit code 130 (every long step resumes where it stopped).
 """
@@ -13,7 +14,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from common.commands import HelpFormatter
+from common.commands import CommandGroup, HelpFormatter
 from common.errors import DriveEnvError
 from driveenv import __version__
 
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'driveenv COMMAND --help' for a command's options and examples.",
     )
     parser.add_argument("--version", action="version", version=f"driveenv {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", action=CommandGroup)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     importlib.import_module("simulator.cli").EXPERT_FACTORY = _make_expert

@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from common.commands import add_command
+from common.config_cli import add_config, make_config, option
 from driveenv.demo import DEFAULT_SCENE
+
+
+@dataclass
+class DemoOptions:
+    """Options of ``driveenv demo``; the demo fixes its own environments and agents."""
+
+    quick: bool = option(False, "a first look in under 2 minutes")
+    out: str = option("runs/demo", "output folder (resumed if it exists)")
+    scene: str = option(str(DEFAULT_SCENE), "scene bundle directory")
+    seed: int = option(0, "seed of training and episodes")
 
 
 def register(subparsers) -> None:
     """Add the ``demo`` sub-command to the ``driveenv`` parser."""
-    demo = add_command(
+    add_command(
         subparsers,
         "demo",
         run_demo,
         help="Run the whole pipeline on the shipped bird scene and write a report.",
         examples="  driveenv demo --quick\n  driveenv demo --out runs/demo",
+        options=lambda parser: add_config(parser, DemoOptions),
     )
-    demo.add_argument("--quick", action="store_true", help="a first look in under 2 minutes")
-    demo.add_argument("--out", default="runs/demo", help="output folder (resumed if it exists)")
-    demo.add_argument("--scene", default=str(DEFAULT_SCENE), help="scene bundle to run in")
-    demo.add_argument("--seed", type=int, default=0, help="seed of training and episodes")
 
 
 def run_demo(args) -> int:
     from driveenv.demo import run_demo as demo
 
-    demo(out=args.out, quick=args.quick, scene=args.scene, seed=args.seed)
+    options = make_config(DemoOptions, args)
+    demo(out=options.out, quick=options.quick, scene=options.scene, seed=options.seed)
     return 0

@@ -2,127 +2,126 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from common.commands import add_command
+from common.config_cli import add_config, make_config, option
+from simulator.cli import add_env_options
+
+EVALUATE_EXAMPLES = """
+  driveenv evaluate runs/ppo runs/sac expert --scene assets/scenes/bird --episodes 20 \\
+      --lighting capture,dim --out runs/eval --workers 2
+  driveenv evaluate runs/ppo --scene runs/scene --seeds 0-9,100 --out runs/eval  # run again to resume
+"""
+
+REPORT_EXAMPLES = """
+  driveenv report --sim runs/eval --real trials.csv --scene assets/scenes/bird --out runs/report
+  driveenv report --sim runs/eval --real assets/examples/real_trials_example.csv \\
+      --scene assets/scenes/bird --out runs/report --no-fidelity
+"""
+
+# The environment options a campaign sets for every agent (the rest come from each run's own
+# run.json); --lighting takes several presets, comma-separated: one condition each.
+CAMPAIGN_ENV_OPTIONS = ("scene", "lighting", "renderer", "task", "spawn", "max_episode_steps")
+
+
+@dataclass
+class EvaluateOptions:
+    """``driveenv evaluate``'s own options: which agents, which episodes, where."""
+
+    runs: list[str] = option(help="run folders of 'driveenv train', or random / expert")
+    out: str = option(help="evaluation directory (resumed if it exists)")
+    episodes: int = option(10, "episodes per agent and condition")
+    seed: int = option(0, "first episode seed (seeds seed..seed+episodes-1)")
+    seeds: str | None = option(None, "explicit episode seeds instead, e.g. 0-9,100")
+    overwrite: bool = option(False, "discard episodes already in --out")
 
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
-    evaluate = add_command(
+    add_command(
         subparsers,
         "evaluate",
         run_evaluate,
         help="Run every agent under every lighting condition on the same seeded episodes.",
-        examples="  driveenv evaluate runs/ppo runs/sac expert --scene assets/scenes/bird "
-        "--episodes 20 --lighting capture,dim --out runs/eval --workers 2\n"
-        "  driveenv evaluate runs/ppo --scene runs/scene --seeds 0-9,100 --out runs/eval  "
-        "# run again to resume",
+        examples=EVALUATE_EXAMPLES,
+        options=_evaluate_options,
     )
-    evaluate.add_argument(
-        "runs", nargs="+", help="run folders of 'driveenv train', or random / expert"
-    )
-    evaluate.add_argument("--scene", required=True, help="scene bundle directory")
-    evaluate.add_argument(
-        "--out", required=True, help="evaluation directory (resumed if it exists)"
-    )
-    evaluate.add_argument(
-        "--episodes", type=int, default=10, help="episodes per agent and condition"
-    )
-    evaluate.add_argument(
-        "--seed", type=int, default=0, help="first episode seed (seeds seed..seed+episodes-1)"
-    )
-    evaluate.add_argument("--seeds", help="explicit episode seeds instead, e.g. 0-9,100")
-    evaluate.add_argument(
-        "--lighting", default="capture", help="comma-separated lighting presets (conditions)"
-    )
-    evaluate.add_argument(
-        "--renderer",
-        choices=("mesh", "field"),
-        default="mesh",
-        help="camera renderer for image agents",
-    )
-    evaluate.add_argument(
-        "--task", choices=("goal", "route"), default="goal", help="task of every episode"
-    )
-    evaluate.add_argument(
-        "--spawn",
-        choices=("scene", "random"),
-        default="scene",
-        help="scene: the bundle's spawn/goal/route triples; random: new ones drawn from each seed",
-    )
-    evaluate.add_argument(
-        "--max-steps", type=int, default=None, help="episode step limit (default: the env's)"
-    )
-    evaluate.add_argument("--workers", type=int, default=1, help="parallel worker processes")
-    evaluate.add_argument(
-        "--overwrite", action="store_true", help="discard episodes already in --out"
-    )
-
-    report = add_command(
+    add_command(
         subparsers,
         "report",
         run_report,
         help="Compare simulated and real results, forecast real success, write report.html.",
-        examples="  driveenv report --sim runs/eval --real trials.csv --scene assets/scenes/bird --out runs/report\n"
-        "  driveenv report --sim runs/eval --real assets/examples/real_trials_example.csv "
-        "--scene assets/scenes/bird --out runs/report --no-fidelity",
+        examples=REPORT_EXAMPLES,
+        options=_report_options,
     )
-    report.add_argument("--sim", required=True, help="evaluation directory of 'driveenv evaluate'")
-    report.add_argument(
-        "--real", help="real trial log (CSV); without it the report forecasts from the prior"
-    )
-    report.add_argument("--scene", required=True, help="the scene bundle the evaluation ran on")
-    report.add_argument("--out", required=True, help="report directory (report.html, summary.json)")
-    report.add_argument(
-        "--seed", type=int, default=0, help="seed of the bootstrap and forecast draws"
-    )
-    report.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
-    report.add_argument("--no-fidelity", action="store_true", help="skip rendering held-out frames")
-    report.add_argument(
-        "--fidelity-frames", type=int, default=4, help="held-out frames rendered per preset"
-    )
-    report.add_argument("--overwrite", action="store_true", help="replace an existing report")
 
 
-def run_evaluate(args) -> int:
-    import shutil
-    from pathlib import Path
+def _evaluate_options(parser) -> None:
+    from eval.rollouts import CampaignConfig
 
+    add_config(parser, EvaluateOptions, positional=("runs",))
+    add_env_options(parser, include=CAMPAIGN_ENV_OPTIONS)
+    add_config(parser, CampaignConfig, include=("workers",))
+
+
+def _report_options(parser) -> None:
+    from eval.report import ReportConfig
+
+    add_config(parser, ReportConfig)
+
+
+def _campaign(args):
+    """The campaign config of the parsed arguments, checked against the scene's presets."""
     from eval.errors import CampaignError
-    from eval.rollouts import CampaignConfig, agent_specs, parse_seeds, run_campaign
+    from eval.rollouts import CampaignConfig, agent_specs, parse_seeds
     from scene_builder.bundle import load_scene
+    from simulator.config import EnvConfig
 
-    scene = load_scene(args.scene)
-    conditions = [c.strip() for c in args.lighting.split(",") if c.strip()]
+    options = make_config(EvaluateOptions, args)
+    env = make_config(EnvConfig, args)  # checks task, spawn and renderer
+    scene = load_scene(env.scene)
+    conditions = [c.strip() for c in env.lighting.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in scene.lighting and c != "random"]
     if unknown:
         raise CampaignError(
             f"--lighting {','.join(unknown)}: not a preset of scene {scene.name!r} "
             f"(it has {', '.join(scene.lighting)}, or random)"
         )
-    if args.episodes < 1 and not args.seeds:
-        raise CampaignError(f"--episodes {args.episodes}: must be at least 1")
+    if options.episodes < 1 and not options.seeds:
+        raise CampaignError(f"--episodes {options.episodes}: must be at least 1")
     if args.workers < 1:
         raise CampaignError(f"--workers {args.workers}: must be at least 1")
+    first = options.seed
     seeds = (
-        parse_seeds(args.seeds) if args.seeds else list(range(args.seed, args.seed + args.episodes))
+        parse_seeds(options.seeds)
+        if options.seeds
+        else list(range(first, first + options.episodes))
     )
-    config = CampaignConfig(
-        scene=Path(args.scene),
-        agents=agent_specs(args.runs),
+    campaign = make_config(
+        CampaignConfig,
+        args,
+        scene=env.scene,
+        agents=agent_specs(options.runs),
         conditions=conditions,
         seeds=seeds,
-        renderer=args.renderer,
-        max_episode_steps=args.max_steps,
-        workers=args.workers,
-        task=args.task,
-        spawn=args.spawn,
     )
-    out = Path(args.out)
-    if args.overwrite and out.exists():
+    return campaign, options
+
+
+def run_evaluate(args) -> int:
+    import shutil
+    from pathlib import Path
+
+    from eval.rollouts import run_campaign
+
+    config, options = _campaign(args)
+    out = Path(options.out)
+    if options.overwrite and out.exists():
         shutil.rmtree(out)
     campaign = run_campaign(config, out)
     for agent in config.agents:
-        for condition in conditions:
+        for condition in config.conditions:
             wins = campaign.outcomes(agent.name, condition)
             print(f"{agent.name:>16} {condition:>10}: {int(wins.sum())}/{wins.size} succeeded")
     print(f"episodes: {out / 'episodes.csv'}")
@@ -132,18 +131,6 @@ def run_evaluate(args) -> int:
 def run_report(args) -> int:
     from eval.report import ReportConfig, write_report
 
-    path = write_report(
-        ReportConfig(
-            sim=args.sim,
-            real=args.real,
-            scene=args.scene,
-            out=args.out,
-            seed=args.seed,
-            n_bootstrap=args.bootstrap,
-            fidelity=not args.no_fidelity,
-            fidelity_frames=args.fidelity_frames,
-            overwrite=args.overwrite,
-        )
-    )
+    path = write_report(make_config(ReportConfig, args))
     print(f"report: {path}")
     return 0

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from common.atomic import atomic_path
+from common.config_cli import option
 from common.errors import DriveEnvError
 from eval import metrics, plots
 from eval.errors import CampaignError, EvalError
@@ -34,16 +35,18 @@ MAX_TRAJECTORIES_PER_AGENT = 20
 class ReportConfig:
     """Inputs and options of ``driveenv report`` (see ``eval.cli``)."""
 
-    sim: str | Path
-    scene: str | Path
-    out: str | Path
-    real: str | Path | None = None
-    seed: int = 0
-    n_bootstrap: int = 2000
-    confidence: float = 0.95
-    fidelity: bool = True
-    fidelity_frames: int = 4
-    overwrite: bool = False
+    sim: str | Path = option(help="evaluation directory of 'driveenv evaluate'")
+    scene: str | Path = option(help="the scene bundle the evaluation ran on")
+    out: str | Path = option(help="report directory (report.html, summary.json)")
+    real: str | Path | None = option(
+        None, "real trial log (CSV); without it the report forecasts from the prior"
+    )
+    seed: int = option(0, "seed of the bootstrap and forecast draws")
+    n_bootstrap: int = option(2000, "bootstrap resamples")
+    confidence: float = option(0.95, "coverage of the reported intervals")
+    fidelity: bool = option(True, "render held-out frames and score the cameras against them")
+    fidelity_frames: int = option(4, "held-out frames rendered per preset")
+    overwrite: bool = option(False, "replace an existing report")
 
 
 def check_conditions(campaign: Campaign, trials: TrialLog) -> None:

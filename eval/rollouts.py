@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from common.atomic import atomic_path, write_json_atomic, write_text_atomic
+from common.config_cli import option
 from eval.errors import CampaignError
 
 CAMPAIGN_FILE = "campaign.json"
@@ -111,10 +112,13 @@ class CampaignConfig:
     agents: list[AgentSpec]
     conditions: list[str] = field(default_factory=lambda: ["capture"])
     seeds: list[int] = field(default_factory=lambda: list(range(10)))
+    # The environment fields below apply to every agent, whatever it trained on; the CLI fills
+    # them from the environment-options group (EnvConfig's defaults). ``max_episode_steps``
+    # None keeps each agent's own training limit.
     renderer: str = "mesh"
     max_episode_steps: int | None = None
-    workers: int = 1
-    task: str = "goal"  # the same task and spawn rule for every agent, whatever it trained on
+    workers: int = option(1, "parallel worker processes")
+    task: str = "goal"
     spawn: str = "scene"
 
     def __post_init__(self) -> None:

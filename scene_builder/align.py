@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from common.config_cli import option
 from scene_builder.datasets import (
     PosedDataset,
     apply_similarity,
@@ -59,13 +60,22 @@ LEVEL_SPREAD_SLACK = 1.5
 class AlignConfig:
     """How up, origin and scale are found."""
 
-    up: str = "auto"
+    up: str = option(
+        "auto",
+        "ground: RANSAC plane of the sparse points; cameras: mean camera up; "
+        "auto: ground when it is found, else cameras",
+        choices=UP_METHODS,
+    )
     camera_height: float | None = None  # metres of the cameras above the ground
     distance: tuple[int, int, float] | None = None  # frames I and J are D metres apart
-    ransac_iterations: int = 1000
-    inlier_threshold: float = 0.05  # plane distance, as a share of the cameras' floor depth
-    max_tilt_deg: float = 45.0  # largest angle between the ground normal and the cameras' up
-    seed: int = 0
+    ransac_iterations: int = option(1000, "RANSAC iterations of the ground-plane fit")
+    inlier_threshold: float = option(
+        0.05, "ground-plane inlier distance, as a share of the cameras' depth to the floor"
+    )
+    max_tilt_deg: float = option(
+        45.0, "largest angle, degrees, between the ground normal and the cameras' up"
+    )
+    seed: int = option(0, "seed of the RANSAC plane fit")
 
     @classmethod
     def from_cli(cls, up: str, scale: str | None, seed: int = 0) -> AlignConfig:
@@ -89,6 +99,12 @@ class AlignConfig:
         config = cls(up=up, camera_height=camera_height, distance=distance, seed=seed)
         config.validate()
         return config
+
+    @staticmethod
+    def check_scale(text: str) -> str:
+        """``--scale`` as given, once it parses as camera-height=H or distance=I,J,D."""
+        AlignConfig.from_cli("auto", text)
+        return text
 
     def validate(self) -> None:
         if self.up not in UP_METHODS:

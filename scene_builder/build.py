@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import write_json_atomic
+from common.config_cli import option
+from scene_builder.align import UP_METHODS, AlignConfig
 from scene_builder.errors import BundleError
 from scene_builder.mesh import MeshConfig
 
@@ -33,22 +35,47 @@ STAGES = ("frames", "poses", "align", "field", "mesh", "bundle")
 class BuildConfig:
     """Every option of a build; each stage records the subset it depends on."""
 
-    poses_from: str | None = None  # reference poses (COLMAP model, LLFF file) instead of SfM
-    max_frames: int = 300
-    frame_downscale: float = 1.0
-    up: str = "ground"
-    scale: str | None = None  # as `driveenv align --scale`, e.g. camera-height=0.074
-    field_steps: int | None = 3000
-    field_minutes: float | None = None
-    field_downscale: int = 4
-    lighting_augmentation: bool = True
-    geometry: str = "field"  # "field": fused field depth; "points": sparse points + images
+    poses_from: str | None = option(
+        None,
+        "import these reference poses (COLMAP model folder or LLFF poses_bounds.npy) instead "
+        "of running structure from motion; INPUT is then their image folder",
+        flag="poses",
+    )
+    max_frames: int = option(300, "frames sampled evenly from a video")
+    frame_downscale: float = option(1.0, "divide frame width and height by this (1 = full size)")
+    up: str = option("auto", "as 'driveenv align --up'", choices=UP_METHODS)
+    scale: str | None = option(
+        None,
+        "as 'driveenv align --scale': camera-height=H or distance=I,J,D (metres)",
+        parse=AlignConfig.check_scale,
+    )
+    field_steps: int | None = option(3000, "field training steps")
+    field_minutes: float | None = option(
+        None, "train the field for about this many minutes instead of --field-steps"
+    )
+    field_downscale: int = option(4, "train the field on the images divided by this")
+    lighting_augmentation: bool = option(
+        True, "train the field under random exposure/white-balance/gamma changes too"
+    )
+    geometry: str = option(
+        "field",
+        "field: fuse depth rendered by the trained field (the accurate path); points: convex "
+        "obstacles from the sparse SfM points on a ground plate, coloured from the images "
+        "(for when the field could not be trained well enough to give depth)",
+        choices=("field", "points"),
+    )
     mesh: MeshConfig = field(default_factory=MeshConfig)
-    tasks: int = 16
-    task_clearance: float | None = None  # metres; default 4% of the arena radius
-    goal_radius: float | None = None  # metres; default 6% of the arena radius
-    name: str | None = None
-    seed: int = 0
+    tasks: int = option(16, "spawn/goal/route triples to sample")
+    task_clearance: float | None = option(
+        None, "metres a task keeps from obstacles (default: 4% of the arena radius)"
+    )
+    goal_radius: float | None = option(
+        None,
+        "radius of the sampled goals, metres (default: 6% of the arena radius)",
+        flag="task-goal-radius",
+    )
+    name: str | None = option(None, "scene name (default: OUT's folder name)")
+    seed: int = option(0, "seed of every stage (RANSAC, field training, task sampling)")
 
 
 @dataclass

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from common.atomic import atomic_path, write_json_atomic
+from common.config_cli import option
 from scene_builder.errors import CaptureError
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".m4v", ".webm")
@@ -49,10 +50,14 @@ EXIF_ORIENTATION = 0x0112
 class CaptureConfig:
     """How frames are chosen and stored."""
 
-    max_frames: int = 300
-    downscale: float = 1.0  # divide width and height by this (1 = full size)
-    min_sharpness: float = 0.5  # keep frames at least this sharp relative to their neighbours
-    jpeg_quality: int = 95
+    max_frames: int = option(300, "frames sampled evenly from a video")
+    downscale: float = option(
+        1.0, "divide frame width and height by this (1 = full size)", flag="frame-downscale"
+    )
+    min_sharpness: float = option(
+        0.5, "drop frames whose Laplacian variance is below this share of their neighbours'"
+    )
+    jpeg_quality: int = option(95, "JPEG quality of the stored frames")
 
     def validate(self) -> None:
         if self.max_frames < MIN_FRAMES:

@@ -2,37 +2,91 @@
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass, fields
+
 from common.commands import add_command
+from common.config_cli import add_config, make_config, option
+
+
+@dataclass
+class CaptureCommand:
+    """Input and output of ``driveenv capture`` (the sampling options are CaptureConfig's)."""
+
+    input: str = option(help="video file (mp4, mov, avi, mkv) or folder of images")
+    out: str = option(help="dataset folder to create")
+    overwrite: bool = option(False, "replace an existing dataset")
+
+
+@dataclass
+class PosesCommand:
+    """The dataset of ``driveenv poses`` (the mapping options are SfmConfig's)."""
+
+    dataset: str = option(help="dataset folder made by 'driveenv capture'")
+    overwrite: bool = option(False, "replace existing poses (transforms.json)")
+
+
+@dataclass
+class ImportPosesCommand:
+    """Options of ``driveenv import-poses``."""
+
+    source: str = option(
+        help="COLMAP model folder (bin or txt), poses_bounds.npy or transforms.json"
+    )
+    out: str = option(help="dataset folder to create")
+    images: str | None = option(
+        None, "folder of the images (default: images/ beside the COLMAP project or the .npy)"
+    )
+    overwrite: bool = option(False, "replace an existing dataset")
+
+
+def _check_scale(text: str) -> str:
+    from scene_builder.align import AlignConfig
+
+    return AlignConfig.check_scale(text)
+
+
+@dataclass
+class AlignCommand:
+    """The dataset and scale of ``driveenv align`` (the other options are AlignConfig's)."""
+
+    dataset: str = option(help="dataset folder with transforms.json")
+    scale: str | None = option(
+        None,
+        "camera-height=H (cameras are H metres above the ground) or "
+        "distance=I,J,D (frames I and J are D metres apart); omitted: keep SfM units",
+        parse=_check_scale,
+    )
+
+
+def _options(command: type, config: str | None = None, exclude=()):
+    """Options of ``command`` (its first field positional), then those of the config class
+    named ``module:Class`` (imported only when the command is parsed)."""
+
+    def add(parser) -> None:
+        add_config(parser, command, positional=(fields(command)[0].name,))
+        if config:
+            module, name = config.split(":")
+            add_config(parser, getattr(importlib.import_module(module), name), exclude=exclude)
+
+    return add
 
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
-    command = add_command(
+    add_command(
         subparsers,
         "capture",
         run_capture,
         help="Sample sharp frames from a video or an image folder into DATASET/images/.",
         examples="""
   driveenv capture ../shared/data/bird_capture/bird.mp4 --out runs/bird --max-frames 120
-  driveenv capture ../shared/data/lund_street/images --out runs/lund --downscale 2
+  driveenv capture ../shared/data/lund_street/images --out runs/lund --frame-downscale 2
   driveenv capture walk.mov --out runs/walk --min-sharpness 0.6 --overwrite
 """,
+        options=_options(CaptureCommand, "scene_builder.capture:CaptureConfig"),
     )
-    command.add_argument("input", help="video file (mp4, mov, avi, mkv) or folder of images")
-    command.add_argument("--out", required=True, help="dataset folder to create")
-    command.add_argument("--max-frames", type=int, default=300, help="frames to sample evenly")
-    command.add_argument(
-        "--downscale", type=float, default=1.0, help="divide image width and height by this"
-    )
-    command.add_argument(
-        "--min-sharpness",
-        type=float,
-        default=0.5,
-        help="drop frames whose Laplacian variance is below this share of their neighbours'",
-    )
-    command.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-
-    command = add_command(
+    add_command(
         subparsers,
         "poses",
         run_poses,
@@ -42,50 +96,9 @@ def register(subparsers) -> None:
   driveenv poses runs/lund --matcher exhaustive --max-image-size 800
   driveenv poses runs/walk --camera-model OPENCV --overwrite
 """,
+        options=_options(PosesCommand, "scene_builder.sfm:SfmConfig"),
     )
-    command.add_argument("dataset", help="dataset folder made by 'driveenv capture'")
-    command.add_argument(
-        "--matcher",
-        choices=("auto", "sequential", "exhaustive"),
-        default="auto",
-        help="sequential (+ loop closure) for videos, exhaustive for small unordered sets",
-    )
-    command.add_argument(
-        "--camera-model",
-        choices=("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV"),
-        default="SIMPLE_RADIAL",
-        help="COLMAP camera model shared by all frames",
-    )
-    command.add_argument(
-        "--max-image-size", type=int, default=1024, help="longest side used for features"
-    )
-    command.add_argument("--max-features", type=int, default=4096, help="SIFT features per image")
-    command.add_argument(
-        "--no-guided-matching",
-        dest="guided_matching",
-        action="store_false",
-        help="match once, without re-matching under each pair's geometry (3x faster matching, "
-        "less robust mapping)",
-    )
-    command.add_argument(
-        "--min-registered",
-        type=float,
-        default=0.3,
-        help="fail unless the largest model holds at least this share of the frames",
-    )
-    command.add_argument(
-        "--mapper",
-        choices=("auto", "incremental", "global"),
-        default="auto",
-        help="auto: incremental mapping (3 seeds), then COLMAP's global mapper while frames stay "
-        "unregistered",
-    )
-    command.add_argument("--seed", type=int, default=0, help="seed of the mapper's RANSAC")
-    command.add_argument(
-        "--overwrite", action="store_true", help="replace existing poses (transforms.json)"
-    )
-
-    command = add_command(
+    add_command(
         subparsers,
         "import-poses",
         run_import_poses,
@@ -96,18 +109,9 @@ def register(subparsers) -> None:
   driveenv import-poses polycam_export/transforms.json --out runs/room
   driveenv import-poses my_colmap/sparse/0 --images my_colmap/images --out runs/mine
 """,
+        options=_options(ImportPosesCommand),
     )
-    command.add_argument(
-        "source", help="COLMAP model folder (bin or txt), poses_bounds.npy or transforms.json"
-    )
-    command.add_argument("--out", required=True, help="dataset folder to create")
-    command.add_argument(
-        "--images",
-        help="folder of the images (default: images/ beside the COLMAP project or the .npy)",
-    )
-    command.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
-
-    command = add_command(
+    add_command(
         subparsers,
         "align",
         run_align,
@@ -117,30 +121,18 @@ def register(subparsers) -> None:
   driveenv align runs/bird --up ground --scale distance=0,46,0.9
   driveenv align runs/walk --up cameras
 """,
+        options=_options(
+            AlignCommand, "scene_builder.align:AlignConfig", exclude=("camera_height", "distance")
+        ),
     )
-    command.add_argument("dataset", help="dataset folder with transforms.json")
-    command.add_argument(
-        "--up",
-        choices=("auto", "cameras", "ground"),
-        default="auto",
-        help="ground: RANSAC plane of the sparse points; cameras: mean camera up; "
-        "auto: ground when it is found, else cameras",
-    )
-    command.add_argument(
-        "--scale",
-        help="camera-height=H (cameras are H metres above the ground) or "
-        "distance=I,J,D (frames I and J are D metres apart); omitted: keep SfM units",
-    )
-    command.add_argument("--seed", type=int, default=0, help="seed of the RANSAC plane fit")
 
 
 def run_capture(args) -> int:
     from scene_builder.capture import CaptureConfig, capture
 
-    config = CaptureConfig(
-        max_frames=args.max_frames, downscale=args.downscale, min_sharpness=args.min_sharpness
-    )
-    result = capture(args.input, args.out, config, overwrite=args.overwrite)
+    command = make_config(CaptureCommand, args)
+    config = make_config(CaptureConfig, args)
+    result = capture(command.input, command.out, config, overwrite=command.overwrite)
     if result.skipped:
         print(f"{result.root}: already captured with these arguments ({result.kept} frames)")
     else:
@@ -154,17 +146,10 @@ def run_capture(args) -> int:
 def run_poses(args) -> int:
     from scene_builder.sfm import SfmConfig, recover_poses
 
-    config = SfmConfig(
-        matcher=args.matcher,
-        camera_model=args.camera_model,
-        max_image_size=args.max_image_size,
-        max_features=args.max_features,
-        guided_matching=args.guided_matching,
-        min_registered=args.min_registered,
-        mapper=args.mapper,
-        seed=args.seed,
+    command = make_config(PosesCommand, args)
+    report = recover_poses(
+        command.dataset, make_config(SfmConfig, args), overwrite=command.overwrite
     )
-    report = recover_poses(args.dataset, config, overwrite=args.overwrite)
     print(report.summary())
     return 0
 
@@ -172,7 +157,10 @@ def run_poses(args) -> int:
 def run_import_poses(args) -> int:
     from scene_builder.importers import import_poses
 
-    dataset = import_poses(args.source, args.out, images=args.images, overwrite=args.overwrite)
+    command = make_config(ImportPosesCommand, args)
+    dataset = import_poses(
+        command.source, command.out, images=command.images, overwrite=command.overwrite
+    )
     kind = dataset.extras["source"]["kind"]
     print(f"{dataset.root}: imported {len(dataset)} posed images from a {kind} source")
     return 0
@@ -181,7 +169,11 @@ def run_import_poses(args) -> int:
 def run_align(args) -> int:
     from scene_builder.align import AlignConfig, align_dataset
 
-    config = AlignConfig.from_cli(up=args.up, scale=args.scale, seed=args.seed)
-    report = align_dataset(args.dataset, config)
+    command = make_config(AlignCommand, args)
+    scale = AlignConfig.from_cli("auto", command.scale)  # camera height or distance
+    config = make_config(
+        AlignConfig, args, camera_height=scale.camera_height, distance=scale.distance
+    )
+    report = align_dataset(command.dataset, config)
     print(report.summary())
     return 0

@@ -2,54 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from common.commands import add_command
+from common.config_cli import add_config, make_config, option
+
+BACKENDS = ("embedded", "nerfstudio")
+
+
+@dataclass
+class TrainFieldCommand:
+    """Input, output and backend of ``driveenv train-field`` (the training options are
+    ``scene_builder.train.TrainConfig``'s)."""
+
+    dataset: str = option(help="posed dataset folder (with transforms.json)")
+    out: str = option(help="field folder to write (field.json, field.pt)")
+    backend: str = option(
+        "embedded", "embedded (CPU) or nerfstudio's nerfacto (GPU)", choices=BACKENDS
+    )
+    field_resolution: int | None = option(
+        None, "final grid cells per axis of the embedded field (default: EmbeddedConfig's)"
+    )
+    resume: bool = option(False, "continue from OUT/train_state.pt")
+    overwrite: bool = option(False, "replace an existing field in OUT")
+
+
+@dataclass
+class ImportFieldCommand:
+    """Options of ``driveenv import-field``."""
+
+    config: str = option(help="nerfstudio config.yml of a trained nerfacto")
+    out: str = option(help="field folder to write")
+    overwrite: bool = option(False, "replace an existing field in OUT")
 
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
-    train = add_command(
+    add_command(
         subparsers,
         "train-field",
         train_field_command,
         help="Train a radiance field on a posed dataset (transforms.json).",
         examples="""
-  driveenv train-field runs/bird/dataset --out runs/bird/field --downscale 4 --max-minutes 10
-  driveenv train-field runs/bird/dataset --out runs/bird/field --steps 3000 --lighting-augmentation
+  driveenv train-field runs/bird/dataset --out runs/bird/field --field-downscale 4 --field-minutes 10
+  driveenv train-field runs/bird/dataset --out runs/bird/field --field-steps 3000 --lighting-augmentation
   driveenv train-field runs/bird/dataset --out runs/bird/field --resume      # after Ctrl-C
   driveenv train-field runs/street/dataset --out runs/street/field --backend nerfstudio  # GPU
 """,
+        options=_train_field_options,
     )
-    train.add_argument("dataset", help="posed dataset folder (with transforms.json)")
-    train.add_argument("--out", required=True, help="field folder to write (field.json, field.pt)")
-    train.add_argument("--backend", choices=("embedded", "nerfstudio"), default="embedded")
-    train.add_argument("--downscale", type=int, default=4, help="train on images / K")
-    length = train.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None, help="training steps (default 3000)")
-    length.add_argument(
-        "--max-minutes",
-        type=float,
-        default=None,
-        help="train for about this long instead of --steps",
-    )
-    train.add_argument("--batch-rays", type=int, default=8192, help="rays per step")
-    train.add_argument("--resolution", type=int, default=192, help="final grid cells per axis")
-    train.add_argument(
-        "--scene",
-        choices=("auto", "bounded", "unbounded"),
-        default="auto",
-        help="bounded box, or contraction of everything beyond the cameras' region",
-    )
-    train.add_argument(
-        "--lighting-augmentation",
-        action="store_true",
-        help="also train every image under a random exposure/white-balance/gamma change",
-    )
-    train.add_argument("--holdout-every", type=int, default=8, help="hold out every K-th frame")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
-    train.add_argument("--overwrite", action="store_true", help="replace an existing field in OUT")
-
-    imported = add_command(
+    add_command(
         subparsers,
         "import-field",
         import_field_command,
@@ -57,46 +59,54 @@ def register(subparsers) -> None:
         examples="""
   driveenv import-field outputs/bird/nerfacto/2024-01-01_000000/config.yml --out runs/bird/field
 """,
+        options=lambda parser: add_config(parser, ImportFieldCommand, positional=("config",)),
     )
-    imported.add_argument("config", help="nerfstudio config.yml of a trained nerfacto")
-    imported.add_argument("--out", required=True, help="field folder to write")
-    imported.add_argument(
-        "--overwrite", action="store_true", help="replace an existing field in OUT"
-    )
+
+
+def _train_field_options(parser) -> None:
+    from scene_builder.train import TrainConfig
+
+    add_config(parser, TrainFieldCommand, positional=("dataset",))
+    add_config(parser, TrainConfig, exclude=("field",), title="training options")
+
+
+def _train_config(args):
+    """The embedded backend's training config; a time budget replaces the step count."""
+    from scene_builder.fields.embedded import EmbeddedConfig
+    from scene_builder.train import TrainConfig
+
+    resolution = args.field_resolution
+    grid = EmbeddedConfig() if resolution is None else EmbeddedConfig(resolution=resolution)
+    steps = None if args.max_minutes else args.steps
+    return make_config(TrainConfig, args, steps=steps, field=grid)
 
 
 def train_field_command(args) -> int:
     from pathlib import Path
 
-    if args.backend == "nerfstudio":
+    command = make_config(TrainFieldCommand, args)
+    config = _train_config(args)
+    if command.backend == "nerfstudio":
         from scene_builder.fields.nerfstudio_backend import train_nerfacto
+        from scene_builder.train import TrainConfig
+
+        # nerfacto keeps its own step count unless --field-steps changes the embedded default.
+        steps = None if config.steps == TrainConfig.steps else config.steps
 
         train_nerfacto(
-            Path(args.dataset),
-            Path(args.out),
-            max_minutes=args.max_minutes,
-            steps=args.steps,
-            overwrite=args.overwrite,
-            resume=args.resume,
-            holdout_every=args.holdout_every,
+            Path(command.dataset),
+            Path(command.out),
+            max_minutes=config.max_minutes,
+            steps=steps,
+            overwrite=command.overwrite,
+            resume=command.resume,
+            holdout_every=config.holdout_every,
         )
         return 0
 
     from common.progress import progress_bar
-    from scene_builder.fields.embedded import EmbeddedConfig
-    from scene_builder.train import TrainConfig, train_field
+    from scene_builder.train import train_field
 
-    config = TrainConfig(
-        downscale=args.downscale,
-        steps=args.steps if args.steps is not None else (None if args.max_minutes else 3000),
-        max_minutes=args.max_minutes,
-        batch_rays=args.batch_rays,
-        lighting_augmentation=args.lighting_augmentation,
-        scene_mode=args.scene,
-        holdout_every=args.holdout_every,
-        seed=args.seed,
-        field=EmbeddedConfig(resolution=args.resolution),
-    )
     with progress_bar() as progress:
         task = progress.add_task("train-field", total=None, status="loading frames")
 
@@ -109,18 +119,18 @@ def train_field_command(args) -> int:
             )
 
         trainer = train_field(
-            args.dataset,
-            args.out,
+            command.dataset,
+            command.out,
             config,
-            resume=args.resume,
-            overwrite=args.overwrite,
+            resume=command.resume,
+            overwrite=command.overwrite,
             on_status=on_status,
         )
         progress.update(task, completed=trainer.step, status="done")
     done = (
         "complete" if trainer.step >= trainer.planned_steps else "stopped (run again with --resume)"
     )
-    print(f"{args.out}: step {trainer.step}/{trainer.planned_steps}, {done}")
+    print(f"{command.out}: step {trainer.step}/{trainer.planned_steps}, {done}")
     return 0
 
 
@@ -129,6 +139,7 @@ def import_field_command(args) -> int:
 
     from scene_builder.fields.nerfstudio_backend import import_nerfacto
 
-    import_nerfacto(Path(args.config), Path(args.out), overwrite=args.overwrite)
-    print(f"{args.out}: imported {args.config}")
+    command = make_config(ImportFieldCommand, args)
+    import_nerfacto(Path(command.config), Path(command.out), overwrite=command.overwrite)
+    print(f"{command.out}: imported {command.config}")
     return 0

@@ -51,6 +51,7 @@ import trimesh
 from scipy import ndimage
 
 from common.atomic import atomic_path
+from common.config_cli import option
 from common.open3d_compat import import_open3d
 from scene_builder.drivable import DrivableMap
 from scene_builder.errors import MeshError
@@ -65,30 +66,67 @@ Progress = Callable[[int, int, str], None]  # (done, total, what) for a progress
 class MeshConfig:
     """How geometry is extracted; lengths in metres unless the name says otherwise."""
 
-    resolution: int = 256  # TSDF voxels across the arena region's widest side
-    target_faces: int = 120_000
-    render_scale: float = 0.25  # training views are rendered at this fraction of their size
-    max_training_views: int = 92
-    virtual_views: int = 16  # cameras per virtual ring
-    virtual_size: int = 96  # pixels per side of a virtual view
+    resolution: int = option(
+        256, "TSDF voxels across the arena region's widest side", flag="tsdf-resolution"
+    )
+    target_faces: int = option(120_000, "face budget of the collision mesh")
+    render_scale: float = option(
+        0.25, "size of the rendered training views as a fraction of the captured images"
+    )
+    max_training_views: int = option(92, "training views rendered for depth fusion")
+    virtual_views: int = option(
+        16, "virtual cameras per ring (rings near the ground) rendered for depth fusion"
+    )
+    virtual_size: int = option(96, "pixels per side of a virtual view")
     # Virtual camera rings as (distance from centre, height), in units of the orbit radius: low
     # ones see obstacles as a small vehicle does, high ones see the ground out to the arena edge.
     virtual_rings: tuple[tuple[float, float], ...] = ((1.0, 0.15), (1.0, 0.4), (1.5, 1.0))
-    min_accumulation: float = 0.7
+    min_accumulation: float = option(0.7, "opacity a rendered ray must reach to give a depth")
     # Opacity of a thin band (one field cell each side) around the rendered depth: a surface
     # stops the ray there, semi-transparent haze spreads its weight over decimetres (step 1).
-    min_surface_opacity: float = 0.5
+    min_surface_opacity: float = option(
+        0.5, "light a band one field cell around a pixel's depth must stop for it to be fused"
+    )
     # The ground prior (step 2): inside the cameras' circle the ground is the plane z = 0.
-    ground_prior: bool = True
-    truncation_voxels: float = 4.0
-    weight_threshold: float = 2.0
-    region_factor: float = 2.0  # arena radius = this x the cameras' largest distance from centre
-    region_radius: float | None = None  # overrides region_factor when given
-    min_component_fraction: float = 0.05  # of the largest component's faces
-    hole_edges: int = 64  # holes bounded by at most this many edges are filled
-    map_resolution: float | None = None  # default: arena radius / 100
-    ground_tolerance: float | None = None  # default: 1.5% of the arena radius
-    min_island_fraction: float = 0.05  # drivable islands smaller than this x the largest go
+    ground_prior: bool = option(
+        True, "fuse the plane z = 0 as the ground inside the cameras' circle"
+    )
+    truncation_voxels: float = option(4.0, "TSDF truncation distance, in voxels")
+    weight_threshold: float = option(2.0, "TSDF weight a voxel needs to be kept")
+    region_factor: float = option(
+        2.0, "arena radius as this x the cameras' largest distance from the orbit centre"
+    )
+    region_radius: float | None = option(
+        None, "arena radius in metres around the orbit centre (overrides --region-factor)"
+    )
+    min_component_fraction: float = option(
+        0.05, "drop mesh components with fewer faces than this x the largest's"
+    )
+    hole_edges: int = option(64, "fill holes bounded by at most this many edges")
+    map_resolution: float | None = option(
+        None, "drivable-map metres per pixel (default: arena radius / 100)"
+    )
+    ground_tolerance: float | None = option(
+        None, "height still counted as ground, metres (default: 1.5% of the arena radius)"
+    )
+    min_island_fraction: float = option(
+        0.05, "drop drivable islands smaller than this x the largest"
+    )
+
+    def __post_init__(self) -> None:
+        if self.target_faces < 100 or self.resolution < 16:
+            raise MeshError(
+                f"--target-faces {self.target_faces} / --tsdf-resolution {self.resolution}: "
+                "need at least 100 faces and 16 voxels"
+            )
+        if not 0 <= self.min_surface_opacity <= 1:
+            raise MeshError(f"--min-surface-opacity {self.min_surface_opacity}: must be in [0, 1]")
+        if self.max_training_views < 1 or self.virtual_views < 0 or not 0 < self.render_scale <= 1:
+            raise MeshError(
+                f"--max-training-views {self.max_training_views} / --virtual-views "
+                f"{self.virtual_views} / --render-scale {self.render_scale}: need at least 1 "
+                "view, no negative count, and a scale in (0, 1]"
+            )
 
 
 @dataclass

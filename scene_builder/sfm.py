@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_path, write_json_atomic
+from common.config_cli import option
 from scene_builder.capture import natural_key
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
@@ -62,22 +63,36 @@ WELL_REGISTERED = 0.95
 class SfmConfig:
     """Structure-from-motion settings; the defaults suit phone videos on a laptop CPU."""
 
-    matcher: str = "auto"  # "auto": exhaustive up to exhaustive_up_to images, else sequential
-    camera_model: str = "SIMPLE_RADIAL"  # one camera shared by every frame
-    max_image_size: int = 1024  # longest side, in pixels, that features are extracted at
-    max_features: int = 4096  # SIFT features per image
-    # Guided matching re-matches each pair under its estimated two-view geometry. It costs about
-    # 3x the matching time but turned lund_street (800 px, 2048 features) from 5 of 12 mapping
-    # seeds reaching 29/29 frames into 12 of 12: fragile captures are where users lose time.
-    guided_matching: bool = True
-    sequential_overlap: int = 10  # frames each frame is matched with, going forward
-    loop_keyframes: int = 30  # evenly spaced frames matched with each other (loop closure)
-    exhaustive_up_to: int = 40
-    min_registered: float = 0.3  # fail when the largest model holds a smaller share of frames
-    mapping_attempts: int = 3  # mapping seeds tried while frames stay unregistered
-    mapper: str = "auto"  # see MAPPERS
-    num_threads: int = -1  # -1: all cores
-    seed: int = 0
+    matcher: str = option(
+        "auto",
+        "sequential (+ loop closure) for videos, exhaustive for small unordered sets; auto: "
+        "exhaustive up to --exhaustive-up-to images, else sequential",
+        choices=MATCHERS,
+    )
+    camera_model: str = option(
+        "SIMPLE_RADIAL", "COLMAP camera model shared by all frames", choices=CAMERA_MODELS
+    )
+    max_image_size: int = option(1024, "longest side, in pixels, features are extracted at")
+    max_features: int = option(4096, "SIFT features per image")
+    # Guided matching re-matches each pair under its estimated two-view geometry: about 3x the
+    # matching time, and far more mapping seeds register every frame of a fragile capture.
+    guided_matching: bool = option(
+        True, "re-match each pair under its two-view geometry (slower matching, robust mapping)"
+    )
+    sequential_overlap: int = option(10, "frames each frame is matched with, going forward")
+    loop_keyframes: int = option(30, "evenly spaced frames matched with each other (loop closure)")
+    exhaustive_up_to: int = option(40, "largest image count matched exhaustively by auto")
+    min_registered: float = option(
+        0.3, "fail unless the largest model holds at least this share of the frames"
+    )
+    mapping_attempts: int = option(3, "mapping seeds tried while frames stay unregistered")
+    mapper: str = option(
+        "auto",
+        "auto: incremental mapping, then COLMAP's global mapper while frames stay unregistered",
+        choices=MAPPERS,
+    )
+    num_threads: int = option(-1, "threads of feature extraction and matching (-1: all cores)")
+    seed: int = option(0, "seed of the mapper's RANSAC")
 
     def validate(self) -> None:
         if self.matcher not in MATCHERS:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from common.atomic import atomic_path, write_json_atomic
+from common.config_cli import option
 from scene_builder.datasets import PosedDataset, load_dataset, split_indices
 from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION
@@ -36,23 +37,33 @@ CHECKPOINT_FILE = "field.pt"
 class TrainConfig:
     """Options of one training run (the CLI's flags)."""
 
-    downscale: int = 4
-    steps: int | None = 3000
-    max_minutes: float | None = None
-    batch_rays: int = 8192
-    lr_grid: float = 0.2
-    lr_network: float = 0.01
-    lr_codes: float = 0.01
-    lr_final_fraction: float = 0.1
-    tv_weight: float = 0.05
-    upsample_fractions: tuple[float, ...] = (0.1, 0.2, 0.35)
-    proxy_every: int = 16
-    holdout_every: int = 8
-    lighting_augmentation: bool = False
-    scene_mode: str = "auto"
-    seed: int = 0
-    eval_every: int = 100
-    checkpoint_seconds: float = 60.0
+    downscale: int = option(4, "train on the images divided by this", flag="field-downscale")
+    steps: int | None = option(3000, "training steps", flag="field-steps")
+    max_minutes: float | None = option(
+        None, "train for about this many minutes instead of --field-steps", flag="field-minutes"
+    )
+    batch_rays: int = option(8192, "rays per step")
+    lr_grid: float = option(0.2, "learning rate of the density and colour grids")
+    lr_network: float = option(0.01, "learning rate of the colour decoder")
+    lr_codes: float = option(0.01, "learning rate of the per-image appearance codes")
+    lr_final_fraction: float = option(0.1, "learning rates decay to this fraction by the end")
+    tv_weight: float = option(0.05, "weight of the grids' total-variation loss")
+    upsample_fractions: tuple[float, ...] = option(
+        (0.1, 0.2, 0.35), "fractions of training at which the grid is upsampled"
+    )
+    proxy_every: int = option(16, "steps between updates of the occupancy proxy")
+    holdout_every: int = option(8, "hold out every K-th frame for evaluation")
+    lighting_augmentation: bool = option(
+        False, "also train every image under a random exposure/white-balance/gamma change"
+    )
+    scene_mode: str = option(
+        "auto",
+        "bounded box, or contraction of everything beyond the cameras' region (unbounded)",
+        choices=("auto", "bounded", "unbounded"),
+    )
+    seed: int = option(0, "seed of ray sampling and initialisation")
+    eval_every: int = option(100, "steps between held-out evaluations")
+    checkpoint_seconds: float = option(60.0, "seconds between checkpoints (for --resume)")
     field: EmbeddedConfig = field(default_factory=EmbeddedConfig)
 
     def to_json(self) -> dict[str, Any]:

@@ -3,38 +3,49 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.commands import add_command
+from common.config_cli import add_config, make_config, option
 from simulator.errors import SimulatorError
 
 # ``env -> policy`` for ``--policy expert``, set by the top-level CLI (see ``make_policy``).
 EXPERT_FACTORY = None
 
 
+ENV_OPTIONS = "environment options (simulator.config.EnvConfig)"
+
+ROLLOUT_EXAMPLES = """
+  driveenv rollout assets/scenes/bird --policy expert --out runs/bird_expert.mp4
+  driveenv rollout runs/synthetic --policy random --renderer mesh --episodes 3 --out random.mp4
+  driveenv rollout assets/scenes/bird --renderer field --lighting random --out field.mp4 --overwrite
+"""
+
+
+@dataclass
+class RolloutOptions:
+    """``driveenv rollout``'s own options (the environment's are EnvConfig's)."""
+
+    out: str = option(help="video file to write (.mp4)")
+    policy: str = option("expert", "who drives", choices=("expert", "random"))
+    episodes: int = option(1, "episodes to record, seeded seed, seed+1, ...")
+    fps: int = option(10, "frames per second of the video")
+    overwrite: bool = option(False, "replace an existing video")
+
+
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
-    rollout = add_command(
+    add_command(
         subparsers,
         "rollout",
         _rollout,
         help="Drive episodes with a random or expert policy and write a video "
         "(camera view beside a top-down map with the trajectory); no display needed.",
-        examples="""
-  driveenv rollout assets/scenes/bird --policy expert --out runs/bird_expert.mp4
-  driveenv rollout runs/synthetic --policy random --renderer mesh --episodes 3 --out random.mp4
-  driveenv rollout assets/scenes/bird --renderer field --lighting random --out field.mp4 --overwrite
-""",
+        examples=ROLLOUT_EXAMPLES,
+        options=lambda parser: _camera_options(parser, RolloutOptions),
     )
-    rollout.add_argument("scene", help="scene bundle directory")
-    rollout.add_argument("--out", required=True, help="video file to write (.mp4)")
-    rollout.add_argument("--policy", choices=("random", "expert"), default="expert")
-    _env_arguments(rollout)
-    rollout.add_argument("--episodes", type=int, default=1)
-    rollout.add_argument("--fps", type=int, default=10)
-    rollout.add_argument("--overwrite", action="store_true", help="replace an existing video")
-
-    drive = add_command(
+    add_command(
         subparsers,
         "drive",
         _drive,
@@ -44,35 +55,38 @@ def register(subparsers) -> None:
   driveenv drive assets/scenes/bird
   driveenv drive runs/synthetic --vehicle diffdrive --lighting night
 """,
+        options=_camera_options,
     )
-    drive.add_argument("scene", help="scene bundle directory")
-    _env_arguments(drive)
 
 
-def _env_arguments(parser) -> None:
-    parser.add_argument("--vehicle", choices=("car", "diffdrive"), default="car")
-    parser.add_argument("--task", choices=("goal", "route"), default="goal")
-    parser.add_argument("--renderer", choices=("mesh", "field"), default="mesh")
-    parser.add_argument("--lighting", default="capture", help="a preset name, or 'random'")
-    parser.add_argument("--image-size", type=int, default=128, help="camera pixels per side")
-    parser.add_argument("--max-steps", type=int, default=300, help="steps per episode")
-    parser.add_argument("--seed", type=int, default=0)
+def add_env_options(parser, include=None, exclude=(), scene_positional: bool = False) -> None:
+    """The one environment-options group (EnvConfig's fields, defaults and help), shared by
+    ``train``, ``demos``, ``evaluate``, ``rollout`` and ``drive``."""
+    from simulator.config import EnvConfig
+
+    add_config(
+        parser,
+        EnvConfig,
+        include=include,
+        exclude=exclude,
+        positional=("scene",) if scene_positional else (),
+        required=() if scene_positional else ("scene",),
+        title=ENV_OPTIONS,
+    )
+
+
+def _camera_options(parser, options=None) -> None:
+    """The scene (positional) and every environment option but ``obs``: the video and the
+    window show the camera, and the expert drives from the state."""
+    add_env_options(parser, exclude=("obs",), scene_positional=True)
+    if options is not None:
+        add_config(parser, options)
 
 
 def _config(args):
     from simulator.config import EnvConfig
 
-    return EnvConfig(
-        scene=args.scene,
-        vehicle=args.vehicle,
-        task=args.task,
-        obs="rgb+state",
-        renderer=args.renderer,
-        lighting=args.lighting,
-        image_size=args.image_size,
-        max_episode_steps=args.max_steps,
-        seed=args.seed,
-    )
+    return make_config(EnvConfig, args, obs="rgb+state")
 
 
 def make_policy(name: str, env):

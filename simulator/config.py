@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from common.config_cli import option
 from simulator.errors import ConfigError
 
 VEHICLES = ("car", "diffdrive")
@@ -19,6 +20,7 @@ RENDERERS = ("field", "mesh", "none")
 TASKS = ("goal", "route")
 SENSORS = ("rgb", "depth", "state", "scan")
 SPAWN_MODES = ("scene", "random")
+FIELD_MODES = ("guided", "free")
 
 
 @dataclass
@@ -31,28 +33,51 @@ class EnvConfig:
     normalised to [0, 1] of ``scan_range``).
     """
 
-    scene: str | Path = ""
-    vehicle: str = "car"
-    obs: str = "state"
-    renderer: str = "mesh"  # used when obs has rgb or depth: "field", "mesh" or "none"
-    task: str = "goal"
-    lighting: str = "capture"  # a preset name of the scene, or "random"
-    photometric_augmentation: bool = False  # random gain/contrast/colour on images, per episode
-    image_size: int = 64  # square camera images
-    camera_fov_deg: float = 90.0  # horizontal field of view
-    camera_pitch_deg: float = 10.0  # downward tilt of the mounted camera
-    camera_height: float | None = None  # metres above ground; default 0.6 x vehicle length
-    field_mode: str = "guided"  # "guided" (mesh depth places field samples) or "free" marching
-    max_depth: float | None = None  # depth clip in metres; default the scene's arena size
-    vehicle_length: float | None = None  # metres; default arena_size / 10
-    scan_rays: int = 16
-    scan_range: float | None = None  # metres; default arena_size / 2
-    spawn: str = "scene"  # "scene": the bundle's spawn/goal/route triples; "random": new ones
-    goal_radius: float | None = None  # metres; default the scene goal's radius
-    physics_dt: float = 0.05  # seconds per physics sub-step
-    action_repeat: int = 2  # physics sub-steps per env step (control period = 0.1 s)
-    max_episode_steps: int = 300
-    seed: int = 0
+    scene: str | Path = option("", "scene bundle directory")
+    vehicle: str = option("car", "vehicle model", choices=VEHICLES)
+    obs: str = option("state", "sensors joined by '+': rgb, depth, state, scan")
+    renderer: str = option(
+        "mesh", "camera renderer, used when obs has rgb or depth", choices=RENDERERS
+    )
+    task: str = option("goal", "reach a goal, or follow a route", choices=TASKS)
+    lighting: str = option(
+        "capture",
+        "a lighting preset of the scene, or 'random' (evaluate: several, comma-separated)",
+    )
+    photometric_augmentation: bool = option(
+        False, "random gain, contrast and colour on camera images, per episode"
+    )
+    image_size: int = option(64, "camera pixels per side (square images)")
+    camera_fov_deg: float = option(90.0, "horizontal field of view of the camera, degrees")
+    camera_pitch_deg: float = option(10.0, "downward tilt of the mounted camera, degrees")
+    camera_height: float | None = option(
+        None, "camera metres above the ground (default: 0.6 x the vehicle length)"
+    )
+    field_mode: str = option(
+        "guided",
+        "radiance-field rendering: guided (mesh depth places the samples) or free ray marching",
+        choices=FIELD_MODES,
+    )
+    max_depth: float | None = option(None, "depth clip in metres (default: the scene's arena size)")
+    vehicle_length: float | None = option(
+        None, "vehicle length in metres (default: arena size / 10)"
+    )
+    scan_rays: int = option(16, "rays of the range scan")
+    scan_range: float | None = option(None, "range of the scan in metres (default: arena size / 2)")
+    spawn: str = option(
+        "scene",
+        "scene: the bundle's spawn/goal/route triples; random: new ones drawn each episode",
+        choices=SPAWN_MODES,
+    )
+    goal_radius: float | None = option(
+        None, "goal radius in metres (default: the scene goal's radius)"
+    )
+    physics_dt: float = option(0.05, "seconds per physics sub-step")
+    action_repeat: int = option(
+        2, "physics sub-steps per environment step (control period = action_repeat x physics_dt)"
+    )
+    max_episode_steps: int = option(300, "environment steps before an episode is cut off")
+    seed: int = option(0, "seed of the environment's randomness")
 
     def __post_init__(self) -> None:
         self.scene = Path(self.scene) if self.scene else self.scene
@@ -61,7 +86,7 @@ class EnvConfig:
         _choose("renderer", self.renderer, RENDERERS)
         _choose("task", self.task, TASKS)
         _choose("spawn", self.spawn, SPAWN_MODES)
-        _choose("field_mode", self.field_mode, ("guided", "free"))
+        _choose("field_mode", self.field_mode, FIELD_MODES)
         words = self.sensors
         if not words or len(set(words)) != len(words):
             raise ConfigError(f"obs={self.obs!r}: give each sensor once, e.g. 'rgb+state'")
