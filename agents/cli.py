@@ -82,12 +82,10 @@ def _demos_options(parser) -> None:
 
 
 def train_command(args) -> int:
-    from agents.train import TrainConfig, train
+    from agents.train import train
     from common.progress import progress_bar
-    from simulator.config import EnvConfig
 
-    env = make_config(EnvConfig, args)
-    config = make_config(TrainConfig, args, env_options=_env_options(env, TrainConfig))
+    config = train_config(args)
     run_options = make_config(RunOptions, args)
     with progress_bar() as progress:
         run = train(config, run_options.out, overwrite=run_options.overwrite, progress=progress)
@@ -95,6 +93,15 @@ def train_command(args) -> int:
     summary = f"success {last['success_rate']:.0%} after {last['steps']} steps" if last else "done"
     print(f"{run_options.out}: {run['algorithm']} {summary}")
     return 0
+
+
+def train_config(args):
+    """The ``TrainConfig`` of parsed ``driveenv train`` arguments (checked by the configs)."""
+    from agents.train import TrainConfig
+    from simulator.config import EnvConfig
+
+    env = make_config(EnvConfig, args)
+    return make_config(TrainConfig, args, env_options=_env_options(env, TrainConfig))
 
 
 def _env_options(env, config_class) -> dict:

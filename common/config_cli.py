@@ -183,7 +183,7 @@ class _KeyValues(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         key, sep, text = values.partition("=")
         if not sep or not key:
-            parser.error(f"{option_string} {values!r}: write KEY=VALUE, e.g. learning_rate=3e-4")
+            raise argparse.ArgumentError(self, f"{values!r}: write KEY=VALUE, e.g. learning_rate=3e-4")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:

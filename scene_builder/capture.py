@@ -63,7 +63,7 @@ class CaptureConfig:
         if self.max_frames < MIN_FRAMES:
             raise CaptureError(f"--max-frames {self.max_frames}: must be at least {MIN_FRAMES}")
         if self.downscale < 1.0:
-            raise CaptureError(f"--downscale {self.downscale}: must be >= 1 (1 = full size)")
+            raise CaptureError(f"--frame-downscale {self.downscale}: must be >= 1 (1 = full size)")
         if not 0.0 <= self.min_sharpness < 1.0:
             raise CaptureError(f"--min-sharpness {self.min_sharpness}: must be in [0, 1)")
 

@@ -199,13 +199,21 @@ def _register_build(subparsers) -> None:
     )
 
 
-def run_build(args) -> int:
-    from scene_builder.build import BuildConfig, build_scene
+def build_config(args):
+    """The ``BuildConfig`` of parsed ``driveenv build-scene`` arguments; a time budget for the
+    field replaces its step count."""
+    from scene_builder.build import BuildConfig
     from scene_builder.mesh import MeshConfig
 
+    steps = None if args.field_minutes else args.field_steps
+    return make_config(BuildConfig, args, field_steps=steps, mesh=make_config(MeshConfig, args))
+
+
+def run_build(args) -> int:
+    from scene_builder.build import build_scene
+
     command = make_config(BuildCommand, args)
-    steps = None if args.field_minutes else args.field_steps  # a time budget replaces steps
-    config = make_config(BuildConfig, args, field_steps=steps, mesh=make_config(MeshConfig, args))
+    config = build_config(args)
     work = Path(command.work) if command.work else None
     build = build_scene(
         Path(command.input), Path(command.out), config, work=work, overwrite=command.overwrite

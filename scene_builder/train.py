@@ -66,6 +66,10 @@ class TrainConfig:
     checkpoint_seconds: float = option(60.0, "seconds between checkpoints (for --resume)")
     field: EmbeddedConfig = field(default_factory=EmbeddedConfig)
 
+    def __post_init__(self) -> None:
+        if self.downscale < 1:
+            raise FieldError(f"--field-downscale {self.downscale}: must be 1 or more")
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["field"] = self.field.to_json()

@@ -145,7 +145,7 @@ def test_errors_are_clear(inputs, tmp_path):
 
 def test_cli_report_and_one_line_error(inputs, tmp_path, capsys):
     root, scene = inputs
-    args = ["report", "--sim", str(root / "eval"), "--scene", str(scene), "--bootstrap", "50"]
+    args = ["report", "--sim", str(root / "eval"), "--scene", str(scene), "--n-bootstrap", "50"]
     assert main([*args, "--real", str(root / "trials.csv"), "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r" / "report.html").is_file()
     broken = tmp_path / "broken.csv"

@@ -110,7 +110,7 @@ def test_evaluate_command_on_the_real_simulator(tmp_path, capsys):
         scene,
         "--episodes",
         "2",
-        "--max-steps",
+        "--max-episode-steps",
         "15",
     ]
     assert main([*args, "--lighting", "capture,dim", "--out", str(out)]) == 0

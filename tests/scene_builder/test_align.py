@@ -127,7 +127,8 @@ def test_without_points_up_comes_from_the_cameras(shared_data, tmp_path):
 def test_cli_align_and_bad_scale(bird, capsys):
     assert main(["align", str(bird), "--scale", "camera-height=1.5"]) == 0
     assert "aligned, ground plane" in capsys.readouterr().out
-    assert main(["align", str(bird), "--scale", "height=2"]) == 1
+    with pytest.raises(SystemExit):  # a malformed --scale fails while parsing, before any work
+        main(["align", str(bird), "--scale", "height=2"])
     assert "--scale height=2: expected camera-height=H or distance=I,J,D" in capsys.readouterr().err
     assert main(["align", str(bird), "--scale", "distance=0,999,1"]) == 1
     assert "frames must be two different indices in 0..183" in capsys.readouterr().err

@@ -98,7 +98,7 @@ def test_full_size_jpegs_from_a_folder_are_copied_with_their_exif(shared_data, t
 def test_cli_capture_prints_one_line_and_bad_input_is_one_error_line(bird_video, tmp_path, capsys):
     out = tmp_path / "cli"
     args = ["capture", str(bird_video), "--out", str(out), "--max-frames", "12"]
-    assert main([*args, "--downscale", "8", "--min-sharpness", "0"]) == 0
+    assert main([*args, "--frame-downscale", "8", "--min-sharpness", "0"]) == 0
     assert "kept 12 frames of 184" in capsys.readouterr().out
     not_video = tmp_path / "notes.mp4"
     not_video.write_text("not a video at all")

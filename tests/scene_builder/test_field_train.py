@@ -119,13 +119,14 @@ def test_cli_trains_a_loadable_field_with_all_presets(bird_dataset, tmp_path, ca
         str(bird_dataset),
         "--out",
         str(out),
-        "--downscale",
+        "--field-downscale",
         "1",
-        "--steps",
+        "--field-steps",
         "30",
     ]
     assert (
-        main([*args, "--batch-rays", "512", "--resolution", "32", "--lighting-augmentation"]) == 0
+        main([*args, "--batch-rays", "512", "--field-resolution", "32", "--lighting-augmentation"])
+        == 0
     )
     field = load_field(out)
     assert field.backend_name == "embedded"
@@ -144,7 +145,10 @@ def test_cli_trains_a_loadable_field_with_all_presets(bird_dataset, tmp_path, ca
 
 
 def test_bad_input_is_one_line_error(bird_dataset, tmp_path, capsys):
-    assert main(["train-field", str(tmp_path), "--out", str(tmp_path / "f"), "--steps", "5"]) == 1
+    assert (
+        main(["train-field", str(tmp_path), "--out", str(tmp_path / "f"), "--field-steps", "5"])
+        == 1
+    )
     assert "transforms.json: no such file" in capsys.readouterr().err
     with pytest.raises(FieldError, match="no training state to resume from"):
         train_field(bird_dataset, tmp_path / "nothing", tiny_config(steps=5), resume=True)

@@ -86,7 +86,7 @@ def test_scene_info_prints_a_summary_and_writes_a_preview(synthetic, tmp_path, c
 
     target = tmp_path / "preview.png"
     assert (
-        main(["scene-info", str(synthetic.root), "--preview", str(target), "--image-size", "48"])
+        main(["scene-info", str(synthetic.root), "--preview", str(target), "--preview-size", "48"])
         == 0
     )
     out = capsys.readouterr().out

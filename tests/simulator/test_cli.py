@@ -19,7 +19,7 @@ def test_rollout_writes_a_video_and_refuses_to_overwrite(synthetic_scene, tmp_pa
         str(out),
         "--image-size",
         "32",
-        "--max-steps",
+        "--max-episode-steps",
         "40",
         "--episodes",
         "2",
