@@ -183,7 +183,9 @@ class _KeyValues(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         key, sep, text = values.partition("=")
         if not sep or not key:
-            raise argparse.ArgumentError(self, f"{values!r}: write KEY=VALUE, e.g. learning_rate=3e-4")
+            raise argparse.ArgumentError(
+                self, f"{values!r}: write KEY=VALUE, e.g. learning_rate=3e-4"
+            )
         try:
             value = json.loads(text)
         except json.JSONDecodeError:

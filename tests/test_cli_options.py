@@ -131,7 +131,10 @@ def test_a_readme_evaluate_command_gives_the_expected_campaign(tmp_path):
     config, options = _campaign(args)
     assert [a.name for a in config.agents] == ["expert", "random"]
     assert (config.conditions, config.seeds, config.workers) == (["capture", "dim"], [0, 1, 2], 2)
-    assert (config.spawn, config.max_episode_steps) == (EnvConfig.spawn, EnvConfig.max_episode_steps)
+    assert (config.spawn, config.max_episode_steps) == (
+        EnvConfig.spawn,
+        EnvConfig.max_episode_steps,
+    )
 
 
 @pytest.mark.parametrize(
