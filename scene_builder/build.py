@@ -77,6 +77,21 @@ class BuildConfig:
     name: str | None = option(None, "scene name (default: OUT's folder name)")
     seed: int = option(0, "seed of every stage (RANSAC, field training, task sampling)")
 
+    def __post_init__(self) -> None:
+        """Refuse what a later stage would, before the first stage runs."""
+        if self.scale:
+            AlignConfig.check_scale(self.scale)
+        counts = {
+            "--max-frames": self.max_frames,
+            "--frame-downscale": self.frame_downscale,
+            "--field-downscale": self.field_downscale,
+            "--field-steps": 1 if self.field_steps is None else self.field_steps,
+            "--tasks": self.tasks,
+        }
+        low = [f"{flag} {value}" for flag, value in counts.items() if value < 1]
+        if low:
+            raise BundleError(f"{', '.join(low)}: must be at least 1")
+
 
 @dataclass
 class StageResult:

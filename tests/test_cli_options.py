@@ -207,3 +207,11 @@ def test_top_level_help_imports_no_config_module():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_build_options_are_checked_before_the_first_stage(tmp_path, capsys):
+    out = tmp_path / "scene"
+    argv = ["build-scene", str(tmp_path / "walk.mp4"), "--out", str(out), "--tasks", "0"]
+    assert cli.main(argv) == 1
+    assert capsys.readouterr().err == "error: --tasks 0: must be at least 1\n"
+    assert not out.exists() and not (tmp_path / "scene.build").exists()

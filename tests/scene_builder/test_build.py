@@ -176,14 +176,16 @@ def test_mesh_options_reach_the_mesh_config_and_bad_values_fail_in_one_line(tmp_
     one-line error before any field is loaded, and nothing is written."""
     import argparse
 
+    from common.config_cli import add_config, make_config
     from driveenv.cli import main
-    from scene_builder.cli_scene import _add_mesh_options, _mesh_config
+    from scene_builder.mesh import MeshConfig
 
     parser = argparse.ArgumentParser()
-    _add_mesh_options(parser)
-    config = _mesh_config(parser.parse_args(["--min-surface-opacity", "0.3", "--no-ground-prior"]))
+    add_config(parser, MeshConfig, exclude=("virtual_rings",))
+    args = parser.parse_args(["--min-surface-opacity", "0.3", "--no-ground-prior"])
+    config = make_config(MeshConfig, args)
     assert config.min_surface_opacity == 0.3 and config.ground_prior is False
-    assert _mesh_config(parser.parse_args([])).ground_prior is True
+    assert make_config(MeshConfig, parser.parse_args([])).ground_prior is True
 
     out = tmp_path / "scene"
     code = main(
