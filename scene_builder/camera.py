@@ -27,6 +27,23 @@ def fov_intrinsics(width: int, height: int, fov_deg: float) -> np.ndarray:
     return np.array([fx, fx, 0.5 * width, 0.5 * height], dtype=np.float32)
 
 
+def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """Camera-to-world 4x4 (OpenGL axes: x right, y up, looking down -z) from eye to target."""
+    eye = np.asarray(eye, dtype=np.float64)
+    forward = np.asarray(target, dtype=np.float64) - eye
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    right /= np.linalg.norm(right)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = (
+        right,
+        np.cross(right, forward),
+        -forward,
+        eye,
+    )
+    return pose
+
+
 def local_directions(intrinsics, width: int, height: int, dtype=np.float32) -> np.ndarray:
     """(H*W, 3) camera-frame directions through the pixel centres, row-major, with z = -1."""
     fx, fy, cx, cy = np.asarray(intrinsics, dtype=np.float64).reshape(4)
