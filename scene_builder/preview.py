@@ -17,9 +17,8 @@ import numpy as np
 
 from common.atomic import atomic_path
 from scene_builder.bundle import SceneBundle
-from scene_builder.camera import local_directions
+from scene_builder.camera import local_directions, look_at
 from scene_builder.lighting import scene_lighting
-from scene_builder.mesh import look_at
 from scene_builder.raycast import MeshCaster
 
 

@@ -12,12 +12,12 @@ from scene_builder.camera import (
     camera_rays,
     fov_intrinsics,
     local_directions,
+    look_at,
     pixel_grid,
     points_at_depth,
     project,
 )
 from scene_builder.errors import MeshError
-from scene_builder.mesh import look_at
 from scene_builder.raycast import MeshCaster
 
 BIRD_VISUAL = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "bird" / "visual.ply"
