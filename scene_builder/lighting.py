@@ -131,12 +131,16 @@ class SceneLighting:
 
 def scene_lighting(scene, field=None) -> SceneLighting:
     """A scene bundle's presets (``resolve_presets``) with the capture code of ``field`` (a
-    loaded RadianceField of the scene) when given."""
+    loaded RadianceField of the scene) when given; without it the field's table is read from
+    its field.json (the bundle's table alone when that cannot be read)."""
     from scene_builder.fields.base import read_field_meta
 
     meta = field.meta if field is not None else None
     if meta is None and scene.field_dir is not None:
-        meta = read_field_meta(scene.field_dir)
+        try:
+            meta = read_field_meta(scene.field_dir)
+        except FieldError:  # an unreadable field does not stop the cameras that do not use it
+            meta = None
     code = None
     if field is not None and CAPTURE in field.lighting_presets:
         code = field.lighting_presets[CAPTURE]
