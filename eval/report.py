@@ -245,18 +245,14 @@ def _fidelity(
         dataset = load_dataset(scene.dataset_dir)
     except DriveEnvError as error:  # the rest of the report stands without this section
         return {"skipped": f"cannot load the field or the real frames: {error}"}, []
-    field_presets = [p for p in scene.lighting if p in radiance_field.lighting_presets]
-    field_presets = field_presets or list(radiance_field.lighting_presets)
+    presets = list(scene.lighting)  # a preset without a code: scene_builder.lighting's rule
     renderer = campaign.meta.get("renderer", "mesh")
     sim_name = f"simulator camera ({renderer})"
     fidelity_config = FidelityConfig(frames=config.fidelity_frames)
     results = {
-        "field": measure_fidelity(radiance_field, dataset, field_presets, fidelity_config),
+        "field": measure_fidelity(radiance_field, dataset, presets, fidelity_config),
         sim_name: measure_fidelity(
-            SimulatorView(scene, renderer),
-            dataset,
-            list(scene.lighting) if renderer == "mesh" else field_presets,
-            fidelity_config,
+            SimulatorView(scene, renderer), dataset, presets, fidelity_config
         ),
     }
     first = results["field"]

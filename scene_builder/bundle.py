@@ -30,6 +30,8 @@ import numpy as np
 from common.atomic import atomic_path
 from scene_builder.drivable import DrivableMap, Goal, Pose2D
 from scene_builder.errors import BundleError
+from scene_builder.lighting import PRESETS as DEFAULT_LIGHTING
+from scene_builder.lighting import LightingPreset
 
 SCHEMA_VERSION = 1
 SCENE_FILE = "scene.json"
@@ -49,44 +51,6 @@ __all__ = [
     "load_scene",
     "write_scene",
 ]
-
-
-@dataclass(frozen=True)
-class LightingPreset:
-    """A named lighting condition; ``gain``/``gamma`` let a mesh renderer approximate it.
-
-    The radiance field renders a preset from its appearance code of the same name; a renderer
-    without the field maps a capture-lit colour ``c`` in [0, 1] to ``gain * c ** gamma``.
-    """
-
-    name: str
-    gain: np.ndarray  # (3,) RGB multipliers
-    gamma: float
-
-    def apply(self, rgb: np.ndarray) -> np.ndarray:
-        """Colours (..., 3) in [0, 1] under this preset, clipped to [0, 1]."""
-        rgb = np.clip(np.asarray(rgb, dtype=np.float32), 0.0, 1.0)
-        return np.clip(np.asarray(self.gain, np.float32) * rgb**self.gamma, 0.0, 1.0)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"gain": [float(g) for g in self.gain], "gamma": float(self.gamma)}
-
-
-def _preset(name: str, gain: tuple[float, float, float], gamma: float) -> LightingPreset:
-    return LightingPreset(name, np.array(gain, dtype=np.float64), gamma)
-
-
-# The field helper's named presets, approximated photometrically for the mesh renderer.
-DEFAULT_LIGHTING: dict[str, LightingPreset] = {
-    p.name: p
-    for p in (
-        _preset("capture", (1.0, 1.0, 1.0), 1.0),
-        _preset("bright", (1.3, 1.3, 1.3), 0.85),
-        _preset("dim", (0.55, 0.55, 0.55), 1.1),
-        _preset("warm", (1.15, 1.0, 0.75), 1.0),
-        _preset("night", (0.22, 0.26, 0.4), 1.3),
-    )
-}
 
 
 @dataclass

@@ -2,9 +2,11 @@
 
 The preview shows the drivable map from above (spawns as arrows, goals as circles, routes as
 lines) beside one overview camera view per lighting preset. Views come from the radiance field
-when the scene has one, else from the baked visual mesh: open3d's ``RaycastingScene`` finds the
-hit triangle and its barycentric coordinates, and the vertex colours are interpolated there
-(open3d's offscreen renderer can deadlock on this machine, so it is not used).
+when the scene has one, and from the baked visual mesh: the mesh caster
+(``scene_builder.raycast``) finds the hit triangle and its barycentric coordinates, and the
+vertex colours are interpolated there (open3d's offscreen renderer can deadlock without a
+display, so it is not used). Presets are applied as every camera applies them
+(``scene_builder.lighting``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ import numpy as np
 
 from common.atomic import atomic_path
 from scene_builder.bundle import SceneBundle
-from scene_builder.mesh import look_at
+from scene_builder.camera import local_directions, look_at
+from scene_builder.lighting import scene_lighting
+from scene_builder.raycast import MeshCaster
 
 
 def scene_summary(scene: SceneBundle) -> str:
@@ -43,45 +47,19 @@ def scene_summary(scene: SceneBundle) -> str:
     return "\n".join(lines)
 
 
-def camera_rays(camera_to_world: np.ndarray, intrinsics, width: int, height: int) -> np.ndarray:
-    """World-space rays (H, W, 6): origin and unit direction through each pixel centre."""
-    fx, fy, cx, cy = intrinsics
-    u, v = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
-    local = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], axis=-1)
-    directions = local @ camera_to_world[:3, :3].T
-    directions /= np.linalg.norm(directions, axis=-1, keepdims=True)
-    origins = np.broadcast_to(camera_to_world[:3, 3], directions.shape)
-    return np.concatenate([origins, directions], axis=-1)
-
-
 class MeshViewRenderer:
     """Colour images of a vertex-coloured mesh by ray casting (see the module docstring)."""
 
     def __init__(self, mesh, background=(0.85, 0.88, 0.92)):
-        from common.open3d_compat import import_open3d
-
-        self._o3d = import_open3d()
-        self.faces = np.asarray(mesh.faces)
-        self.colours = np.asarray(mesh.visual.vertex_colors, dtype=np.float32)[:, :3] / 255.0
+        self.caster = MeshCaster.from_trimesh(mesh, colours=True)
         self.background = np.asarray(background, dtype=np.float32)
-        self.scene = self._o3d.t.geometry.RaycastingScene()
-        self.scene.add_triangles(
-            self._o3d.core.Tensor(np.asarray(mesh.vertices, dtype=np.float32)),
-            self._o3d.core.Tensor(self.faces.astype(np.uint32)),
-        )
 
     def render(self, camera_to_world, intrinsics, width, height) -> np.ndarray:
         """(H, W, 3) float32 colours in [0, 1]; background where no triangle is hit."""
-        rays = camera_rays(camera_to_world, intrinsics, width, height).astype(np.float32)
-        hit = self.scene.cast_rays(self._o3d.core.Tensor(rays))
-        ids = hit["primitive_ids"].numpy().astype(np.int64)
-        uv = hit["primitive_uvs"].numpy()
-        missed = ids == self.scene.INVALID_ID
-        ids[missed] = 0
-        corners = self.colours[self.faces[ids]]  # (H, W, 3 corners, 3)
-        weights = np.stack([1 - uv[..., 0] - uv[..., 1], uv[..., 0], uv[..., 1]], axis=-1)
-        image = np.einsum("hwc,hwcd->hwd", weights, corners)
-        image[missed] = self.background
+        hits = self.caster.cast_cameras(
+            np.asarray(camera_to_world)[None], local_directions(intrinsics, width, height)
+        )
+        image = self.caster.colours(hits, self.background).reshape(height, width, 3)
         return np.clip(image, 0, 1).astype(np.float32)
 
 
@@ -122,22 +100,20 @@ def render_preset_views(
 ) -> dict[str, np.ndarray]:
     """One image (H, W, 3) per lighting preset from ``renderer`` ("field" or "mesh")."""
     pose, intrinsics = capture_camera(scene, image_size) or overview_camera(scene, image_size)
-    if renderer == "field":
-        field = scene.load_field()
+    field = scene.load_field() if renderer == "field" else None
+    lighting = scene_lighting(scene, field)
+    if field is not None:
         views = {}
         for name in scene.lighting:
-            appearance = name if name in field.lighting_presets else "capture"
-            out = field.render(pose[None], np.array(intrinsics), image_size, image_size, appearance)
-            rgb = out.rgb[0].numpy()
-            if appearance != name:  # the field lacks this preset: approximate it photometrically
-                rgb = scene.lighting[name].apply(rgb)
-            views[name] = rgb
+            code, change = lighting.appearance(((name, 1.0),))
+            out = field.render(pose[None], np.array(intrinsics), image_size, image_size, code)
+            views[name] = change.apply(out.rgb[0].numpy())
         return views
     import trimesh
 
     mesh = trimesh.load(scene.visual_mesh_path, force="mesh", process=False)
     base = MeshViewRenderer(mesh).render(pose, intrinsics, image_size, image_size)
-    return {name: preset.apply(base) for name, preset in scene.lighting.items()}
+    return {name: lighting.photometric(((name, 1.0),)).apply(base) for name in scene.lighting}
 
 
 def write_preview(

@@ -4,7 +4,7 @@ The camera is mounted on the vehicle's centre line, ``0.3 x length`` ahead of th
 at ``camera_height`` above the ground, looking forward and tilted down by ``camera_pitch_deg``.
 Its pose is a camera-to-world 4x4 in the OpenGL convention (x right, y up, looking down -z),
 the same as the posed dataset and the radiance field, so a renderer needs no conversion.
-Pixel (u, v) covers [u, u+1) x [v, v+1); its ray goes through the pixel centre.
+Intrinsics and pixel rays follow ``scene_builder.camera``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from scene_builder.camera import fov_intrinsics, local_directions
 
 # The state vector, in order; lengths are divided by the scene's arena size.
 STATE_FIELDS = (
@@ -48,15 +50,11 @@ class CameraModel:
     @property
     def intrinsics(self) -> np.ndarray:
         """(fx, fy, cx, cy) in pixels."""
-        fx = 0.5 * self.width / math.tan(math.radians(self.fov_deg) / 2)
-        return np.array([fx, fx, 0.5 * self.width, 0.5 * self.height], dtype=np.float32)
+        return fov_intrinsics(self.width, self.height, self.fov_deg)
 
     def ray_directions(self) -> np.ndarray:
         """(H*W, 3) camera-frame ray directions with z = -1, so ray length t is z-depth."""
-        fx, fy, cx, cy = self.intrinsics
-        u, v = np.meshgrid(np.arange(self.width) + 0.5, np.arange(self.height) + 0.5)
-        dirs = np.stack([(u - cx) / fx, -(v - cy) / fy, -np.ones_like(u)], axis=-1)
-        return dirs.reshape(-1, 3).astype(np.float32)
+        return local_directions(self.intrinsics, self.width, self.height)
 
     def camera_to_world(self, x: float, y: float, yaw: float) -> np.ndarray:
         """The 4x4 OpenGL camera-to-world pose for a vehicle at ground pose (x, y, yaw)."""

@@ -1,8 +1,9 @@
-"""The one render API every field backend offers (contracts.md section 2).
+"""The one render API every field backend offers.
 
 A backend implements ``_render_rays`` for world-space rays; this class turns a batch of cameras
-into rays, resolves the appearance (preset name or code), validates input with one-line
-``FieldError`` messages and renders in chunks without gradients. All N cameras of a call are
+into rays (``scene_builder.camera``), resolves the appearance (a preset name or a code; a preset
+the field has no code for follows ``scene_builder.lighting``'s rule), validates input with
+one-line ``FieldError`` messages and renders in chunks without gradients. All N cameras of a call are
 flattened into one ray batch, so 16 cameras of 64x64 cost the same per ray as one 256x256 image.
 """
 
@@ -17,12 +18,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from scene_builder.camera import camera_rays, pixel_grid
 from scene_builder.errors import FieldError
-from scene_builder.fields.rays import camera_rays, pixel_grid
+from scene_builder.lighting import (
+    CAPTURE,
+    PRESET_NAMES,
+    PRESETS,
+    LightingPreset,
+    presets_from_json,
+)
 
 FIELD_FILE = "field.json"
 FIELD_FORMAT_VERSION = 1
-PRESET_NAMES = ("capture", "bright", "dim", "warm", "night")
+__all__ = ["FIELD_FILE", "FIELD_FORMAT_VERSION", "PRESET_NAMES", "RadianceField", "RenderOutput"]
 
 
 @dataclass
@@ -73,15 +81,22 @@ class RadianceField(ABC):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Render world rays (R,3) with z-scaled directions; return rgb (R,3), depth (R,), acc (R,)."""
 
+    @property
+    def preset_photometric(self) -> dict[str, LightingPreset]:
+        """The presets this field was trained with (field.json), else the standard table."""
+        return presets_from_json(self.meta.get("preset_photometric") or {}) or dict(PRESETS)
+
     def resolve_appearance(
         self, appearance: str | torch.Tensor | np.ndarray, count: int
-    ) -> torch.Tensor:
-        """A preset name or a code (D,) / (N, D) -> codes (N, D)."""
+    ) -> tuple[torch.Tensor, LightingPreset | None]:
+        """A preset name or a code (D,) / (N, D) -> codes (N, D) and the change to apply to the
+        rendered image: a preset is the capture code plus its change (``scene_builder.lighting``)."""
         if isinstance(appearance, str):
-            if appearance not in self.lighting_presets:
-                known = ", ".join(sorted(self.lighting_presets))
+            change = self.preset_photometric.get(appearance)
+            if change is None or CAPTURE not in self.lighting_presets:
+                known = ", ".join(sorted(self.preset_photometric))
                 raise FieldError(f"unknown lighting preset {appearance!r} (known: {known})")
-            return self.lighting_presets[appearance].reshape(1, -1).expand(count, -1)
+            return self.lighting_presets[CAPTURE].reshape(1, -1).expand(count, -1), change
         codes = _as_tensor(appearance, "appearance code")
         if codes.ndim == 1:
             codes = codes.reshape(1, -1).expand(count, -1)
@@ -90,7 +105,7 @@ class RadianceField(ABC):
                 f"appearance code has shape {tuple(codes.shape)}; expected ({self.appearance_dim},) "
                 f"or ({count}, {self.appearance_dim})"
             )
-        return codes
+        return codes, None
 
     def render(
         self,
@@ -101,7 +116,7 @@ class RadianceField(ABC):
         appearance: str | torch.Tensor | np.ndarray = "capture",
         surface_depth=None,
     ) -> RenderOutput:
-        """Render N cameras (all ``width`` x ``height``) in one call; see contracts.md section 2.
+        """Render N cameras (all ``width`` x ``height``) in one call.
 
         ``camera_to_world`` (N,4,4) or (4,4), OpenGL axes, world frame; ``intrinsics`` (N,4) or
         (4,) as fx, fy, cx, cy in pixels of this size (pixel centres at +0.5); ``surface_depth``
@@ -133,7 +148,7 @@ class RadianceField(ABC):
             )
         if (intr[:, :2] <= 0).any():
             raise FieldError("intrinsics: focal lengths fx, fy must be positive")
-        codes = self.resolve_appearance(appearance, count)
+        codes, change = self.resolve_appearance(appearance, count)
         pixels = height * width
         surface = None
         if surface_depth is not None:
@@ -164,8 +179,9 @@ class RadianceField(ABC):
                     origins, directions, codes[index], None if surface is None else surface[part]
                 )
                 rgb[part], depth[part], accumulation[part] = out
+        rgb = rgb.reshape(count, height, width, 3).clamp(0, 1)
         return RenderOutput(
-            rgb=rgb.reshape(count, height, width, 3).clamp(0, 1),
+            rgb=rgb if change is None else change.apply(rgb),
             depth=depth.reshape(count, height, width),
             accumulation=accumulation.reshape(count, height, width).clamp(0, 1),
         )

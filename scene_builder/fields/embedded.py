@@ -1,46 +1,34 @@
 """The embedded radiance field: factorised feature planes and lines, built for a laptop CPU.
 
-Why this design (measured on this 2-core machine, torch 2.13 CPU, see benchmarks/field_bird.py):
-- A hash grid with an MLP in plain PyTorch trains at ~0.1 M samples/s (~1,500 rays/s at 48
-  samples per ray); nerfacto runs ~470 rays/s. On this CPU the cost is *samples per ray x
-  channels*: ``grid_sample`` over three planes reads 1.6 M samples/s with 4 channels and
-  0.8 M/s with 16 channels (forward + backward), elementwise ops run at ~270 M elements/s, and a
-  small matrix product is cheap by comparison. So the field is TensoRF's vector-matrix
-  factorisation (three axis-aligned planes times three lines, one ``grid_sample`` call each for
-  density and colour channels together), decoded by a tiny view-dependent MLP.
+Why this design (speeds and scores from benchmarks/field_bird.py, in benchmarks/RESULTS.md):
+- On a CPU a field's cost is *samples per ray x channels*: ``grid_sample`` slows with every
+  channel it reads, elementwise ops are memory-bound, and a small matrix product is cheap by
+  comparison; a hash grid with an MLP in plain PyTorch, and nerfacto, train far slower per ray.
+  So the field is TensoRF's vector-matrix factorisation (Chen et al., 2022: three axis-aligned
+  planes times three lines, one ``grid_sample`` call each for density and colour channels
+  together), decoded by a tiny view-dependent MLP.
 - Samples: a *density proxy* (the field's own density baked into a dilated 128^3 grid, exactly,
   by an einsum over the factors, refreshed every few dozen steps) replaces a proposal network.
   Looking it up is one nearest-cell read per coarse sample; its weights (blurred along the ray)
   pick ``fine_samples`` intervals per ray by inverse-CDF resampling (mip-NeRF 360 style), and
   only those go through the field with gradients. The proxy also skips empty space when rendering.
 - Sizes: every per-sample tensor is read and written a dozen times per step, so a step costs
-  about samples x (grid channels + decoder width). Measured A/B in one process at the final
-  192-cell grid (8,192 rays x 12 samples, 2 threads, others paused): 4 density + 12 colour
-  components with a 64-wide decoder 38,700 rays/s; 10 colour and 32 wide 59,500 (1.54x); 8 and
-  32 71,400 (1.85x); 10 fine samples instead of 12 1.17x. After 800 steps on the bird (8 held-out
-  frames, left-half rule) the three sizes score 30.8 / 30.4 / 30.4 dB and a held-out keypoint
-  depth error of 1.0 / 1.1 / 1.3%: nearly the same per step, so the smaller sizes win per
-  second. 10 and 32 is the default, the middle one, keeping geometry close to the larger field's.
-  Swapping ``grid_sample`` for gathers or ``embedding_bag`` (with a hand-written backward) or
-  splitting its backward across threads measured no faster.
-- Per-image appearance codes (NeRF-W's idea) act as a global photometric change of the
-  composited colour (per-channel gain, gamma and offset: a phone's auto-exposure and white
-  balance), not as a decoder input. On the bird (benchmarks/field_bird.py) the decoder-input
-  codes reached 29.7 dB held-out (left-half rule) after 10 minutes but only 19.6 dB with the
-  mean code, as codes drifted into view-specific detail; the photometric codes reached 32.5 dB
-  and 24.0 dB after 5 minutes. ``appearance_model="decoder"`` keeps the NeRF-W variant (and
-  loads fields written before the option). A total-variation penalty keeps the grids smooth.
-- Learning rates: the grid factors need a large step (0.2 with Adam): at 0.02 the bird stayed a
-  blurred cloud after 600 steps (held-out 21 dB), at 0.2 it was sharp (32 dB).
+  about samples x (grid channels + decoder width). Smaller colour factors and decoder score
+  nearly the same per step and run faster, so they win per second; the default is the middle
+  size, which keeps geometry close to the larger field's. Gathers, ``embedding_bag`` with a
+  hand-written backward, or a backward split across threads were no faster than ``grid_sample``.
+- Per-image appearance codes (NeRF-W's idea, Martin-Brualla et al., 2021) act as a global
+  photometric change of the composited colour (per-channel gain, gamma and offset: a phone's
+  auto-exposure and white balance), not as a decoder input: as a decoder input the codes drift
+  into view-specific detail and held-out frames rendered with the mean code score much worse.
+  ``appearance_model="decoder"`` keeps the NeRF-W variant (and loads fields written before the
+  option). A total-variation penalty keeps the grids smooth.
+- Learning rates: the grid factors need a large step (0.2 with Adam); a tenth of it leaves the
+  scene a blurred cloud after hundreds of steps.
 - Unbounded scenes are contracted (L-inf, as nerfacto); bounded scenes clip rays to a box.
 - ``surface_depth`` (from mesh ray casting) replaces the proxy search: a few samples in a thin
-  band around the known surface, the simulator's fast path.
-
-Measured with benchmarks/field_bird.py (bird at 136x240, 2 threads, other processes paused):
-training 60,700 rays/s over a 10-minute run (8,192 rays x 12 samples per step; nerfacto ~470),
-held-out 32.1 dB / SSIM 0.924 (left-half rule) at 10 minutes; rendering 16 cameras of 64x64
-83,300 rays/s marching freely and 686,000 rays/s with a surface depth (four samples in a band),
-one 256x256 camera 86,700 rays/s (batching small cameras costs nothing per ray).
+  band around the known surface, the simulator's fast path. Batching small cameras into one
+  call costs nothing per ray.
 """
 
 from __future__ import annotations
@@ -70,9 +58,8 @@ class EmbeddedConfig:
     resolution: int = 192
     initial_resolution: int = 64
     density_components: int = 4
-    # 10 colour components and a 32-wide decoder: at the same step count as 12 and 64 the bird
-    # scores within 0.4 dB (800 steps: 30.4 vs 30.8 dB left-half, keypoint depth 1.1% vs 1.0%)
-    # and a step costs 0.65 as much, so a time budget buys 1.5x the steps (module docstring).
+    # 10 colour components and a 32-wide decoder: nearly the score per step of 12 and 64 at a
+    # lower cost per step, so a time budget buys more steps (module docstring, "Sizes").
     color_components: int = 10
     hidden_width: int = 32
     appearance_dim: int = 8
@@ -242,8 +229,8 @@ class EmbeddedField(nn.Module):
         """Proxy density of the nearest proxy cell at grid coordinates (..., 3) -> (...).
 
         Nearest, not trilinear: the proxy only ranks where along a ray to sample (and its
-        weights are widened to neighbouring bins anyway), and an index gather costs a sixth of
-        ``grid_sample``'s trilinear read: 15% more training rays per CPU second on the bird.
+        weights are widened to neighbouring bins anyway), and an index gather costs a fraction of
+        ``grid_sample``'s trilinear read.
         """
         size = self.proxy.shape[0]
         cell = ((grid.clamp(-1, 1) + 1) * (0.5 * (size - 1))).round_().long()

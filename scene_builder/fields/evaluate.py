@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
+from scene_builder.camera import camera_rays, pixel_grid
 from scene_builder.fields.embedded import EmbeddedField
-from scene_builder.fields.rays import camera_rays, pixel_grid
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,44 +1,18 @@
-"""Global photometric changes: the lighting augmentation and the named lighting presets.
+"""The lighting augmentation of field training.
 
-A change is ``rgb -> clip(gain * rgb) ** gamma`` with a per-channel gain (exposure times white
-balance) and a gamma. During ``--lighting-augmentation`` every training image also appears
-under a random change with its own appearance code, so the code space learns to express such
-changes; afterwards each named preset's code is fitted to reproduce its change (see
-``scene_builder.train.fit_code``). The same (gain, gamma) pairs let a mesh renderer approximate a
-preset without the field.
+During ``--lighting-augmentation`` every training image also appears under a random global
+photometric change (``scene_builder.lighting``'s formula) with its own appearance code, so the
+code space learns to express such changes; afterwards each named preset's code is fitted to
+reproduce its change (``scene_builder.train.fit_code``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
+from scene_builder.lighting import PRESETS, apply_photometric
 
-@dataclass(frozen=True)
-class Photometric:
-    gain: tuple[float, float, float]
-    gamma: float
-
-    def apply(self, rgb: torch.Tensor) -> torch.Tensor:
-        return apply_photometric(rgb, torch.tensor(self.gain), torch.tensor(self.gamma))
-
-    def to_json(self) -> dict:
-        return {"gain": list(self.gain), "gamma": self.gamma}
-
-
-PRESETS: dict[str, Photometric] = {
-    "capture": Photometric((1.0, 1.0, 1.0), 1.0),
-    "bright": Photometric((1.5, 1.5, 1.5), 0.9),
-    "dim": Photometric((0.55, 0.55, 0.55), 1.0),
-    "warm": Photometric((1.15, 1.0, 0.75), 1.0),
-    "night": Photometric((0.3, 0.33, 0.45), 1.2),
-}
-
-
-def apply_photometric(rgb: torch.Tensor, gain: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
-    """``clip(gain * rgb) ** gamma`` with broadcasting: gain (..., 3), gamma (..., 1) or scalar."""
-    return (rgb * gain).clamp(1e-6, 1.0) ** gamma
+__all__ = ["PRESETS", "apply_photometric", "random_photometric"]
 
 
 def random_photometric(count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,11 +1,6 @@
-"""Rays and scene bounds shared by the field backends and the trainer.
+"""Scene bounds shared by the field backends and the trainer: where along a ray a field samples.
 
-Conventions: cameras are OpenGL (x right, y up, looking down -z), poses camera-to-world.
-A ray direction is NOT normalised: it is ``R @ [x, -y, -1]`` for normalised image coordinates
-(x, y), so its camera-z component is -1 and the ray parameter ``t`` of a point IS the point's
-z-depth along the viewing axis. That makes ``depth = sum(w * t)`` the z-depth the render API
-promises, and lets a z-depth from mesh ray casting place samples directly (``t = depth``).
-Pixel (u, v) covers [u, u+1) x [v, v+1); its ray goes through the centre (u + 0.5, v + 0.5).
+Pixel rays themselves come from ``scene_builder.camera`` (re-exported here for the trainer).
 """
 
 from __future__ import annotations
@@ -15,74 +10,17 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from scene_builder.camera import camera_rays, distort, pixel_grid, undistort
 from scene_builder.errors import FieldError
 
-
-def pixel_grid(width: int, height: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel-centre coordinates (u, v), each (H*W,), row-major like an image."""
-    v, u = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32) + 0.5,
-        torch.arange(width, dtype=torch.float32) + 0.5,
-        indexing="ij",
-    )
-    return u.reshape(-1), v.reshape(-1)
-
-
-def undistort(
-    x: torch.Tensor, y: torch.Tensor, distortion: torch.Tensor, iterations: int = 10
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Invert OpenCV's radial-tangential model by fixed-point iteration (as cv2.undistortPoints).
-
-    ``distortion`` is (4,) or (R, 4): k1, k2, p1, p2.
-    """
-    k1, k2, p1, p2 = distortion.reshape(-1, 4).unbind(-1)
-    xu, yu = x, y
-    for _ in range(iterations):
-        r2 = xu * xu + yu * yu
-        radial = 1 + k1 * r2 + k2 * r2 * r2
-        dx = 2 * p1 * xu * yu + p2 * (r2 + 2 * xu * xu)
-        dy = p1 * (r2 + 2 * yu * yu) + 2 * p2 * xu * yu
-        xu = (x - dx) / radial
-        yu = (y - dy) / radial
-    return xu, yu
-
-
-def distort(
-    x: torch.Tensor, y: torch.Tensor, distortion: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """OpenCV's radial-tangential distortion of normalised image coordinates."""
-    k1, k2, p1, p2 = distortion.reshape(-1, 4).unbind(-1)
-    r2 = x * x + y * y
-    radial = 1 + k1 * r2 + k2 * r2 * r2
-    return (
-        x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x),
-        y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y,
-    )
-
-
-def camera_rays(
-    camera_to_world: torch.Tensor,
-    intrinsics: torch.Tensor,
-    u: torch.Tensor,
-    v: torch.Tensor,
-    distortion: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Origins and (z-depth-scaled) directions for pixel coordinates ``u, v``.
-
-    ``camera_to_world`` is (R, 4, 4) per ray or (4, 4); ``intrinsics`` (R, 4) or (4,) as
-    fx, fy, cx, cy; ``distortion`` None or (R, 4) / (4,) OpenCV k1, k2, p1, p2 of the image
-    the pixels come from. Returns origins (R, 3) and directions (R, 3).
-    """
-    intrinsics = intrinsics.reshape(-1, 4)
-    fx, fy, cx, cy = intrinsics.unbind(-1)
-    x, y = (u - cx) / fx, (v - cy) / fy
-    if distortion is not None:
-        x, y = undistort(x, y, distortion)
-    local = torch.stack([x, -y, -torch.ones_like(x)], dim=-1)
-    pose = camera_to_world.reshape(-1, 4, 4)
-    directions = torch.einsum("rij,rj->ri", pose[:, :3, :3], local)
-    origins = pose[:, :3, 3].expand_as(directions)
-    return origins, directions
+__all__ = [
+    "SceneBounds",
+    "camera_rays",
+    "distort",
+    "estimate_bounds",
+    "pixel_grid",
+    "undistort",
+]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from scene_builder.datasets import PosedDataset, split_indices
+from scene_builder.lighting import PRESETS as LIGHTING_PRESETS
 
 CALLS: list[tuple[str, int]] = []
 HALF_PLATE = np.array([0.6, 0.45])  # the synthetic scene's plate, metres
@@ -67,7 +68,7 @@ def scripted_policy(agent, env, seed):
     return act
 
 
-PRESETS = {"capture": (1.0, 1.0), "dim": (0.45, 1.2)}  # gain, gamma
+PRESETS = ("capture", "dim")  # the presets the fidelity tests score
 
 
 class _Output:
@@ -77,7 +78,7 @@ class _Output:
 
 class StandInField:
     """Renders a pose by returning an image: the frame at that pose (oracle) or the nearest
-    training frame (a crude image-based renderer), under a preset's gain and gamma."""
+    training frame (a crude image-based renderer), under any preset of scene_builder.lighting."""
 
     def __init__(self, dataset: PosedDataset, oracle: bool):
         train, _ = split_indices(len(dataset))
@@ -93,6 +94,5 @@ class StandInField:
             index = candidates[np.argmin(distance[candidates])]
             image = cv2.imread(str(self.dataset.frames[index].image_path))[:, :, ::-1]
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) / 255.0
-            gain, gamma = PRESETS[appearance]
-            images.append(np.clip(gain * image**gamma, 0, 1))
+            images.append(LIGHTING_PRESETS[appearance].apply(image))
         return _Output(np.stack(images).astype(np.float32))

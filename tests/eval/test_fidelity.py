@@ -105,8 +105,8 @@ def test_simulator_view_renders_the_scene_like_the_simulator(tmp_path):
     assert capture.shape == (height, width, 3)
     sky = np.all(np.isclose(capture, SKY_COLOUR, atol=1e-3), axis=-1)
     assert sky.mean() < 0.3 and not sky[height // 2, width // 2]
-    # dim is 0.55 * c ** 1.1 of the capture colours
-    expected = 0.55 * capture[~sky] ** 1.1
+    # dim is the scene's dim preset applied to the capture colours (scene_builder.lighting)
+    expected = scene.lighting["dim"].apply(capture[~sky])
     assert np.allclose(dim[~sky], expected, atol=2e-3)
 
 

@@ -77,15 +77,6 @@ def test_round_trip_keeps_every_field(tmp_path):
     }
 
 
-def test_lighting_preset_applies_gain_and_gamma():
-    night = DEFAULT_LIGHTING["night"]
-    grey = np.full((2, 3), 0.5)
-    out = night.apply(grey)
-    assert np.allclose(out, night.gain * 0.5**night.gamma)
-    assert out.mean() < 0.2 and DEFAULT_LIGHTING["bright"].apply(grey).mean() > 0.5
-    assert np.allclose(DEFAULT_LIGHTING["capture"].apply(grey), grey)
-
-
 def test_existing_output_is_not_overwritten_unless_asked(tmp_path):
     small_bundle(tmp_path)
     with pytest.raises(BundleError, match="already exists"):

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from scene_builder.camera import camera_rays, distort, undistort
 from scene_builder.errors import FieldError
 from scene_builder.fields import load_field
 from scene_builder.fields.embedded import EmbeddedConfig, EmbeddedField, EmbeddedRadianceField
-from scene_builder.fields.rays import SceneBounds, camera_rays, distort, undistort
+from scene_builder.fields.rays import SceneBounds
+from scene_builder.lighting import PRESETS
 
 BLOB = np.array([0.2, -0.1, 0.3])
 
@@ -118,10 +120,12 @@ def test_surface_depth_path_matches_free_marching(field):
 def test_appearance_presets_and_codes(field):
     pose = look_at([1.5, 0.2, 0.6], BLOB)
     capture = field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance="capture")
-    other = field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance="other")
+    dim = field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance="dim")
     code = field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance=np.ones(8))
-    torch.testing.assert_close(other.rgb, code.rgb)
-    torch.testing.assert_close(capture.depth, other.depth)  # appearance never moves geometry
+    # a preset is its change of the capture rendering (scene_builder.lighting), not a code
+    torch.testing.assert_close(dim.rgb, PRESETS["dim"].apply(capture.rgb))
+    assert (code.rgb - capture.rgb).abs().max() > 0.01  # a code changes the colour ...
+    torch.testing.assert_close(capture.depth, code.depth)  # ... and never moves geometry
     with pytest.raises(FieldError, match="unknown lighting preset 'sunset'"):
         field.render(pose, [40.0, 40.0, 16.0, 16.0], 32, 32, appearance="sunset")
     with pytest.raises(FieldError, match="appearance code has shape"):

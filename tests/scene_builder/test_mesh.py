@@ -13,9 +13,9 @@ import pytest
 import torch
 import trimesh
 
-from common.open3d_compat import import_open3d
 from scene_builder.errors import MeshError
 from scene_builder.mesh import Geometry, MeshConfig, extract_geometry, fill_small_holes
+from scene_builder.raycast import MeshCaster
 from tests.scene_builder.fake_fields import BIRD, FLOOR, BoxesField, orbit_cameras
 
 CONFIG = MeshConfig(
@@ -36,13 +36,7 @@ def geometry():
 
 
 def cast(mesh: trimesh.Trimesh, rays: np.ndarray) -> np.ndarray:
-    o3d = import_open3d()
-    scene = o3d.t.geometry.RaycastingScene()
-    scene.add_triangles(
-        o3d.core.Tensor(mesh.vertices.astype(np.float32)),
-        o3d.core.Tensor(mesh.faces.astype(np.uint32)),
-    )
-    return scene.cast_rays(o3d.core.Tensor(rays.astype(np.float32)))["t_hit"].numpy()
+    return MeshCaster.from_trimesh(mesh).cast(rays).t_hit
 
 
 def test_ground_is_flat_at_z0(geometry):

@@ -3,7 +3,7 @@
 The fake field sees the scene through the render API's own rays (``RadianceField.render`` turns
 poses and intrinsics into rays), so matching depths prove that the simulator's camera poses,
 intrinsics and pixel convention are the field's, that the mesh-guided surface depths are passed
-per pixel, and that each camera of a batch gets its own appearance code. The real field's
+per pixel, and that each camera of a batch gets its own lighting. The real field's
 agreement with the mesh is measured in benchmarks/env_speed.py.
 """
 
@@ -14,10 +14,10 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-import trimesh
 
-from common.open3d_compat import import_open3d
 from scene_builder.fields.base import RadianceField
+from scene_builder.lighting import scene_lighting
+from scene_builder.raycast import MeshCaster
 from simulator import EnvConfig, make_vec
 from simulator.renderers import BACKGROUND_DEPTH_FACTOR
 
@@ -29,13 +29,7 @@ class MeshField(RadianceField):
 
     def __init__(self, scene):
         super().__init__(scene.root, {"backend": "analytic"})
-        o3d = import_open3d()
-        mesh = trimesh.load(scene.collision_mesh_path, force="mesh", process=False)
-        self.caster = o3d.t.geometry.RaycastingScene()
-        self.caster.add_triangles(
-            o3d.core.Tensor(np.asarray(mesh.vertices, np.float32)),
-            o3d.core.Tensor(np.asarray(mesh.faces, np.uint32)),
-        )
+        self.caster = MeshCaster.from_file(scene.collision_mesh_path)
         self.lighting_presets = {
             name: torch.tensor(preset.gain, dtype=torch.float32)
             for name, preset in scene.lighting.items()
@@ -48,9 +42,8 @@ class MeshField(RadianceField):
 
     def _render_rays(self, origins, directions, codes, surface_t):
         self.surface_inputs.append(None if surface_t is None else surface_t.clone())
-        rays = torch.cat([origins, directions], dim=1).numpy().astype(np.float32)
-        o3d = import_open3d()
-        t = torch.from_numpy(self.caster.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy())
+        rays = torch.cat([origins, directions], dim=1).numpy()
+        t = torch.from_numpy(self.caster.cast(rays).t_hit)
         hit = torch.isfinite(t)
         rgb = torch.where(hit[:, None], 0.5 * codes, torch.zeros_like(codes))
         return rgb, torch.where(hit, t, torch.zeros_like(t)), hit.float()
@@ -110,12 +103,14 @@ def test_batched_field_cameras_each_get_their_lighting(field_scene, monkeypatch)
         scene=bundle.root, obs="rgb", renderer="field", image_size=16, lighting="random"
     )
     vec = make_vec(config, 4)
+    lighting = scene_lighting(bundle, fake)
     try:
         observation, infos = vec.reset(seed=0, options={"task_index": 0})
         assert len(set(infos["lighting"])) == 4  # four different random blends
         for i, env in enumerate(vec.envs):
-            code = env.lighting.code({k: v.numpy() for k, v in fake.lighting_presets.items()})
+            code, change = lighting.appearance(env.lighting.blend)  # capture code, the change
             ground = observation["rgb"][i][-1, 8]  # a pixel on the plate
-            np.testing.assert_allclose(ground / 255.0, np.clip(0.5 * code, 0, 1), atol=1 / 255)
+            expected = change.apply(np.clip(0.5 * code, 0, 1))
+            np.testing.assert_allclose(ground / 255.0, expected, atol=1 / 255)
     finally:
         vec.close()

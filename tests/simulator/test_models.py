@@ -101,11 +101,11 @@ def test_crash_ends_the_episode_with_the_penalty():
 
 def test_random_lighting_blends_two_presets():
     from scene_builder.bundle import DEFAULT_LIGHTING
+    from scene_builder.lighting import SceneLighting
 
     lighting = choose_lighting("random", DEFAULT_LIGHTING, np.random.default_rng(0))
     (a, wa), (b, wb) = lighting.blend
     assert a != b and wa + wb == pytest.approx(1.0)
+    scene = SceneLighting(dict(DEFAULT_LIGHTING))
     expected = wa * DEFAULT_LIGHTING[a].gain + wb * DEFAULT_LIGHTING[b].gain
-    assert lighting.gain == pytest.approx(expected)
-    codes = {name: np.full(2, i, np.float32) for i, name in enumerate(DEFAULT_LIGHTING)}
-    assert lighting.code(codes) == pytest.approx(wa * codes[a] + wb * codes[b])
+    assert scene.photometric(lighting.blend).gain == pytest.approx(expected)

@@ -6,7 +6,7 @@ import numpy as np
 import trimesh
 
 from simulator import EnvConfig, make_env
-from simulator.renderers import SKY_COLOUR, MeshCaster
+from simulator.renderers import SKY_COLOUR, CameraCaster
 from simulator.sensors import CameraModel
 
 CORNERS = np.array([[-5.0, -5.0, 0.0], [5.0, -5.0, 0.0], [0.0, 5.0, 0.0]])
@@ -20,7 +20,7 @@ def _triangle_caster(tmp_path, camera):
     )
     path = tmp_path / "triangle.ply"
     mesh.export(path)
-    return MeshCaster(path, camera, max_depth=20.0)
+    return CameraCaster(path, camera, max_depth=20.0)
 
 
 def _barycentric(points):
