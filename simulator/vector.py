@@ -3,8 +3,8 @@
 Camera rendering is the expensive part of a step; a renderer's cost per ray falls when it
 draws many cameras at once (one ray-cast call, one field batch), so ``DriveVectorEnv`` keeps
 N ``DriveEnv`` sub-environments that share one scene and one renderer, advances their physics
-one by one (microseconds each), then renders all N cameras together. The measured speed-up is
-printed by ``benchmarks/env_speed.py``.
+one by one (microseconds each), then renders all N cameras together; ``benchmarks/env_speed.py``
+measures the speed-up.
 
 It is a gymnasium ``VectorEnv`` with gymnasium's own autoreset conventions
 (``metadata["autoreset_mode"]``: ``NEXT_STEP`` by default, as ``SyncVectorEnv``; ``SAME_STEP``
