@@ -8,6 +8,8 @@ trajectories are concatenated along time and cut by offsets.
   numeric step infos (collision, off_road, distance_to_goal, route_completion, pose)
 - ``obs_offsets`` / ``step_offsets`` (N + 1,): where trajectory i starts and ends
 - ``success`` (N,) bool; ``metadata``: a JSON string (environment config, who recorded it)
+
+``mirror_trajectory`` is the one augmentation of a demonstration: its left-right mirror image.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 from agents.errors import DemoError
 from common.atomic import atomic_path
+from simulator.sensors import STATE_FIELDS
 
 FORMAT_VERSION = 1
 STEP_INFO_KEYS = ("collision", "off_road", "distance_to_goal", "route_completion", "pose")
@@ -167,3 +170,51 @@ def record_demos(env, policy, episodes: int, seed: int, on_episode=None) -> list
 
 def _as_dict(obs) -> dict[str, np.ndarray]:
     return obs if isinstance(obs, dict) else {"obs": obs}
+
+
+# The state fields whose sign flips in the mirror image of an episode (the world reflected about
+# a line through the goal): sideways offsets, turning and headings; distances, speed, progress
+# and time are unchanged.
+MIRRORED_STATE_FIELDS = (
+    "target_y",
+    "target_bearing_sin",
+    "yaw_rate",
+    "steer",
+    "goal_frame_y",
+    "heading_sin",
+)
+
+
+def mirror_trajectory(trajectory: Trajectory, vehicle: str = "car") -> Trajectory:
+    """The left-right mirror image of ``trajectory``: an equally valid expert episode.
+
+    The vehicles' dynamics are left-right symmetric, so reflecting the world about a line through
+    the goal turns every transition into one the simulator produces from the reflected pose
+    (``MIRRORED_STATE_FIELDS`` change sign, the range scan's rays, which go counter-clockwise
+    from straight ahead, swap sides: ray k becomes ray -k) under the reflected action (the car's
+    steering changes sign, the diffdrive's wheels swap); camera images are flipped left-right.
+    Scan and images then see the reflected scene, not this one: the mirrored episode is valid
+    for the vehicle, not a path through this scene.
+    """
+    observations = {}
+    for key, value in trajectory.observations.items():
+        value = np.array(value, copy=True)
+        if key == "state":
+            if value.shape[1:] != (len(STATE_FIELDS),):
+                raise DemoError(f"cannot mirror a {value.shape[1:]} state: not the simulator's")
+            value[:, [STATE_FIELDS.index(name) for name in MIRRORED_STATE_FIELDS]] *= -1
+        elif key == "scan":
+            value = value[:, (-np.arange(value.shape[1])) % value.shape[1]]
+        elif key in ("rgb", "depth"):  # (T, H, W[, C]) from a camera on the centre line
+            value = value[:, :, ::-1].copy()
+        else:
+            raise DemoError(f"cannot mirror observation key {key!r}")
+        observations[key] = value
+    actions = np.array(trajectory.actions, copy=True)
+    if vehicle == "car":
+        actions[:, 0] *= -1
+    elif vehicle == "diffdrive":
+        actions = actions[:, ::-1].copy()
+    else:
+        raise DemoError(f"cannot mirror the actions of vehicle {vehicle!r}")
+    return Trajectory(observations, actions, np.array(trajectory.rewards), trajectory.success)

@@ -166,12 +166,12 @@ def _select_demos(config: TrainConfig):
     return trajectories
 
 
-def _make_training_env(config: TrainConfig):
+def _make_training_env(config: TrainConfig, scene):
     from stable_baselines3.common.vec_env import VecMonitor
 
     from simulator.sb3 import make_sb3_vec
 
-    return VecMonitor(make_sb3_vec(config.env_config(), config.num_envs))
+    return VecMonitor(make_sb3_vec(config.env_config(), config.num_envs, scene=scene))
 
 
 def _build_agent(config: TrainConfig, run_dir: Path, env):
@@ -212,33 +212,29 @@ def _save(agent, run_dir: Path, name: str) -> None:
             agent.save_replay_buffer(tmp)
 
 
-def train(config: TrainConfig, run_dir: str | Path, overwrite: bool = False, progress=None):
-    """Train (or resume) the run in ``run_dir``; returns the final run.json content."""
+def train(
+    config: TrainConfig, run_dir: str | Path, overwrite: bool = False, progress=None, scene=None
+):
+    """Train (or resume) the run in ``run_dir``; returns the final run.json content.
+
+    ``scene``: the loaded ``SceneBundle`` of ``config.scene`` when the caller holds it; otherwise
+    it is loaded here once, and the training and evaluation environments share it.
+    """
     import torch
+
+    from simulator.env import load_scene_for
 
     config.check()
     run_dir = Path(run_dir)
-    run_file = run_dir / RUN_FILE
-    run: dict[str, Any] | None = None
-    if run_file.is_file():
-        if overwrite:
-            shutil.rmtree(run_dir)
-        else:
-            run = read_run(run_dir)
-            if run["config"] != asdict(config):
-                raise AgentError(
-                    f"{run_dir}: holds a run with another configuration; "
-                    "use --overwrite to replace it or choose another --out"
-                )
-            if run.get("status") == "done":
-                return run
-    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise AgentError(f"{run_dir}: exists and is not a training run; choose another --out")
+    run = _existing_run(config, run_dir, overwrite)
+    if run is not None and run.get("status") == "done":
+        return run
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
 
-    env = _make_training_env(config)
+    scene = scene if scene is not None else load_scene_for(config.env_config())
+    env = _make_training_env(config, scene)
     eval_env = None
     try:
         resumed = run is not None and (run_dir / run["checkpoint"]).is_file()
@@ -248,58 +244,85 @@ def train(config: TrainConfig, run_dir: str | Path, overwrite: bool = False, pro
             else _build_agent(config, run_dir, env)
         )
         if not resumed:
-            run = {
-                "algorithm": config.algorithm,
-                "obs": config.obs,
-                "scene": str(config.scene),
-                "seed": config.seed,
-                "config": asdict(config),
-                "env_config": config.env_config().to_dict(),
-                "checkpoint": checkpoint_name(agent),
-                "status": "running",
-                "num_timesteps": 0,
-                "wall_time_s": 0.0,
-                "evaluations": [],
-            }
-            write_json_atomic(run_file, run)
+            run = _new_run(config, agent)
+            write_json_atomic(run_dir / RUN_FILE, run)
         from simulator import make_env
 
-        eval_env = make_env(config.env_config(seed=config.seed + 10_000))
-        done_steps = int(run["num_timesteps"])
-        task = (
-            progress.add_task(
-                f"train {config.algorithm}", total=config.steps, completed=done_steps, status=""
-            )
-            if progress
-            else None
-        )
-        callback = _progress_callback(progress, task) if progress else None
-        while done_steps < config.steps:
-            chunk = min(config.checkpoint_every, config.steps - done_steps)
-            start = time.perf_counter()
-            if _is_sb3(agent):
-                agent.learn(chunk, callback=callback, reset_num_timesteps=False, tb_log_name="tb")
-            else:
-                agent.learn(chunk, callback=callback)
-            done_steps += chunk
-            _save(agent, run_dir, run["checkpoint"])
-            evaluation = evaluate_success(agent, eval_env, config.eval_episodes, seed=100_000)
-            _log_evaluation(agent, evaluation)
-            run["evaluations"].append({"steps": done_steps, **evaluation})
-            run["num_timesteps"] = done_steps
-            run["wall_time_s"] = round(run["wall_time_s"] + time.perf_counter() - start, 2)
-            write_json_atomic(run_file, run)
-            if progress:
-                progress.update(
-                    task, completed=done_steps, status=f"success {evaluation['success_rate']:.0%}"
-                )
+        eval_env = make_env(config.env_config(seed=config.seed + 10_000), scene=scene)
+        _train_in_chunks(config, agent, run, run_dir, eval_env, progress)
         run["status"] = "done"
-        write_json_atomic(run_file, run)
+        write_json_atomic(run_dir / RUN_FILE, run)
         return run
     finally:
         env.close()
         if eval_env is not None:
             eval_env.close()
+
+
+def _existing_run(config: TrainConfig, run_dir: Path, overwrite: bool) -> dict[str, Any] | None:
+    """The run.json of a run to resume (None: start afresh); refuses another configuration."""
+    if (run_dir / RUN_FILE).is_file():
+        if overwrite:
+            shutil.rmtree(run_dir)
+            return None
+        run = read_run(run_dir)
+        if run["config"] != asdict(config):
+            raise AgentError(
+                f"{run_dir}: holds a run with another configuration; "
+                "use --overwrite to replace it or choose another --out"
+            )
+        return run
+    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise AgentError(f"{run_dir}: exists and is not a training run; choose another --out")
+    return None
+
+
+def _new_run(config: TrainConfig, agent) -> dict[str, Any]:
+    return {
+        "algorithm": config.algorithm,
+        "obs": config.obs,
+        "scene": str(config.scene),
+        "seed": config.seed,
+        "config": asdict(config),
+        "env_config": config.env_config().to_dict(),
+        "checkpoint": checkpoint_name(agent),
+        "status": "running",
+        "num_timesteps": 0,
+        "wall_time_s": 0.0,
+        "evaluations": [],
+    }
+
+
+def _train_in_chunks(config: TrainConfig, agent, run: dict, run_dir: Path, eval_env, progress):
+    """Learn ``checkpoint_every`` steps at a time; save, evaluate and record after each chunk."""
+    done_steps = int(run["num_timesteps"])
+    task = (
+        progress.add_task(
+            f"train {config.algorithm}", total=config.steps, completed=done_steps, status=""
+        )
+        if progress
+        else None
+    )
+    callback = _progress_callback(progress, task) if progress else None
+    while done_steps < config.steps:
+        chunk = min(config.checkpoint_every, config.steps - done_steps)
+        start = time.perf_counter()
+        if _is_sb3(agent):
+            agent.learn(chunk, callback=callback, reset_num_timesteps=False, tb_log_name="tb")
+        else:
+            agent.learn(chunk, callback=callback)
+        done_steps += chunk
+        _save(agent, run_dir, run["checkpoint"])
+        evaluation = evaluate_success(agent, eval_env, config.eval_episodes, seed=100_000)
+        _log_evaluation(agent, evaluation)
+        run["evaluations"].append({"steps": done_steps, **evaluation})
+        run["num_timesteps"] = done_steps
+        run["wall_time_s"] = round(run["wall_time_s"] + time.perf_counter() - start, 2)
+        write_json_atomic(run_dir / RUN_FILE, run)
+        if progress:
+            progress.update(
+                task, completed=done_steps, status=f"success {evaluation['success_rate']:.0%}"
+            )
 
 
 def _is_sb3(agent) -> bool:

@@ -11,8 +11,8 @@
 
 Every stage is the library call behind the matching CLI command, and every stage resumes: a
 second ``driveenv demo`` with the same options reuses the finished runs and episodes. The
-budgets below were chosen so that the full demo fits 15 minutes and ``--quick`` 2 minutes on a
-2-core machine; the quick agents are barely trained and the report says what they rest on.
+budgets below keep the full demo and ``--quick`` within the times the README gives; the quick
+agents are barely trained and the report says what they rest on.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class _Stages:
             self.started = None
 
 
-def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
+def _record_demos(scene, plan: DemoPlan, target: Path, seed: int) -> Path:
     """Expert demonstrations on state observations (the imitation agents' training data)."""
     from agents.demos import record_demos, save_demos
     from agents.experts import make_expert
@@ -91,7 +91,7 @@ def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
     if target.is_file():
         return target
     config = EnvConfig(
-        scene=str(scene),
+        scene=scene.root,
         obs="state",
         renderer="none",
         task="goal",
@@ -99,7 +99,7 @@ def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
         max_episode_steps=plan.max_episode_steps,
         seed=seed,
     )
-    env = make_env(config)
+    env = make_env(config, scene=scene)
     try:
         episodes = record_demos(env, make_expert(env), plan.demo_episodes, seed)
     finally:
@@ -110,13 +110,14 @@ def _record_demos(scene: Path, plan: DemoPlan, target: Path, seed: int) -> Path:
     return target
 
 
-def _train_agents(scene: Path, plan: DemoPlan, out: Path, seed: int) -> list[Path]:
+def _train_agents(path: Path, scene, plan: DemoPlan, out: Path, seed: int) -> list[Path]:
+    """Train the demo's agents on ``scene`` (loaded from ``path``, which run.json records)."""
     from agents.train import TrainConfig, train
     from common.progress import progress_bar
 
     demos = _record_demos(scene, plan, out / "demos.npz", seed)
     common = dict(
-        scene=str(scene),
+        scene=str(path),
         task="goal",
         seed=seed,
         max_episode_steps=plan.max_episode_steps,
@@ -137,7 +138,7 @@ def _train_agents(scene: Path, plan: DemoPlan, out: Path, seed: int) -> list[Pat
             num_envs=plan.ppo_envs,
             steps=plan.ppo_steps,
             checkpoint_every=plan.ppo_steps,
-            # benchmarks/bird_rgb.py's recipe (68% after 30k steps; about 12% after these 8k)
+            # benchmarks/bird_rgb.py's recipe (its results: benchmarks/RESULTS.md)
             hyperparameters={
                 "n_steps": min(128, max(8, plan.ppo_steps // plan.ppo_envs)),
                 "batch_size": 256,
@@ -168,7 +169,7 @@ def _train_agents(scene: Path, plan: DemoPlan, out: Path, seed: int) -> list[Pat
         run_dir = out / "runs" / name
         started = time.perf_counter()
         with progress_bar() as progress:
-            run = train(config, run_dir, progress=progress)
+            run = train(config, run_dir, progress=progress, scene=scene)
         last = run["evaluations"][-1] if run.get("evaluations") else None
         rate = f"success {last['success_rate']:.0%} in training eval" if last else "trained"
         print(f"  {name:<10} {config.obs:<6} {rate} ({time.perf_counter() - started:.0f} s)")
@@ -176,13 +177,13 @@ def _train_agents(scene: Path, plan: DemoPlan, out: Path, seed: int) -> list[Pat
     return runs
 
 
-def _evaluate(scene: Path, runs: list[Path], plan: DemoPlan, out: Path, seed: int) -> dict:
+def _evaluate(scene, runs: list[Path], plan: DemoPlan, out: Path, seed: int) -> dict:
     from eval.rollouts import CampaignConfig, agent_specs, run_campaign
 
     campaigns = {}
     for renderer in ("field", "mesh"):
         config = CampaignConfig(
-            scene=scene,
+            scene=scene.root,
             agents=agent_specs([str(r) for r in runs] + ["expert"]),
             conditions=list(plan.conditions),
             seeds=list(range(seed, seed + plan.eval_episodes)),
@@ -190,7 +191,7 @@ def _evaluate(scene: Path, runs: list[Path], plan: DemoPlan, out: Path, seed: in
             max_episode_steps=plan.max_episode_steps,
             workers=1,
         )
-        campaigns[renderer] = run_campaign(config, out / f"eval-{renderer}")
+        campaigns[renderer] = run_campaign(config, out / f"eval-{renderer}", scene=scene)
     return campaigns
 
 
@@ -237,12 +238,12 @@ def run_demo(
         2,
         "training agents (SAC on state+scan, PPO on field images + state, diffusion policy and BC from demos)",
     )
-    runs = _train_agents(scene, plan, out, seed)
+    runs = _train_agents(scene, bundle, plan, out, seed)
 
     stages.start(
         3, f"evaluating under {', '.join(plan.conditions)} with the field and mesh cameras"
     )
-    campaigns = _evaluate(scene, runs, plan, out, seed)
+    campaigns = _evaluate(bundle, runs, plan, out, seed)
 
     stages.start(
         4, "report against the example trial log (an example of the format, not measurements)"
@@ -251,7 +252,7 @@ def run_demo(
         ReportConfig(
             sim=out / "eval-field",
             real=EXAMPLE_TRIALS,
-            scene=scene,
+            scene=bundle,
             out=out / "report",
             n_bootstrap=300 if quick else 2000,
             fidelity_frames=2 if quick else 4,

@@ -96,14 +96,12 @@ def build_summary(
             f"{campaign.root}: no finished episodes yet; run 'driveenv evaluate' first"
         )
     agents = campaign.finished_agents
-    conditions = campaign.conditions
     real: dict[tuple[str, str], list] = {}
     if trials is not None:
         check_conditions(campaign, trials)
         for t in trials.trials:
             real.setdefault((t.agent, t.condition), []).append(t)
-    pooled = trials.conditions if trials is not None else conditions
-
+    pooled = trials.conditions if trials is not None else campaign.conditions
     sim_outcomes = {
         a: np.concatenate([campaign.outcomes(a, c) for c in pooled]).astype(bool) for a in agents
     }
@@ -118,61 +116,12 @@ def build_summary(
         seed=config.seed,
         confidence=config.confidence,
     )
-    counts = {
-        a: AgentCounts(
-            a,
-            int(sim_outcomes[a].sum()),
-            sim_outcomes[a].size,
-            int(real_outcomes[a].sum()),
-            real_outcomes[a].size,
-        )
-        for a in agents
-    }
-    mapping = fit_mapping(list(counts.values()))
-    without = {
-        a: fit_mapping([c for c in counts.values() if c is not counts[a]])
-        if c.has_real
-        else mapping
-        for a, c in counts.items()
-    }
-
-    def predict(agent: str, successes: int, n: int, seed: int) -> dict:
-        target = AgentCounts(agent, successes, n)
-        return forecast(without[agent], target, confidence=config.confidence, seed=seed).to_json()
-
-    per_condition = []
-    for agent in agents:
-        for condition in conditions:
-            sim = campaign.outcomes(agent, condition)
-            if sim.size:
-                row = _condition_row(
-                    campaign, agent, condition, real.get((agent, condition), []), config.confidence
-                )
-                row["forecast"] = predict(
-                    agent, int(sim.sum()), sim.size, config.seed + len(per_condition)
-                )
-                per_condition.append(row)
-
-    forecasts = []
-    for i, (agent, count) in enumerate(counts.items()):
-        if not count.sim_n:  # a resumed campaign without episodes under the log's conditions yet
-            continue
-        others = "other " if count.has_real else ""
-        fitted = len(without[agent].agents)
-        forecasts.append(
-            {
-                "agent": agent,
-                "sim": _rate_json(sim_outcomes[agent], config.confidence),
-                "real": _rate_json(real_outcomes[agent], config.confidence),
-                "forecast": predict(agent, count.sim_successes, count.sim_n, config.seed + i),
-                "basis": f"mapping fitted on {fitted} {others}agent(s) with real trials",
-            }
-        )
-    validation = leave_one_agent_out(
-        list(counts.values()), confidence=config.confidence, seed=config.seed
-    )
+    forecaster = _Forecaster(sim_outcomes, real_outcomes, config.confidence)
     curve = mapping_curve(
-        mapping, np.linspace(0.01, 0.99, 50), confidence=config.confidence, seed=config.seed
+        forecaster.mapping,
+        np.linspace(0.01, 0.99, 50),
+        confidence=config.confidence,
+        seed=config.seed,
     )
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -180,20 +129,85 @@ def build_summary(
         "sim": str(campaign.root),
         "trial_log": str(trials.path) if trials is not None else None,
         "agents": agents,
-        "conditions": conditions,
+        "conditions": campaign.conditions,
         "forecast_conditions": pooled,
         "episodes": len(campaign.records),
         "real_trials": len(trials.trials) if trials is not None else 0,
         "confidence": config.confidence,
-        "per_condition": per_condition,
+        "per_condition": _per_condition(campaign, agents, real, forecaster, config),
         "agreement": {name: result.to_json() for name, result in agreement.items()},
-        "mapping": mapping.summary(),
+        "mapping": forecaster.mapping.summary(),
         "mapping_curve": {
             name: [round(float(v), 5) for v in values] for name, values in curve.items()
         },
-        "forecasts": forecasts,
-        "validation": validation.to_json(),
+        "forecasts": forecaster.pooled_rows(config.seed),
+        "validation": leave_one_agent_out(
+            list(forecaster.counts.values()), confidence=config.confidence, seed=config.seed
+        ).to_json(),
     }
+
+
+class _Forecaster:
+    """Sim-to-real mappings: one on every agent with real trials, and per agent one fitted
+    without it (leave-one-out), which is the one that forecasts that agent."""
+
+    def __init__(self, sim: dict[str, np.ndarray], real: dict[str, np.ndarray], confidence):
+        self.sim, self.real, self.confidence = sim, real, confidence
+        self.counts = {
+            a: AgentCounts(a, int(sim[a].sum()), sim[a].size, int(real[a].sum()), real[a].size)
+            for a in sim
+        }
+        self.mapping = fit_mapping(list(self.counts.values()))
+        self.without = {
+            a: fit_mapping([c for c in self.counts.values() if c is not self.counts[a]])
+            if c.has_real
+            else self.mapping
+            for a, c in self.counts.items()
+        }
+
+    def predict(self, agent: str, successes: int, n: int, seed: int) -> dict:
+        target = AgentCounts(agent, successes, n)
+        return forecast(
+            self.without[agent], target, confidence=self.confidence, seed=seed
+        ).to_json()
+
+    def pooled_rows(self, seed: int) -> list[dict[str, Any]]:
+        """One forecast per agent from its sim outcomes pooled over the forecast conditions."""
+        rows = []
+        for i, (agent, count) in enumerate(self.counts.items()):
+            if not count.sim_n:  # a resumed campaign without episodes under the log's conditions
+                continue
+            others = "other " if count.has_real else ""
+            fitted = len(self.without[agent].agents)
+            rows.append(
+                {
+                    "agent": agent,
+                    "sim": _rate_json(self.sim[agent], self.confidence),
+                    "real": _rate_json(self.real[agent], self.confidence),
+                    "forecast": self.predict(agent, count.sim_successes, count.sim_n, seed + i),
+                    "basis": f"mapping fitted on {fitted} {others}agent(s) with real trials",
+                }
+            )
+        return rows
+
+
+def _per_condition(
+    campaign: Campaign, agents: list[str], real: dict, forecaster: _Forecaster, config
+) -> list[dict[str, Any]]:
+    """A row per agent and simulated condition: sim and real rates and the agent's forecast."""
+    rows: list[dict[str, Any]] = []
+    for agent in agents:
+        for condition in campaign.conditions:
+            sim = campaign.outcomes(agent, condition)
+            if sim.size:
+                row = _condition_row(
+                    campaign, agent, condition, real.get((agent, condition), []), config.confidence
+                )
+                row["forecast"] = forecaster.predict(
+                    agent, int(sim.sum()), sim.size, config.seed + len(rows)
+                )
+                rows.append(row)
+    return rows
 
 
 def _figures(summary: dict[str, Any], campaign: Campaign, scene) -> dict[str, str]:
@@ -263,7 +277,7 @@ def _fidelity(
         "holdout_every": first.holdout_every,
         "views": {name: result.to_json() for name, result in results.items()},
     }
-    numbers["policy_sensitivity"] = _sensitivities(results[sim_name], campaign)
+    numbers["policy_sensitivity"] = _sensitivities(results[sim_name], campaign, scene)
     numbers["policy_sensitivity_measured"] = sum(
         "skipped" not in entry for entry in numbers["policy_sensitivity"].values()
     )
@@ -285,7 +299,7 @@ def _fidelity(
     return numbers, rows
 
 
-def _sensitivities(result, campaign: Campaign) -> dict[str, dict[str, Any]]:
+def _sensitivities(result, campaign: Campaign, scene) -> dict[str, dict[str, Any]]:
     """Per agent: action change real vs rendered (capture preset) at the held-out poses."""
     from eval.fidelity import policy_sensitivity
     from eval.rollouts import AgentSpec, CampaignConfig, make_policy, make_sim_env
@@ -294,9 +308,7 @@ def _sensitivities(result, campaign: Campaign) -> dict[str, dict[str, Any]]:
         return {}
     meta = campaign.meta
     specs = [AgentSpec(name, source) for name, source in meta["agents"].items()]
-    config = CampaignConfig(
-        Path(meta["scene"]["path"]), specs, renderer=meta.get("renderer", "mesh"), seeds=[0]
-    )
+    config = CampaignConfig(scene.root, specs, renderer=meta.get("renderer", "mesh"), seeds=[0])
     real = [frame.real for frame in result.frames]
     rendered = [frame.rendered["capture"] for frame in result.frames]
     sensitivities: dict[str, dict[str, Any]] = {}
@@ -309,7 +321,7 @@ def _sensitivities(result, campaign: Campaign) -> dict[str, dict[str, Any]]:
         if "rgb" not in obs:
             sensitivities[spec.name] = {"skipped": f"observes {obs}: no camera image"}
             continue
-        env = make_sim_env(config, spec, "capture")
+        env = make_sim_env(config, spec, "capture", scene)
         try:
             template, _ = env.reset(seed=0)
             policy = make_policy(spec, env, 0)
@@ -323,17 +335,21 @@ def _sensitivities(result, campaign: Campaign) -> dict[str, dict[str, Any]]:
 
 
 def write_report(config: ReportConfig) -> Path:
-    """Check inputs, compute, draw and write REPORT_DIR/report.html and summary.json."""
+    """Check inputs, compute, draw and write REPORT_DIR/report.html and summary.json.
+
+    ``config.scene`` is a bundle directory or an already loaded ``SceneBundle``; either way it is
+    read at most once, and it (not the path recorded in campaign.json) is what the report uses.
+    """
     import jinja2
 
-    from scene_builder.bundle import load_scene
+    from scene_builder.bundle import as_scene
 
     out = Path(config.out)
     if out.exists() and not config.overwrite:
         raise EvalError(f"{out}: already exists; pass --overwrite to replace it")
     campaign = load_campaign(config.sim)
-    campaign.check_scene(config.scene)
-    scene = load_scene(config.scene)
+    scene = as_scene(config.scene)
+    campaign.check_scene(scene)
     trials = (
         load_trials(config.real, known_agents=campaign.finished_agents) if config.real else None
     )

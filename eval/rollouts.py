@@ -12,7 +12,7 @@ Each episode's files are written atomically as soon as it ends, so an interrupte
 resumes by skipping every (agent, condition, seed) that already has its record; ``episodes.csv``
 is rebuilt from the records at the end. Work is split into (agent, condition, few seeds) chunks
 run by a process pool (spawned processes: PyBullet and torch do not survive fork well); each chunk
-loads its agent and environment once.
+builds its environment once, from the scene bundle the campaign loaded (and hashed) once.
 
 Agents are training run folders (``agents.load_agent``; the folder name is the agent's name in
 the report and in the real trial log) or two built-in baselines: ``random`` (uniform actions,
@@ -29,13 +29,16 @@ import multiprocessing
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from common.atomic import atomic_path, write_json_atomic, write_text_atomic
 from common.config_cli import option
 from eval.errors import CampaignError
+
+if TYPE_CHECKING:
+    from scene_builder.bundle import SceneBundle
 
 CAMPAIGN_FILE = "campaign.json"
 EPISODES_FILE = "episodes.csv"
@@ -57,7 +60,7 @@ EPISODE_COLUMNS = (
 SEEDS_PER_CHUNK = 4
 
 Policy = Callable[[Any], np.ndarray]
-EnvFactory = Callable[["CampaignConfig", "AgentSpec", str], Any]
+EnvFactory = Callable[["CampaignConfig", "AgentSpec", str, "SceneBundle"], Any]
 PolicyFactory = Callable[["AgentSpec", Any, int], Policy]
 
 
@@ -147,16 +150,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def scene_identity(scene_path: Path) -> dict[str, str]:
+def scene_identity(scene: str | Path | SceneBundle) -> dict[str, str]:
     """Name, path and SHA-256 of a scene's scene.json (which holds the hashes of all its files)."""
-    from scene_builder.bundle import SCENE_FILE, load_scene, sha256_of
+    from scene_builder.bundle import as_scene
 
-    scene = load_scene(scene_path)
-    return {
-        "name": scene.name,
-        "path": str(scene.root.resolve()),
-        "sha256": sha256_of(scene.root / SCENE_FILE),
-    }
+    return as_scene(scene).identity()
 
 
 # --- one episode --------------------------------------------------------------------------------
@@ -201,9 +199,10 @@ def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, Any], dict[st
 # --- environment and policy for an agent ---------------------------------------------------------
 
 
-def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str):
+def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str, scene: SceneBundle):
     """The simulator env ``agent`` was trained in (run.json's env_config: sensors, vehicle,
-    camera, task), on the campaign's scene, under ``condition``, without random augmentation."""
+    camera, task), on the campaign's loaded ``scene``, under ``condition``, without random
+    augmentation."""
     from dataclasses import fields
 
     from simulator import EnvConfig, make_env
@@ -212,8 +211,8 @@ def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str):
     known = {f.name for f in fields(EnvConfig)}
     merged = {**info.get("config", {}), **info, **info.get("env_config", {})}
     settings = {k: v for k, v in merged.items() if k in known}
+    settings.pop("scene", None)
     settings.update(
-        scene=str(config.scene),
         lighting=condition,
         seed=0,
         photometric_augmentation=False,
@@ -225,7 +224,7 @@ def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str):
         settings["renderer"] = config.renderer
     if config.max_episode_steps:
         settings["max_episode_steps"] = config.max_episode_steps
-    return make_env(EnvConfig(**settings))
+    return make_env(EnvConfig(scene=scene.root, **settings), scene=scene)
 
 
 def make_policy(agent: AgentSpec, env, seed: int) -> Policy:
@@ -262,6 +261,7 @@ def episode_paths(out: Path, agent: str, condition: str, seed: int) -> tuple[Pat
 @dataclass(frozen=True)
 class _Chunk:
     config: CampaignConfig
+    scene: SceneBundle  # pickled to worker processes: they neither read nor hash it again
     out: Path
     agent: AgentSpec
     condition: str
@@ -278,7 +278,7 @@ def _run_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
         torch.set_num_threads(1)
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
-    env = chunk.env_factory(chunk.config, chunk.agent, chunk.condition)
+    env = chunk.env_factory(chunk.config, chunk.agent, chunk.condition, chunk.scene)
     records = []
     try:
         for seed in chunk.seeds:
@@ -340,12 +340,18 @@ def run_campaign(
     env_factory: EnvFactory = make_sim_env,
     policy_factory: PolicyFactory = make_policy,
     show_progress: bool = True,
-    scene_id: dict[str, str] | None = None,
+    scene: SceneBundle | None = None,
 ) -> Campaign:
-    """Run every missing episode of the campaign into ``out`` and return the whole campaign."""
+    """Run every missing episode of the campaign into ``out`` and return the whole campaign.
+
+    ``scene``: the loaded bundle of ``config.scene`` when the caller holds it; otherwise it is
+    loaded here, once for the whole campaign.
+    """
+    from scene_builder.bundle import load_scene
+
     out = Path(out)
-    identity = scene_id or scene_identity(config.scene)
-    _check_or_write_campaign(config, out, identity)
+    scene = scene if scene is not None else load_scene(config.scene)
+    _check_or_write_campaign(config, out, scene.identity())
     pending = []
     for agent in config.agents:
         for condition in config.conditions:
@@ -357,7 +363,7 @@ def run_campaign(
             for start in range(0, len(todo), SEEDS_PER_CHUNK):
                 seeds = tuple(todo[start : start + SEEDS_PER_CHUNK])
                 pending.append(
-                    _Chunk(config, out, agent, condition, seeds, env_factory, policy_factory)
+                    _Chunk(config, scene, out, agent, condition, seeds, env_factory, policy_factory)
                 )
     total = len(config.agents) * len(config.conditions) * len(config.seeds)
     done_before = total - sum(len(c.seeds) for c in pending)
@@ -436,9 +442,9 @@ class Campaign:
         with np.load(episode_paths(self.root, agent, condition, seed)[1]) as data:
             return {k: data[k] for k in data.files}
 
-    def check_scene(self, scene_path: str | Path) -> None:
+    def check_scene(self, scene: str | Path | SceneBundle) -> None:
         """Raise ``CampaignError`` when the campaign was run on another scene (or another version)."""
-        identity = scene_identity(Path(scene_path))
+        identity = scene_identity(scene)
         ran = self.meta["scene"]
         if ran["sha256"] != identity["sha256"]:
             raise CampaignError(

@@ -7,27 +7,33 @@ it stopped (field training resumes from its own checkpoint); a changed parameter
 stage and every stage after it. The bundle itself is written atomically at the end.
 
 The stages call the modules that own each step: ``capture`` and ``sfm`` (or ``importers`` when
-reference poses are given with ``--poses``), ``align``, ``train`` and ``mesh``.
+reference poses are given with ``--poses``), ``align``, ``train`` and ``mesh``; the last two
+stages call ``assembly``, which turns a field and a posed dataset into geometry and geometry into
+a bundle.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common.atomic import write_json_atomic
 from common.config_cli import option
 from scene_builder.align import UP_METHODS, AlignConfig
+from scene_builder.assembly import (
+    STAGE_FILE,
+    geometry_from_field,
+    geometry_from_points,
+    write_bundle,
+)
 from scene_builder.errors import BundleError
 from scene_builder.mesh import MeshConfig
 
-STAGE_FILE = "stage.json"
 STAGES = ("frames", "poses", "align", "field", "mesh", "bundle")
 
 
@@ -113,6 +119,7 @@ class SceneBuild:
         self.config = config
         self.work = Path(work).resolve() if work else self.out.with_name(self.out.name + ".build")
         self.results: list[StageResult] = []
+        self.scene = None  # the written SceneBundle, once the bundle stage has run
         self._invalidated = False
 
     # ------------------------------------------------------------------ stage plumbing
@@ -292,7 +299,7 @@ class SceneBuild:
         from scene_builder.mesh import Geometry
 
         c = self.config
-        write_bundle(
+        self.scene = write_bundle(
             Geometry.load(self.folder("mesh")),
             self.out,
             field_dir=self.folder("field"),
@@ -309,196 +316,6 @@ class SceneBuild:
             overwrite=True,  # run() refused an existing bundle unless --overwrite
         )
         report(f"wrote {self.out}")
-
-
-def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, config: MeshConfig):
-    """Load a field and its posed dataset (default: the one recorded in field.json) and run
-    ``mesh.extract_geometry`` with a progress bar over the rendered views."""
-    import numpy as np
-
-    from common.progress import progress_bar
-    from scene_builder.datasets import load_dataset
-    from scene_builder.fields import load_field
-    from scene_builder.mesh import extract_geometry
-
-    render_field = load_field(field_dir)
-    if dataset_dir is None:
-        named = render_field.meta.get("dataset")
-        if not named:
-            raise BundleError(f"{field_dir}: field.json names no dataset; pass --dataset")
-        dataset_dir = Path(field_dir) / named  # a relative path is relative to the field
-
-    dataset = load_dataset(dataset_dir)
-    intrinsics = np.array(
-        [[f.camera.fx, f.camera.fy, f.camera.cx, f.camera.cy] for f in dataset.frames]
-    )
-    size = (dataset.camera.width, dataset.camera.height)
-    with progress_bar() as bar:
-        task = bar.add_task("rendering depth", total=None, status="")
-
-        def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"rendering {what}")
-
-        geometry = extract_geometry(render_field, dataset.poses, intrinsics, size, config, progress)
-    geometry.stats["dataset"] = str(dataset.root)
-    return geometry
-
-
-def geometry_from_points(dataset_dir: str | Path, config: MeshConfig):
-    """``mesh.points_geometry`` on a posed dataset's sparse points and images."""
-    import numpy as np
-
-    from common.progress import progress_bar
-    from scene_builder.datasets import load_dataset, load_sparse_points
-    from scene_builder.mesh import points_geometry
-
-    dataset = load_dataset(dataset_dir)
-    found = load_sparse_points(dataset)
-    if found is None:
-        raise BundleError(f"{dataset.root}: has no sparse points for --geometry points")
-    intrinsics = np.array(
-        [[f.camera.fx, f.camera.fy, f.camera.cx, f.camera.cy] for f in dataset.frames]
-    )
-    size = (dataset.camera.width, dataset.camera.height)
-    with progress_bar() as bar:
-        task = bar.add_task("baking colours", total=None, status="")
-
-        def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total, description=f"baking {what}")
-
-        geometry = points_geometry(
-            found[0],
-            dataset.poses,
-            intrinsics,
-            [f.image_path for f in dataset.frames],
-            size,
-            config,
-            progress,
-        )
-    geometry.stats["dataset"] = str(dataset.root)
-    return geometry
-
-
-def write_bundle(
-    geometry,
-    out: str | Path,
-    field_dir: str | Path,
-    dataset_dir: str | Path | None,
-    name: str,
-    tasks: int = 16,
-    task_clearance: float | None = None,
-    goal_radius: float | None = None,
-    seed: int = 0,
-    extras: dict[str, Any] | None = None,
-    overwrite: bool = False,
-):
-    """Sample tasks on the geometry's drivable map and write the bundle (field and dataset copied).
-
-    The recommended vehicle length (``extras["vehicle_length"]``) comes from the drivable area
-    (``recommended_vehicle_length``); spawns and goals keep 0.6 of it (about the vehicle's
-    bounding radius) from anything not drivable by default; the goal radius is 6% of the arena
-    radius.
-    """
-    import tempfile
-
-    from scene_builder.bundle import write_scene
-    from scene_builder.datasets import load_dataset
-    from scene_builder.drivable import sample_tasks
-    from scene_builder.train import STATE_FILE
-
-    radius = geometry.region.radius
-    vehicle_length = recommended_vehicle_length(geometry.drivable)
-    spawns, goals, routes = sample_tasks(
-        geometry.drivable,
-        tasks,
-        seed=seed,
-        clearance=task_clearance or 0.6 * vehicle_length,
-        goal_radius=goal_radius or 0.06 * radius,
-        min_distance=0.3 * radius,
-    )
-    dataset = load_dataset(dataset_dir) if dataset_dir is not None else None
-    skip = shutil.ignore_patterns(STATE_FILE, STAGE_FILE)  # optimiser state: as large as the field
-    parent = Path(out).expanduser().resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=parent) as scratch:
-        field_copy = Path(scratch) / "field"
-        shutil.copytree(field_dir, field_copy, ignore=skip)
-        dataset_copy = None
-        if dataset is not None:
-            dataset_copy = Path(scratch) / "dataset"
-            _copy_dataset_at_field_resolution(dataset, dataset_copy, field_copy)
-        return write_scene(
-            out,
-            name=name,
-            collision_mesh=geometry.collision,
-            visual_mesh=geometry.visual,
-            drivable=geometry.drivable,
-            spawns=spawns,
-            goals=goals,
-            routes=routes,
-            world_from_source=None if dataset is None else dataset.world_from_source,
-            field_dir=field_copy,
-            dataset_dir=dataset_copy,
-            extras={
-                "region": geometry.region.to_json(),
-                "vehicle_length": vehicle_length,
-                "mesh_stats": {k: v for k, v in geometry.stats.items() if k != "config"},
-                **(extras or {}),
-            },
-            overwrite=overwrite,
-        )
-
-
-def recommended_vehicle_length(drivable) -> float:
-    """A sixth of the drivable area's equivalent diameter, in metres.
-
-    Sized from what can be driven, not from the reconstructed region: on the bird the region's
-    radius is 0.56 m but the drivable table a disc about 0.48 m across around a 10 cm bird, and
-    the former rule (20% of the region radius, a 0.11 m car) left corridors narrower than the
-    car: the scripted expert hit the bird in 3 of the 16 scene tasks. At 0.075 m it hit nothing
-    in 40 scene and 40 random tasks.
-    """
-    area = float(drivable.grid.sum()) * drivable.resolution**2
-    return round(2.0 * math.sqrt(area / math.pi) / 6.0, 4)
-
-
-def _copy_dataset_at_field_resolution(dataset, dest: Path, field_dir: Path) -> None:
-    """Copy the posed dataset into the bundle with its frames at the field's training size.
-
-    The bundle carries the real frames for fidelity measures and the field's own resolution is
-    all those measures use, so full-size frames would only make the bundle larger (the bird's
-    184 frames: 20 MB at 544x960, 1.5 MB at 136x240). The cameras are scaled with the images;
-    the COLMAP model is copied unchanged (its full-size intrinsics are what it was solved with).
-    The copied field.json then names this copy, at a downscale of 1.
-    """
-    import cv2
-
-    from scene_builder.datasets import save_dataset
-    from scene_builder.train import STATE_FILE
-
-    meta_path = field_dir / "field.json"
-    meta = json.loads(meta_path.read_text())
-    factor = int(meta.get("downscale", 1) or 1)
-    skip = shutil.ignore_patterns("images", "transforms.json", STAGE_FILE, STATE_FILE)
-    shutil.copytree(dataset.root, dest, ignore=skip)
-    (dest / "images").mkdir()
-    frames = []
-    for frame in dataset.frames:
-        camera = frame.camera.scaled(1.0 / factor)
-        target = dest / "images" / frame.image_path.name
-        if factor == 1:
-            shutil.copy2(frame.image_path, target)
-        else:
-            image = cv2.imread(str(frame.image_path), cv2.IMREAD_COLOR)
-            if image is None:
-                raise BundleError(f"{frame.image_path}: not a readable image")
-            small = cv2.resize(image, (camera.width, camera.height), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(target), small, [cv2.IMWRITE_JPEG_QUALITY, 92])
-        frames.append(replace(frame, image_path=target, camera=camera))
-    save_dataset(replace(dataset, root=dest, frames=frames))
-    meta["dataset"] = "../dataset"
-    meta["downscale"] = 1
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _jsonable(value: Any) -> Any:

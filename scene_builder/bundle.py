@@ -48,6 +48,7 @@ __all__ = [
     "LightingPreset",
     "Pose2D",
     "SceneBundle",
+    "as_scene",
     "load_scene",
     "write_scene",
 ]
@@ -72,6 +73,11 @@ class SceneBundle:
     dataset_dir: Path | None
     field_backend: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    scene_sha256: str = ""  # of scene.json as loaded: it holds the hashes of every other file
+
+    def identity(self) -> dict[str, str]:
+        """Name, path and scene.json SHA-256: what an evaluation records to check its scene."""
+        return {"name": self.name, "path": str(self.root), "sha256": self.scene_sha256}
 
     def load_field(self):
         """The scene's radiance field (``scene_builder.fields.RadianceField``)."""
@@ -129,7 +135,7 @@ def write_scene(
     extras: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> SceneBundle:
-    """Write a bundle to ``out_dir`` atomically and return it loaded (hashes verified).
+    """Write a bundle to ``out_dir`` atomically and return it loaded (hashed once, while written).
 
     ``collision_mesh``/``visual_mesh`` are ``trimesh.Trimesh`` objects or mesh file paths;
     ``field_dir`` and ``dataset_dir`` are copied into the bundle. ``arena_size`` defaults to the
@@ -184,7 +190,8 @@ def write_scene(
             "files": files,
         }
         (tmp / SCENE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
-    return load_scene(out_dir)
+    # every file was hashed just above, inside the temporary directory renamed into place
+    return load_scene(out_dir, verify_hashes=False)
 
 
 def _field_backend(field_dir: Path) -> str | None:
@@ -238,6 +245,15 @@ class _Checker:
             raise BundleError(f"{self.path}: " + "; ".join(self.problems))
 
 
+def as_scene(scene: str | Path | SceneBundle) -> SceneBundle:
+    """``scene`` itself when it is already loaded, else ``load_scene(scene)``.
+
+    Everything downstream (environments, campaigns, the report) takes either, so a process that
+    already holds the bundle passes it on instead of reading and hashing the directory again.
+    """
+    return scene if isinstance(scene, SceneBundle) else load_scene(scene)
+
+
 def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
     """Load and validate a bundle directory (or its scene.json).
 
@@ -247,10 +263,49 @@ def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
     path = Path(path)
     root = path.parent if path.name == SCENE_FILE else path
     scene_file = root / SCENE_FILE
+    meta, digest = _read_meta(root, scene_file)
+    check = _Checker(scene_file, meta)
+    fields = _typed_fields(check)
+    check.raise_if_any()
+    _check_files(check, root, fields, verify_hashes)
+    arrays = _checked_arrays(check, fields)
+    lighting = _checked_lighting(check, fields["lighting"])
+    field_meta = fields["field"]
+    if field_meta is not None and not isinstance(field_meta.get("dir"), str):
+        check.problems.append("'field.dir' must be a path inside the bundle")
+    check.raise_if_any()
+    image_path = root / fields["drivable"]["image"]
+    image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
+    if image is None:
+        raise BundleError(f"{image_path}: not a readable image")
+    dataset = fields["dataset"]
+    return SceneBundle(
+        root=root.resolve(),
+        name=fields["name"],
+        collision_mesh_path=(root / fields["collision_mesh"]).resolve(),
+        visual_mesh_path=(root / fields["visual_mesh"]).resolve(),
+        field_dir=None if field_meta is None else (root / field_meta["dir"]).resolve(),
+        drivable=DrivableMap(image[::-1] > 127, arrays["origin"], arrays["resolution"]),
+        spawns=[Pose2D(*map(float, s)) for s in arrays["spawns"]],
+        goals=[Goal(*map(float, g)) for g in arrays["goals"]],
+        routes=arrays["routes"],
+        lighting=lighting,
+        arena_size=float(fields["arena_size"]),
+        world_from_source=fields["world_from_source"],
+        dataset_dir=None if dataset is None else (root / dataset).resolve(),
+        field_backend=None if field_meta is None else field_meta.get("backend"),
+        extras=fields["extras"] or {},
+        scene_sha256=digest,
+    )
+
+
+def _read_meta(root: Path, scene_file: Path) -> tuple[dict[str, Any], str]:
+    """scene.json's object and the SHA-256 of its bytes, after the schema version check."""
     if not scene_file.is_file():
         raise BundleError(f"{scene_file}: no such file (is {root} a scene bundle?)")
+    raw = scene_file.read_bytes()
     try:
-        meta = json.loads(scene_file.read_text())
+        meta = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BundleError(f"{scene_file}: not valid JSON ({error})") from None
     if not isinstance(meta, dict):
@@ -261,39 +316,64 @@ def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
             f"{scene_file}: schema_version {version!r} is not supported (this DriveEnv reads "
             f"version {SCHEMA_VERSION}; rebuild the scene with 'driveenv build-scene')"
         )
-    check = _Checker(scene_file, meta)
-    name = check.get("name", str)
-    files = check.get("files", dict) or {}
-    collision = check.get("collision_mesh", str)
-    visual = check.get("visual_mesh", str)
-    drivable_meta = check.get("drivable", dict) or {}
-    field_meta = check.get("field", dict, optional=True)
-    dataset = check.get("dataset", str, optional=True)
-    spawns = check.get("spawns", list)
-    goals = check.get("goals", list)
-    routes = check.get("routes", list)
-    lighting_meta = check.get("lighting", dict)
-    arena_size = check.get("arena_size", (int, float))
-    world_from_source = check.array("world_from_source", meta.get("world_from_source"), (4, 4))
-    extras = check.get("extras", dict, optional=True) or {}
-    check.raise_if_any()
+    return meta, hashlib.sha256(raw).hexdigest()
 
-    for rel in [collision, visual, drivable_meta.get("image")]:
+
+def _typed_fields(check: _Checker) -> dict[str, Any]:
+    """Every top-level field of scene.json, type-checked (a problem is recorded per bad one)."""
+    return {
+        "name": check.get("name", str),
+        "files": check.get("files", dict) or {},
+        "collision_mesh": check.get("collision_mesh", str),
+        "visual_mesh": check.get("visual_mesh", str),
+        "drivable": check.get("drivable", dict) or {},
+        "field": check.get("field", dict, optional=True),
+        "dataset": check.get("dataset", str, optional=True),
+        "spawns": check.get("spawns", list),
+        "goals": check.get("goals", list),
+        "routes": check.get("routes", list),
+        "lighting": check.get("lighting", dict),
+        "arena_size": check.get("arena_size", (int, float)),
+        "world_from_source": check.array(
+            "world_from_source", check.meta.get("world_from_source"), (4, 4)
+        ),
+        "extras": check.get("extras", dict, optional=True),
+    }
+
+
+def _check_files(check: _Checker, root: Path, fields: dict[str, Any], verify: bool) -> None:
+    """Every listed file exists (and, with ``verify``, has its SHA-256); the meshes and the map
+    are listed."""
+    files = fields["files"]
+    for rel in [fields["collision_mesh"], fields["visual_mesh"], fields["drivable"].get("image")]:
         if rel not in files:
             check.problems.append(f"'{rel}' is not listed in 'files'")
     for rel, expected in files.items():
         file = root / rel
         if not file.is_file():
             check.problems.append(f"missing file {rel}")
-        elif verify_hashes and sha256_of(file) != expected:
+        elif verify and sha256_of(file) != expected:
             check.problems.append(f"file {rel} is corrupted (SHA-256 differs from scene.json)")
-    spawn_array = check.array("spawns", spawns, (None, 3)) if spawns else np.zeros((0, 3))
-    goal_array = check.array("goals", goals, (None, 3)) if goals else np.zeros((0, 3))
-    route_arrays = [check.array(f"routes[{i}]", r, (None, 2)) for i, r in enumerate(routes)]
-    origin = check.array("drivable.origin_xy", drivable_meta.get("origin_xy"), (2,))
-    resolution = drivable_meta.get("resolution")
+
+
+def _checked_arrays(check: _Checker, fields: dict[str, Any]) -> dict[str, Any]:
+    """Spawns, goals, routes and the drivable map's origin and resolution as numbers."""
+    spawns, goals, drivable = fields["spawns"], fields["goals"], fields["drivable"]
+    resolution = drivable.get("resolution")
     if not isinstance(resolution, int | float) or resolution <= 0:
         check.problems.append("'drivable.resolution' must be a positive number")
+    return {
+        "spawns": check.array("spawns", spawns, (None, 3)) if spawns else np.zeros((0, 3)),
+        "goals": check.array("goals", goals, (None, 3)) if goals else np.zeros((0, 3)),
+        "routes": [
+            check.array(f"routes[{i}]", r, (None, 2)) for i, r in enumerate(fields["routes"])
+        ],
+        "origin": check.array("drivable.origin_xy", drivable.get("origin_xy"), (2,)),
+        "resolution": float(resolution) if isinstance(resolution, int | float) else 0.0,
+    }
+
+
+def _checked_lighting(check: _Checker, lighting_meta: dict[str, Any]) -> dict[str, LightingPreset]:
     lighting = {}
     for key, preset in lighting_meta.items():
         gain = check.array(f"lighting.{key}.gain", (preset or {}).get("gain"), (3,))
@@ -304,28 +384,4 @@ def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
             lighting[key] = LightingPreset(key, gain, float(gamma))
     if "capture" not in lighting_meta:
         check.problems.append("'lighting' must include the 'capture' preset")
-    if field_meta is not None and not isinstance(field_meta.get("dir"), str):
-        check.problems.append("'field.dir' must be a path inside the bundle")
-    check.raise_if_any()
-
-    image = cv2.imread(str(root / drivable_meta["image"]), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise BundleError(f"{root / drivable_meta['image']}: not a readable image")
-    drivable = DrivableMap(image[::-1] > 127, origin, float(resolution))
-    return SceneBundle(
-        root=root.resolve(),
-        name=name,
-        collision_mesh_path=(root / collision).resolve(),
-        visual_mesh_path=(root / visual).resolve(),
-        field_dir=None if field_meta is None else (root / field_meta["dir"]).resolve(),
-        drivable=drivable,
-        spawns=[Pose2D(*map(float, s)) for s in spawn_array],
-        goals=[Goal(*map(float, g)) for g in goal_array],
-        routes=route_arrays,
-        lighting=lighting,
-        arena_size=float(arena_size),
-        world_from_source=world_from_source,
-        dataset_dir=None if dataset is None else (root / dataset).resolve(),
-        field_backend=None if field_meta is None else field_meta.get("backend"),
-        extras=extras,
-    )
+    return lighting

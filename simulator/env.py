@@ -15,12 +15,14 @@ or an explicit ``spawn`` (x, y, yaw) with ``goal`` (x, y[, radius]) and optional
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from scene_builder.bundle import SceneBundle
 from simulator.config import EnvConfig
 from simulator.errors import ActionError, ConfigError
 from simulator.lighting import EpisodeLighting, choose_lighting
@@ -42,8 +44,30 @@ def load_scene_for(config: EnvConfig):
     return load_scene(config.scene)
 
 
+def scene_and_config(
+    config: EnvConfig | None, options: dict[str, Any]
+) -> tuple[SceneBundle | None, EnvConfig]:
+    """Split a loaded ``scene=SceneBundle`` off the options and build the ``EnvConfig``.
+
+    ``scene`` may be a bundle directory or a loaded ``SceneBundle`` (then nothing is read again
+    and ``config.scene`` records the bundle's root); the other options are ``EnvConfig`` fields.
+    """
+    bundle = options.pop("scene", None) if isinstance(options.get("scene"), SceneBundle) else None
+    if config is None:
+        config = EnvConfig.from_dict({**options, **({"scene": bundle.root} if bundle else {})})
+    elif options:
+        raise ConfigError("pass either an EnvConfig or keyword options, not both")
+    elif bundle is not None:
+        config = replace(config, scene=bundle.root)
+    return bundle, config
+
+
 class DriveEnv(gym.Env):
-    """A vehicle in a scene bundle: see ``EnvConfig`` for every option."""
+    """A vehicle in a scene bundle: see ``EnvConfig`` for every option.
+
+    ``scene`` (in ``config`` or as a keyword) is a bundle directory or a loaded ``SceneBundle``;
+    ``shared_renderer`` is another env's renderer, reused by ``simulator.vector``.
+    """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
@@ -52,20 +76,16 @@ class DriveEnv(gym.Env):
         config: EnvConfig | None = None,
         render_mode: str | None = None,
         *,
-        scene_bundle=None,
-        renderer: Renderer | None = None,
+        shared_renderer: Renderer | None = None,
         **options: Any,
     ) -> None:
-        if config is None:
-            config = EnvConfig.from_dict(options)
-        elif options:
-            raise ConfigError("pass either an EnvConfig or keyword options, not both")
+        bundle, config = scene_and_config(config, options)
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode={render_mode!r}: only 'rgb_array' is supported")
         self.config = config
         self.sensors = config.sensors  # read every step
         self.render_mode = render_mode
-        self.scene = scene_bundle if scene_bundle is not None else load_scene_for(config)
+        self.scene = bundle if bundle is not None else load_scene_for(config)
         if not self.scene.spawns and config.spawn == "scene":
             raise ConfigError(f"{self.scene.root}: the scene has no spawns (use spawn='random')")
         arena = float(self.scene.arena_size)
@@ -86,11 +106,13 @@ class DriveEnv(gym.Env):
         )
         self.observation_space = self._observation_space()
         self.action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
-        self._owns_renderer = renderer is None
+        self._owns_renderer = shared_renderer is None
         self._world: World | None = None
         self.renderer: Renderer | None = None
         try:
-            self.renderer = renderer if renderer is not None else self._make_renderer()
+            self.renderer = (
+                shared_renderer if shared_renderer is not None else self._make_renderer()
+            )
             self._world = World(self.scene.collision_mesh_path, self.vehicle_spec)
         except BaseException:
             self.close()
@@ -366,5 +388,9 @@ class DriveEnv(gym.Env):
 def make_env(
     config: EnvConfig | None = None, render_mode: str | None = None, **options
 ) -> DriveEnv:
-    """A ``DriveEnv`` from an ``EnvConfig`` or from its fields as keywords."""
+    """A ``DriveEnv`` from an ``EnvConfig`` or from its fields as keywords.
+
+    ``scene=`` may be a loaded ``SceneBundle`` in either form (``make_env(config, scene=bundle)``
+    too): the bundle is then used as it is, neither read nor hashed again.
+    """
     return DriveEnv(config, render_mode=render_mode, **options)

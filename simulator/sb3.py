@@ -99,6 +99,8 @@ def to_sb3_vec(vec: DriveVectorEnv) -> DriveSB3VecEnv:
     return DriveSB3VecEnv(vec)
 
 
-def make_sb3_vec(config: EnvConfig, num_envs: int) -> DriveSB3VecEnv:
-    """A Stable-Baselines3 ``VecEnv`` of ``num_envs`` DriveEnvs with batched rendering."""
-    return DriveSB3VecEnv(DriveVectorEnv(config, num_envs, autoreset_mode=AutoresetMode.SAME_STEP))
+def make_sb3_vec(config: EnvConfig, num_envs: int, scene=None) -> DriveSB3VecEnv:
+    """A Stable-Baselines3 ``VecEnv`` of ``num_envs`` DriveEnvs with batched rendering
+    (``scene``: the already loaded ``SceneBundle`` of ``config.scene``, if any)."""
+    vec = DriveVectorEnv(config, num_envs, autoreset_mode=AutoresetMode.SAME_STEP, scene=scene)
+    return DriveSB3VecEnv(vec)

@@ -3,8 +3,8 @@
 Camera rendering is the expensive part of a step; a renderer's cost per ray falls when it
 draws many cameras at once (one ray-cast call, one field batch), so ``DriveVectorEnv`` keeps
 N ``DriveEnv`` sub-environments that share one scene and one renderer, advances their physics
-one by one (microseconds each), then renders all N cameras together. The measured speed-up is
-printed by ``benchmarks/env_speed.py``.
+one by one (microseconds each), then renders all N cameras together; ``benchmarks/env_speed.py``
+measures the speed-up.
 
 It is a gymnasium ``VectorEnv`` with gymnasium's own autoreset conventions
 (``metadata["autoreset_mode"]``: ``NEXT_STEP`` by default, as ``SyncVectorEnv``; ``SAME_STEP``
@@ -20,13 +20,17 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from scene_builder.bundle import SceneBundle
 from simulator.config import EnvConfig
 from simulator.env import DriveEnv, load_scene_for
 from simulator.errors import ActionError, ConfigError
 
 
 class DriveVectorEnv(VectorEnv):
-    """``num_envs`` copies of ``DriveEnv`` with batched camera rendering."""
+    """``num_envs`` copies of ``DriveEnv`` with batched camera rendering.
+
+    ``scene``: the loaded bundle of ``config.scene``, when the caller already holds it.
+    """
 
     def __init__(
         self,
@@ -34,6 +38,7 @@ class DriveVectorEnv(VectorEnv):
         num_envs: int,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         render_mode: str | None = None,
+        scene: SceneBundle | None = None,
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ConfigError(f"num_envs={num_envs!r}: must be a positive integer")
@@ -48,15 +53,18 @@ class DriveVectorEnv(VectorEnv):
             "render_modes": ["rgb_array"],
             "render_fps": DriveEnv.metadata["render_fps"],
         }
-        scene = load_scene_for(config)
+        scene = scene if scene is not None else load_scene_for(config)
         self.envs: list[DriveEnv] = []
         try:
-            first = DriveEnv(config, render_mode=render_mode, scene_bundle=scene)
+            first = DriveEnv(config, render_mode=render_mode, scene=scene)
             self.envs.append(first)
             for _ in range(num_envs - 1):
                 self.envs.append(
                     DriveEnv(
-                        config, render_mode=render_mode, scene_bundle=scene, renderer=first.renderer
+                        config,
+                        render_mode=render_mode,
+                        scene=scene,
+                        shared_renderer=first.renderer,
                     )
                 )
         except BaseException:
@@ -203,6 +211,12 @@ def make_vec(
     num_envs: int,
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
     render_mode: str | None = None,
+    scene: SceneBundle | None = None,
 ) -> DriveVectorEnv:
-    """A ``DriveVectorEnv`` of ``num_envs`` sub-environments rendering in one batch."""
-    return DriveVectorEnv(config, num_envs, autoreset_mode=autoreset_mode, render_mode=render_mode)
+    """A ``DriveVectorEnv`` of ``num_envs`` sub-environments rendering in one batch.
+
+    ``scene``: the already loaded bundle of ``config.scene`` (then it is not read again).
+    """
+    return DriveVectorEnv(
+        config, num_envs, autoreset_mode=autoreset_mode, render_mode=render_mode, scene=scene
+    )

@@ -5,9 +5,10 @@ import pytest
 import torch
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from agents.demos import Trajectory
+from agents.demos import Trajectory, mirror_trajectory
 from agents.errors import AgentError
-from agents.tdil import EGOCENTRIC_STATE_FIELDS, TDILAgent, mirror_trajectory
+from agents.tdil import EGOCENTRIC_STATE_FIELDS, TDILAgent
+from agents.tdil.buffer import multi_step_pairs
 from simulator import make_env
 from simulator.sensors import STATE_FIELDS
 
@@ -105,6 +106,27 @@ def test_egocentric_discriminators_ignore_where_the_episode_is(tdil_setup):
         )
 
 
+def test_tdil_and_the_agent_share_one_set_of_defaults(state_env_config, expert_demos):
+    """TDILAgent adds the project's SAC defaults only: TDIL's own options and the SAC settings
+    TDIL changes are the same whichever class is built."""
+    import inspect
+
+    from agents.tdil import TDIL
+
+    vec = DummyVecEnv([lambda: make_env(state_env_config)])
+    demos = expert_demos[1][:1]
+    agent = TDILAgent.create(vec, demos=demos, bc_pretrain_steps=1)
+    plain = TDIL("MultiInputPolicy", vec, demos=demos, bc_pretrain_steps=1)
+    vec.close()
+    skip = {"self", "policy", "env", "demos", "bc_pretrain_steps", "kwargs"}
+    options = [name for name in inspect.signature(TDIL.__init__).parameters if name not in skip]
+    assert len(options) >= 10
+    for name in [*options, "learning_starts"]:
+        assert getattr(agent, name) == getattr(plain, name), name
+    assert agent.irl_weight == 0.0 and agent.mirror and agent.learning_starts == 256
+    assert float(agent.log_ent_coef.detach().exp()) == pytest.approx(0.01)
+
+
 def test_bad_options_are_clear_errors(state_env_config, expert_demos):
     vec = DummyVecEnv([lambda: make_env(state_env_config)])
     with pytest.raises(AgentError, match="discriminator_features='pose'"):
@@ -153,7 +175,7 @@ def test_multi_step_negatives_come_from_one_episode(tdil_setup):
                 done,
                 [{}],
             )
-    first, later = agent._multi_step_pairs(256)
+    first, later = multi_step_pairs(agent.replay_buffer, 256)
     time = STATE_FIELDS.index("time")
     steps_apart = (later["state"][:, time] - first["state"][:, time]) * 200  # max_episode_steps
     assert len(steps_apart) > 100
@@ -170,7 +192,7 @@ def test_critic_batches_carry_the_demonstration_to_its_end(tdil_setup):
     batch = agent.replay_buffer.sample(16)
     mixed = agent._with_demonstration(batch, 400)
     assert mixed.actions.shape == (416, 2) and mixed.next_observations["state"].shape[0] == 416
-    finals = agent._expert["states"]["state"][agent._expert["final"]]  # the demo's, its mirror's
+    finals = agent._expert.states["state"][agent._expert.final]  # the demo's, its mirror's
     assert (finals[0] == torch.as_tensor(trajectories[0].observations["state"][-1])).all()
     expert_next = mixed.next_observations["state"][16:]
     reaches_end = (expert_next[:, None, :] == finals[None]).all(dim=2).any(dim=1)
@@ -184,7 +206,7 @@ def test_gradient_penalty_keeps_the_irl_discriminator_from_saturating():
     (no reward anywhere); with DAC's penalty it keeps a graded, non-zero probability."""
     from gymnasium import spaces
 
-    from agents.tdil import PairDiscriminator, _bce
+    from agents.tdil.networks import PairDiscriminator, bce
 
     torch.manual_seed(0)
     space = spaces.Dict({"state": spaces.Box(-5, 5, (4,), np.float32)})
@@ -197,8 +219,8 @@ def test_gradient_penalty_keeps_the_irl_discriminator_from_saturating():
         for _ in range(150):
             real = (d.features({"state": expert}), d.features({"state": expert.flip(0)}))
             fake = (d.features({"state": agent}), d.features({"state": agent.flip(0)}))
-            loss = _bce(d.pair_logits(*map(d.embedding, real)), 1.0)
-            loss = loss + _bce(d.pair_logits(*map(d.embedding, fake)), 0.0)
+            loss = bce(d.pair_logits(*map(d.embedding, real)), 1.0)
+            loss = loss + bce(d.pair_logits(*map(d.embedding, fake)), 0.0)
             if penalty:
                 loss = loss + penalty * d.gradient_penalty(real, fake)
             optimizer.zero_grad()
@@ -220,7 +242,7 @@ def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_confi
         bc_pretrain_steps=100,  # the discriminators are under test, not the cloned actor
     )
     # exactly one demonstration (and its mirror image)
-    assert len(agent._expert["transitions"]) == 2 * len(trajectories[0])
+    assert len(agent._expert.transitions) == 2 * len(trajectories[0])
     agent.learn(250)
     # more discriminator-only updates on the collected data (cheap): without the completion field
     # the direction of time is learned more slowly (300 updates: forward 0.35, backward 0.34)
@@ -306,13 +328,13 @@ def test_mirror_doubles_the_expert_transitions(state_env_config, expert_demos):
     vec.close()
     n = len(trajectories[0])
     expert = agent._expert
-    assert len(expert["transitions"]) == 2 * n
+    assert len(expert.transitions) == 2 * n
     steer = STATE_FIELDS.index("steer")
     np.testing.assert_array_equal(
-        expert["states"]["state"][n + 1 :, steer], -expert["states"]["state"][: n + 1, steer]
+        expert.states["state"][n + 1 :, steer], -expert.states["state"][: n + 1, steer]
     )
     # no transition joins the two trajectories, and each ends (a termination) at its own end
-    assert n not in expert["transitions"].tolist()
-    assert expert["ends_by_termination"].nonzero().flatten().tolist() == [n - 1, 2 * n]
-    finals = {"state": expert["states"]["state"][expert["final"]]}
+    assert n not in expert.transitions.tolist()
+    assert expert.ends_by_termination.nonzero().flatten().tolist() == [n - 1, 2 * n]
+    finals = {"state": expert.states["state"][expert.final]}
     assert agent.ends_like_expert(finals).all()

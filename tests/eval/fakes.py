@@ -7,6 +7,8 @@ machinery be tested in seconds and with agents of known, different skill.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import gymnasium as gym
 import numpy as np
@@ -15,6 +17,25 @@ from scene_builder.datasets import PosedDataset, split_indices
 from scene_builder.lighting import PRESETS as LIGHTING_PRESETS
 
 CALLS: list[tuple[str, int]] = []
+
+
+def count_verified_loads(monkeypatch) -> list[Path]:
+    """A list that grows by one each time a scene bundle is loaded with its hashes checked (the
+    one file every bundle has, its collision mesh, is hashed once per such load)."""
+    import scene_builder.bundle
+
+    loads: list[Path] = []
+    real = scene_builder.bundle.sha256_of
+
+    def counting(path):
+        if Path(path).name == scene_builder.bundle.COLLISION_FILE:
+            loads.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(scene_builder.bundle, "sha256_of", counting)
+    return loads
+
+
 HALF_PLATE = np.array([0.6, 0.45])  # the synthetic scene's plate, metres
 
 
@@ -45,7 +66,7 @@ class PointRobot(gym.Env):
         return self._obs(), float(success), success or off, self.steps >= 40, info
 
 
-def point_env(config, agent, condition):
+def point_env(config, agent, condition, scene):
     """Slower under 'dim': every agent does worse there."""
     return PointRobot(speed=0.05 if condition == "capture" else 0.025)
 

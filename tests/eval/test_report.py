@@ -14,12 +14,12 @@ import pytest
 from driveenv.cli import main
 from eval.errors import CampaignError, EvalError, TrialLogError
 from eval.report import ReportConfig, write_report
-from eval.rollouts import AgentSpec, CampaignConfig, run_campaign, scene_identity
+from eval.rollouts import AgentSpec, CampaignConfig, run_campaign
 from scene_builder.bundle import load_scene
 from scene_builder.datasets import Frame, PosedDataset, load_dataset, save_dataset
 from scene_builder.importers import read_llff
 from scene_builder.synthetic import make_synthetic_scene
-from tests.eval.fakes import StandInField, point_env, scripted_policy
+from tests.eval.fakes import StandInField, count_verified_loads, point_env, scripted_policy
 
 AGENTS = [
     ("expert", "toward"),
@@ -38,7 +38,7 @@ def inputs(tmp_path_factory):
     config = CampaignConfig(
         scene, [AgentSpec(n, s) for n, s in AGENTS], ["capture", "dim"], list(range(12))
     )
-    run_campaign(config, root / "eval", point_env, scripted_policy, False, scene_identity(scene))
+    run_campaign(config, root / "eval", point_env, scripted_policy, False)
     lines = ["agent,condition,trial,success,collision,duration,notes,operator"]
     for agent, p in REAL_SUCCESS.items():
         for condition in ("capture", "dim"):
@@ -100,6 +100,16 @@ def test_html_is_self_contained(written):
     for heading in ("Headline: forecast real success", "Leave-one-agent-out", "Methods"):
         assert heading in html
     assert "newcomer" in html and "cannot compute" not in html
+
+
+def test_report_reads_the_scene_once(inputs, tmp_path, monkeypatch):
+    """The scene given (not the path campaign.json recorded) is loaded and hashed once."""
+    root, scene = inputs
+    moved = shutil.copytree(scene, tmp_path / "moved")
+    loads = count_verified_loads(monkeypatch)
+    summary_path = report(root, moved, out=tmp_path / "r").parent / "summary.json"
+    assert loads == [moved / "collision.obj"]
+    assert json.loads(summary_path.read_text())["episodes"] == len(AGENTS) * 2 * 12
 
 
 def test_single_agent_log_says_cannot_compute(inputs, tmp_path):
@@ -184,8 +194,7 @@ def test_fidelity_section_on_real_frames(inputs, shared_data, tmp_path, monkeypa
         load_scene(scene_path), field_dir=tmp_path, dataset_dir=tmp_path / "dataset"
     )
     monkeypatch.setattr(staged, "load_field", lambda: stand_in)
-    monkeypatch.setattr("scene_builder.bundle.load_scene", lambda path: staged)
-    html_path = report(root, scene_path, out="with_fidelity", fidelity_frames=3)
+    html_path = report(root, staged, out="with_fidelity", fidelity_frames=3)
     fidelity = json.loads((html_path.parent / "summary.json").read_text())["fidelity"]
     assert fidelity["frame_indices"] == [0, 8, 16]
     field_view = fidelity["views"]["field"]["presets"]
@@ -238,13 +247,12 @@ def test_report_renders_in_headless_chromium(written, tmp_path):
     assert np.unique(image.reshape(-1, 3), axis=0).shape[0] > 500
 
 
-def test_broken_field_skips_only_the_fidelity_section(inputs, tmp_path, monkeypatch):
+def test_broken_field_skips_only_the_fidelity_section(inputs, tmp_path):
     root, scene_path = inputs
     (tmp_path / "field").mkdir()  # no field.json in it
     staged = dataclasses.replace(
         load_scene(scene_path), field_dir=tmp_path / "field", dataset_dir=tmp_path
     )
-    monkeypatch.setattr("scene_builder.bundle.load_scene", lambda path: staged)
-    html_path = report(root, scene_path, out="broken_field")
+    html_path = report(root, staged, out="broken_field")
     fidelity = json.loads((html_path.parent / "summary.json").read_text())["fidelity"]
     assert "cannot load the field" in fidelity["skipped"] and "field.json" in fidelity["skipped"]

@@ -6,6 +6,7 @@ The environment is the point robot of tests/eval/fakes.py: the campaign machiner
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import pytest
 
@@ -16,30 +17,52 @@ from eval.rollouts import (
     agent_specs,
     episode_paths,
     load_campaign,
+    make_policy,
+    make_sim_env,
     parse_seeds,
     run_campaign,
 )
-from tests.eval.fakes import CALLS, point_env, scripted_policy
+from scene_builder.bundle import load_scene
+from scene_builder.synthetic import make_synthetic_scene
+from tests.eval.fakes import CALLS, count_verified_loads, point_env, scripted_policy
 
-SCENE_ID = {"name": "toy", "path": "/toy", "sha256": "a" * 64}
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return load_scene(make_synthetic_scene(tmp_path_factory.mktemp("rollouts") / "scene", seed=0))
 
 
-def config(tmp_path, seeds=(0, 1, 2), workers=1):
+def config(scene, seeds=(0, 1, 2), workers=1):
     agents = [AgentSpec("good", "toward"), AgentSpec("bad", "away")]
-    return CampaignConfig(
-        tmp_path / "scene", agents, ["capture", "dim"], list(seeds), workers=workers
+    return CampaignConfig(scene.root, agents, ["capture", "dim"], list(seeds), workers=workers)
+
+
+def run(cfg, out, scene):
+    return run_campaign(cfg, out, point_env, scripted_policy, show_progress=False, scene=scene)
+
+
+@pytest.fixture
+def verified_loads(monkeypatch):
+    return count_verified_loads(monkeypatch)
+
+
+def test_campaign_loads_its_scene_once(scene, tmp_path, verified_loads):
+    """2 agents x 2 conditions x 6 seeds in chunks of 4: 8 environments, one scene load."""
+    agents = [AgentSpec("expert", "expert"), AgentSpec("random", "random")]
+    cfg = CampaignConfig(
+        scene.root, agents, ["capture", "dim"], list(range(6)), max_episode_steps=3
     )
+    campaign = run_campaign(cfg, tmp_path / "by_path", make_sim_env, make_policy, False)
+    assert len(campaign.records) == 24 and len(verified_loads) == 1
+    assert campaign.meta["scene"] == scene.identity()
+    verified_loads.clear()
+    run_campaign(cfg, tmp_path / "by_bundle", make_sim_env, make_policy, False, scene=scene)
+    assert verified_loads == []  # a loaded bundle is used as it is
 
 
-def run(cfg, out):
-    return run_campaign(
-        cfg, out, point_env, scripted_policy, show_progress=False, scene_id=SCENE_ID
-    )
-
-
-def test_campaign_records_every_agent_condition_seed_in_parallel(tmp_path):
+def test_campaign_records_every_agent_condition_seed_in_parallel(scene, tmp_path):
     out = tmp_path / "eval"
-    campaign = run(config(tmp_path, seeds=range(5), workers=2), out)
+    campaign = run(config(scene, seeds=range(5), workers=2), out, scene)
     assert len(campaign.records) == 2 * 2 * 5
     rows = list(csv.DictReader((out / "episodes.csv").open()))
     assert len(rows) == 20 and {"agent", "condition", "seed", "success", "path_length"} <= set(
@@ -53,29 +76,29 @@ def test_campaign_records_every_agent_condition_seed_in_parallel(tmp_path):
     good = [r for r in campaign.records if r["agent"] == "good" and r["condition"] == "capture"]
     assert all(r["path_length"] > 0 and r["duration"] == r["steps"] for r in good)
     meta = load_campaign(out).meta
-    assert meta["scene"] == SCENE_ID and meta["agents"] == {"good": "toward", "bad": "away"}
+    assert meta["scene"] == scene.identity() and meta["agents"] == {"good": "toward", "bad": "away"}
 
 
-def test_resume_runs_only_missing_episodes(tmp_path):
+def test_resume_runs_only_missing_episodes(scene, tmp_path):
     out = tmp_path / "eval"
-    run(config(tmp_path), out)
+    run(config(scene), out, scene)
     episode_paths(out, "good", "dim", 1)[0].unlink()
     CALLS.clear()
-    campaign = run(config(tmp_path, seeds=(0, 1, 2, 3)), out)
+    campaign = run(config(scene, seeds=(0, 1, 2, 3)), out, scene)
     # only the deleted episode and the new seed 3 (both agents, both conditions) run again
     expected = [("good", 1)] + [("good", 3), ("bad", 3)] * 2
     assert sorted(CALLS) == sorted(expected)
     assert len(campaign.records) == 16
 
 
-def test_other_scene_is_refused(tmp_path):
+def test_other_scene_is_refused(scene, tmp_path):
     out = tmp_path / "eval"
-    run(config(tmp_path, seeds=(0,)), out)
-    other = {**SCENE_ID, "name": "elsewhere", "path": "/elsewhere", "sha256": "b" * 64}
-    with pytest.raises(CampaignError, match="run on scene 'toy'"):
-        run_campaign(
-            config(tmp_path), out, point_env, scripted_policy, show_progress=False, scene_id=other
-        )
+    run(config(scene, seeds=(0,)), out, scene)
+    other = dataclasses.replace(scene, name="elsewhere", scene_sha256="b" * 64)
+    with pytest.raises(CampaignError, match=f"run on scene '{scene.name}'"):
+        run(config(scene), out, other)
+    with pytest.raises(CampaignError, match="sha256"):
+        load_campaign(out).check_scene(other)
 
 
 def test_parse_seeds_and_agent_names(tmp_path):

@@ -47,6 +47,29 @@ def small_bundle(tmp_path, **overrides):
     return write_scene(tmp_path / "scene", **args)
 
 
+def test_each_file_is_hashed_once_and_the_identity_is_scene_json(tmp_path, monkeypatch):
+    """write_scene hashes what it writes and returns the bundle without hashing it all again;
+    a load hashes every file once and records scene.json's own SHA-256 as the identity."""
+    import hashlib
+
+    import scene_builder.bundle
+
+    hashed = []
+    real = scene_builder.bundle.sha256_of
+    monkeypatch.setattr(
+        scene_builder.bundle, "sha256_of", lambda path: hashed.append(path.name) or real(path)
+    )
+    written = small_bundle(tmp_path)
+    files = json.loads((written.root / "scene.json").read_text())["files"]
+    assert sorted(hashed) == sorted(rel.rsplit("/", 1)[-1] for rel in files)
+    hashed.clear()
+    loaded = load_scene(written.root)
+    assert len(hashed) == len(files)
+    digest = hashlib.sha256((written.root / "scene.json").read_bytes()).hexdigest()
+    assert written.scene_sha256 == loaded.scene_sha256 == digest
+    assert loaded.identity() == {"name": "tiny", "path": str(written.root), "sha256": digest}
+
+
 def test_round_trip_keeps_every_field(tmp_path):
     written = small_bundle(tmp_path)
     scene = load_scene(tmp_path / "scene" / "scene.json")

@@ -51,6 +51,33 @@ def test_gymnasium_make_by_id_and_in_a_fresh_process(synthetic_scene):
     assert "ok" in result.stdout
 
 
+def test_factories_take_a_loaded_bundle_without_reading_it_again(scene, monkeypatch):
+    """make_env, make_vec and gymnasium.make accept the SceneBundle itself: nothing re-hashed."""
+    import scene_builder.bundle
+    from simulator import make_vec
+
+    hashed = []
+    monkeypatch.setattr(scene_builder.bundle, "sha256_of", lambda path: hashed.append(path))
+    monkeypatch.setattr(scene_builder.bundle.cv2, "imread", lambda *a: hashed.append(a))
+    envs = [
+        make_env(scene=scene, obs="state", renderer="mesh", vehicle="diffdrive"),
+        make_env(EnvConfig(scene="elsewhere", vehicle="diffdrive"), scene=scene),
+        gymnasium.make("driveenv/Drive-v0", scene=scene, vehicle="diffdrive").unwrapped,
+    ]
+    vec = make_vec(EnvConfig(scene=scene.root, vehicle="diffdrive"), 2, scene=scene)
+    try:
+        for env in [*envs, *vec.envs]:
+            assert env.scene is scene and env.config.scene == scene.root
+            assert env.vehicle_spec.kind == "diffdrive"
+        first = [env.reset(seed=3)[0]["state"] for env in envs]
+        assert all(np.array_equal(first[0], state) for state in first[1:])
+        assert hashed == []
+    finally:
+        vec.close()
+        for env in envs:
+            env.close()
+
+
 def _rollout(env, seed, steps=25):
     rng = np.random.default_rng(123)
     observations = [env.reset(seed=seed)[0]]

@@ -62,7 +62,7 @@ def _env(scene_bundle, **options):
     from simulator.env import DriveEnv
 
     config = EnvConfig(scene=scene_bundle.root, obs="rgb+depth", image_size=24, **options)
-    return DriveEnv(config, scene_bundle=scene_bundle)
+    return DriveEnv(config, scene=scene_bundle)
 
 
 def test_field_and_mesh_cameras_see_the_same_surface(field_scene, scene):
