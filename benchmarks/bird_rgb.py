@@ -346,15 +346,19 @@ def main() -> None:
             results[name] = result
             write_json_atomic(results_path, results)
             print(f"{name}: {json.dumps(result)}", flush=True)
+    from results import tee, write_section
+
     print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, r in results.items():
         if r.get("encoder"):
             print(f"{name}: {r['encoder']}")
-    print(table(results))
-    print(
-        "load: 5-minute load average at the start and end of training (trained rows) or at the"
-        " end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
-    )
+    with tee() as printed:
+        print(table(results))
+        print(
+            "\nload: 5-minute load average at the start and end of training (trained rows) or at"
+            " the end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
+        )
+    write_section("bird_rgb", printed.getvalue())
 
 
 if __name__ == "__main__":

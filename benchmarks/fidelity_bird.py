@@ -28,8 +28,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from results import load, tee, write_section
 
     torch.set_num_threads(2)
+    load_at_start = load()
     from eval.fidelity import FidelityConfig, SimulatorView, measure_fidelity
     from scene_builder import load_scene
     from scene_builder.datasets import load_dataset
@@ -54,14 +56,20 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.1f}"
     )
     print()
-    print("| view | preset | PSNR (dB) | SSIM |")
-    print("| --- | --- | ---: | ---: |")
-    for name, result in results.items():
-        for preset, s in result.preset_scores().items():
-            print(
-                f"| {name} | {preset} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} "
-                f"| {s['ssim']:.3f} ± {s['ssim_std']:.3f} |"
-            )
+    with tee() as printed:
+        print(
+            f"{len(first.frames)} held-out frames (every {first.holdout_every}th, the field's "
+            f"own rule) at {first.width}x{first.height}, mean ± std\n"
+        )
+        print("| view | preset | PSNR (dB) | SSIM |")
+        print("| --- | --- | ---: | ---: |")
+        for name, result in results.items():
+            for preset, s in result.preset_scores().items():
+                print(
+                    f"| {name} | {preset} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} "
+                    f"| {s['ssim']:.3f} ± {s['ssim_std']:.3f} |"
+                )
+    write_section("fidelity_bird", printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import tee, write_section
 
 from scene_builder.fields.evaluate import evaluate_holdout, evaluate_sparse_depth, mean_code
 from scene_builder.fields.sparse_depth import load_sparse_depth
@@ -179,10 +180,19 @@ def main() -> None:
         trainer.elapsed = max(trainer.elapsed, 60 * marks[0])
         score(trainer)
     train_rays = trainer.step * config.batch_rays / trainer.elapsed
-    free, banded, one_large = render_speed(trainer)
-    bright, dim, depth_change = preset_effect(trainer)
+    renders = render_speed(trainer)
+    presets = preset_effect(trainer)
     load_after = os.getloadavg()[0]
 
+    with tee() as printed:
+        _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets)
+    write_section("field_bird", printed.getvalue(), load_at_start=f"{load_before:.2f}")
+
+
+def _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets) -> None:
+    """The quality-over-time table and the speed table."""
+    free, banded, one_large = renders
+    bright, dim, depth_change = presets
     _, height, width, _ = trainer.train.rgb.shape
     print()
     print(
