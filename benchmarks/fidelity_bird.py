@@ -1,12 +1,14 @@
 """Rendering fidelity of the shipped bird scene against the real frames it never trained on.
 
-Prints PSNR and SSIM (mean ± std over the held-out frames: every 8th frame of the capture) per
-lighting preset for three views at the same poses: the radiance field marching freely, the
-simulator's field camera (the field guided by the collision mesh's depth) and the simulator's
-baked-mesh camera ("standard simulator rendering"). Only ``capture`` aims at the light the real
-frames were taken in; the other presets show how far each moves the look.
+Prints PSNR and SSIM (mean ± std over the held-out frames: those the field never trained on, by
+the hold-out rule its field.json records) per lighting preset for three views at the same poses:
+the radiance field marching freely, the simulator's field camera (the field guided by the
+collision mesh's depth) and the simulator's baked-mesh camera ("standard simulator rendering"),
+and writes the table to the ``fidelity_bird`` section of ``benchmarks/RESULTS.md``. Only
+``capture`` aims at the light the real frames were taken in; the other presets show how far each
+moves the look.
 
-    .venv/bin/python benchmarks/fidelity_bird.py                  # all 23 held-out frames
+    .venv/bin/python benchmarks/fidelity_bird.py                  # every held-out frame
     .venv/bin/python benchmarks/fidelity_bird.py --frames 4 --width 68
 """
 

@@ -11,8 +11,8 @@
 
 Every stage is the library call behind the matching CLI command, and every stage resumes: a
 second ``driveenv demo`` with the same options reuses the finished runs and episodes. The
-budgets below were chosen so that the full demo fits 15 minutes and ``--quick`` 2 minutes on a
-2-core machine; the quick agents are barely trained and the report says what they rest on.
+budgets below are chosen so that the full demo fits 15 minutes and ``--quick`` 2 minutes on a
+laptop CPU; the quick agents are barely trained and the report says what they rest on.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def _train_agents(scene: Path, plan: DemoPlan, out: Path, seed: int) -> list[Pat
             num_envs=plan.ppo_envs,
             steps=plan.ppo_steps,
             checkpoint_every=plan.ppo_steps,
-            # benchmarks/bird_rgb.py's recipe (68% after 30k steps; about 12% after these 8k)
+            # benchmarks/bird_rgb.py's recipe, on a budget that fits the demo's 15 minutes
             hyperparameters={
                 "n_steps": min(128, max(8, plan.ppo_steps // plan.ppo_envs)),
                 "batch_size": 256,

@@ -1,6 +1,6 @@
 """The Gymnasium simulator: PyBullet physics over a scene bundle, cameras rendered from the radiance field or the baked mesh.
 
-Public API (contracts.md §4): ``EnvConfig``, ``make_env``, ``make_vec``, ``DriveEnv``,
+Public API: ``EnvConfig``, ``make_env``, ``make_vec``, ``DriveEnv``,
 ``DriveVectorEnv``; ``simulator.sb3.to_sb3_vec`` adapts a vector env to Stable-Baselines3.
 Importing the package registers ``driveenv/Drive-v0`` with gymnasium; the classes load lazily so
 that ``driveenv --help`` does not pay for PyBullet and open3d.

@@ -115,7 +115,7 @@ def test_simulator_view_renders_the_scene_like_the_simulator(tmp_path):
 def test_shipped_bird_scene_fidelity_at_low_resolution():
     """The shipped bird field against its held-out real frames: capture is the closest preset.
 
-    Full numbers (8 frames at 136 x 240) are in the README; this keeps one frame at 34 x 60.
+    The full measurement is benchmarks/fidelity_bird.py; this keeps one frame at 34 x 60.
     """
     from pathlib import Path
 
