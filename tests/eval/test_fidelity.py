@@ -211,3 +211,21 @@ def test_simulator_view_uses_its_scene_fields_rule():
     stored = read_field_meta(scene.field_dir)["holdout_every"]
     assert held_out_rule(SimulatorView(scene, "mesh")) == stored
     assert held_out_rule(scene.load_field()) == stored
+
+
+def test_nerfstudio_fields_are_read_from_their_data_parser_config(tmp_path):
+    """An imported nerfacto records its hold-out in config.yml (read as text, never loaded)."""
+    from types import SimpleNamespace
+
+    from eval.fidelity import held_out_rule
+
+    config = tmp_path / "nerfstudio" / "config.yml"
+    config.parent.mkdir()
+    parser = "    dataparser: !!python/object:nerfstudio.NerfstudioDataParserConfig\n"
+    meta = {"backend": "nerfstudio", "config": "nerfstudio/config.yml"}
+    field = SimpleNamespace(root=tmp_path, meta=meta)
+    config.write_text(parser + "      eval_interval: 6\n      eval_mode: interval\n")
+    assert held_out_rule(field) == 6
+    config.write_text(parser + "      eval_interval: 6\n      eval_mode: fraction\n")
+    with pytest.raises(EvalError, match="does not record which frames"):
+        held_out_rule(field)
