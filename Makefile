@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint format install clean
+.PHONY: test test-fast demo lint format install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,14 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Everything, training included; prints the 15 slowest tests. PYTEST_ARGS adds options (.ci/run
+# passes a session time limit).
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15 $(PYTEST_ARGS)
+
+# The unit tests a developer runs while working: no training, nothing marked slow.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not training" --durations=10 $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/driveenv demo

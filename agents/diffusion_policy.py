@@ -50,9 +50,9 @@ class DiffusionPolicyConfig:
     obs_horizon: int = 2  # observations the policy sees (current and previous)
     pred_horizon: int = 8  # actions per predicted chunk (a multiple of 4 for the U-Net)
     action_horizon: int = 4  # actions executed before re-planning
-    # "mlp" by default: on one CPU core it samples a chunk with 8 DDIM steps in ~2 ms where the
-    # U-Net (Chi et al.'s choice, better for long chunks and images) takes 10x longer
-    # (benchmarks/diffusion.py --only latency).
+    # "mlp" by default: a low-dimensional state chunk does not need the U-Net's temporal
+    # convolutions (Chi et al.'s choice, better for long chunks and images), and the MLP samples
+    # a chunk many times faster on a CPU core (benchmarks/diffusion.py --only latency).
     network: str = "mlp"  # or "unet" (1-D temporal U-Net with FiLM conditioning)
     down_dims: tuple[int, ...] = (64, 128, 256)
     mlp_hidden: int = 256
@@ -60,7 +60,7 @@ class DiffusionPolicyConfig:
     image_features: int = 64  # SmallCNN output size per image observation
     # Linear rather than Chi et al.'s cosine: with 8 DDIM steps the cosine schedule's first step
     # (alpha_bar ~ 1e-7) amplifies small noise-prediction errors into a biased choice of mode
-    # (64/33 split of two equal modes on the detour toy, against 55/39 for linear).
+    # (the detour toy's two equal modes; benchmarks/diffusion.py --only toy).
     schedule: str = "linear"
     diffusion_steps: int = 100
     inference_steps: int = 8  # DDIM steps when acting

@@ -2,9 +2,9 @@
 
 ``SmallCNN`` is the one image encoder of the project (the diffusion agents use it too). It is
 sized for a laptop CPU: four stride-2 3x3 convolutions (32-64-64-64 channels) take a 64x64 image
-to 4x4, then a linear layer gives ``features_dim`` features. That is about 7x cheaper per image
-than SB3's NatureCNN at 64x64, and it accepts any input size of at least 16 pixels (adaptive
-pooling to 4x4 at the end).
+to 4x4, then a linear layer gives ``features_dim`` features. That is several times cheaper per
+image than SB3's NatureCNN (Mnih et al. 2015) at 64x64, and it accepts any input size of at least
+16 pixels (adaptive pooling to 4x4 at the end).
 
 ``ObservationEncoder`` is an SB3 features extractor for the simulator's observations (a
 ``gymnasium.spaces.Dict`` with ``state`` and/or image keys such as ``rgb`` and ``depth``, or a

@@ -405,10 +405,9 @@ class MEow(OffPolicyAlgorithm):
 class MEowAgent(SB3AgentMixin, MEow):
     """MEow with DriveEnv's defaults (``driveenv train meow``)."""
 
-    # alpha 0.05, not 0.2: the goal task pays ~0.1 per step, so with alpha 0.2 the entropy
-    # bonus of merely staying on the road outweighs reaching the goal and the policy dawdles
-    # (synthetic state+scan goal task, 30k steps, 100 episodes: alpha 0.2 64% success, most
-    # failures timeouts; alpha 0.05 84%).
+    # alpha 0.05, not the paper's 0.2: the goal task pays ~0.1 per step, so with alpha 0.2 the
+    # entropy bonus of merely staying on the road outweighs reaching the goal and the policy
+    # dawdles until timeout (benchmarks/RESULTS.md, agent_success).
     default_hyperparameters: ClassVar[dict[str, Any]] = dict(
         learning_rate=1e-3, learning_starts=1000, batch_size=256, ent_coef=0.05
     )

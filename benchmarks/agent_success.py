@@ -273,8 +273,12 @@ def main() -> None:
 
             write_json_atomic(results_path, results)
             print(f"{name}: {json.dumps(result)}", flush=True)
+    from results import tee, write_section
+
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    print(table(results))
+    with tee() as printed:
+        print(table(results))
+    write_section("agent_success", printed.getvalue())
 
 
 def _runs(rows: list[str], args) -> list[tuple[str, int]]:

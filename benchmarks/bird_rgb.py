@@ -8,19 +8,15 @@ table: agent, observation, renderer, training steps, training wall and CPU time,
 
 The recipe (found on this scene; see the README section of issue 6): PPO on ``rgb+state``, the
 goal task with random spawn/goal pairs on the drivable map (``spawn="random"``: at least a
-quarter arena apart, the expert reaches 95% of them) and 60-step episodes, short PPO rollouts
+quarter arena apart, the expert reaches nearly all of them) and 60-step episodes, short PPO rollouts
 (128 steps x 8 envs) so that a small budget still gives many updates. ``rgb+state``: the goal
 has to come from somewhere, and the state vector (``simulator.sensors.STATE_FIELDS``) is where
 the goal is given; the image goes through ``agents.encoders.SmallCNN``. The ``blank-image`` row
 evaluates the same trained agent with every camera image replaced by a constant grey one: the
 drop from the trained row is what the agent takes from the images.
 
-Measured on the bundle of commit 3331c16 (geometry fused from the field, 7.62 cm car), one run
-of this script: random 5% (2-11%), expert 99% (95-100%), PPO rgb+state 83% (74-89%) after
-30,720 steps (14.9 min wall, 14.7 min CPU, load 2.3-4.5). With grey images the same agent still
-reaches 77% (68-84%): it drives mostly from the state vector; the images are wired in (the
-actor's own CNN) but barely needed for this task at this budget. (On the earlier sparse-point
-bundle, commit b915ed6: PPO 68%, grey 65%, random 3%, expert 100%.)
+The table is also written to the ``bird_rgb`` section of ``benchmarks/RESULTS.md`` (with the
+machine, the load and the command); the README quotes it.
 
 Evaluation episodes use seeds ``EVAL_SEED + k`` (disjoint from training, seeds 0..7, and from
 the periodic evaluations, 100,000+). Episode k is the same task for every row: an episode's
@@ -346,15 +342,19 @@ def main() -> None:
             results[name] = result
             write_json_atomic(results_path, results)
             print(f"{name}: {json.dumps(result)}", flush=True)
+    from results import tee, write_section
+
     print(f"load average now: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     for name, r in results.items():
         if r.get("encoder"):
             print(f"{name}: {r['encoder']}")
-    print(table(results))
-    print(
-        "load: 5-minute load average at the start and end of training (trained rows) or at the"
-        " end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
-    )
+    with tee() as printed:
+        print(table(results))
+        print(
+            "\nload: 5-minute load average at the start and end of training (trained rows) or at"
+            " the end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
+        )
+    write_section("bird_rgb", printed.getvalue())
 
 
 if __name__ == "__main__":

@@ -27,13 +27,17 @@ import torch
 SECTIONS = ("library", "toy", "latency", "pendulum", "goal")
 
 
+TABLES: list[str] = []  # the tables of the section being run, for its part of RESULTS.md
+
+
 def table(title: str, header: list[str], rows: list[list]) -> None:
-    print(f"\n## {title}\n")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
+    lines = [f"### {title}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" for _ in header) + "|")
     for row in rows:
         cells = [f"{c:.4g}" if isinstance(c, float) else str(c) for c in row]
-        print("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(cells) + " |")
+    TABLES.append("\n".join(lines))
+    print("\n" + TABLES[-1])
 
 
 def train(model_params, loss_fn, steps: int, lr: float = 3e-3) -> None:
@@ -487,18 +491,23 @@ def main() -> None:
         "then no longer tells where the obstacles are: 62-66%% success with state only)",
     )
     args = parser.parse_args()
+    from results import load, write_section
+
     torch.set_num_threads(1)
     print("uptime:", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
     print("cores:", os.cpu_count(), "torch threads:", torch.get_num_threads())
     for section in args.only.split(","):
         if section not in SECTIONS:
             raise SystemExit(f"unknown section {section!r}; choose from {SECTIONS}")
+        TABLES.clear()
+        load_at_start = load()
         if section == "pendulum":
             pendulum(args.seed, args.pendulum_agents)
         elif section == "goal":
             goal(args.seed, args.goal_parts, args.goal_obs, args.goal_spawn)
         else:
             globals()[section](args.seed)
+        write_section(f"diffusion {section}", "\n\n".join(TABLES), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

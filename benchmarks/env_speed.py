@@ -142,8 +142,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from results import load, tee, write_section
 
     torch.set_num_threads(2)
+    load_at_start = load()
     from scene_builder.synthetic import make_synthetic_scene
     from simulator import EnvConfig
 
@@ -200,13 +202,16 @@ def main() -> None:
             rows.append(("RSS growth, steps 10,000 -> 100,000", f"{late - early:+.2f} MB"))
             rows.append(("PyBullet clients left after 50 create/close", str(leaked)))
 
-    load = os.getloadavg()
     width = max(len(r[0]) for r in rows)
-    print(f"DriveEnv simulator speed (load average {load[0]:.2f}, {os.cpu_count()} cores)")
-    print(f"{'measurement'.ljust(width)} | value")
-    print(f"{'-' * width}-|-----------------")
-    for name, value in rows:
-        print(f"{name.ljust(width)} | {value}")
+    print(
+        f"DriveEnv simulator speed (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)"
+    )
+    with tee() as printed:
+        print(f"| {'measurement'.ljust(width)} | value |")
+        print(f"| {'-' * width} | --- |")
+        for name, value in rows:
+            print(f"| {name.ljust(width)} | {value} |")
+    write_section("env_speed", printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

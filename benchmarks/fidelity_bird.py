@@ -1,12 +1,14 @@
 """Rendering fidelity of the shipped bird scene against the real frames it never trained on.
 
-Prints PSNR and SSIM (mean ± std over the held-out frames: every 8th frame of the capture) per
-lighting preset for three views at the same poses: the radiance field marching freely, the
-simulator's field camera (the field guided by the collision mesh's depth) and the simulator's
-baked-mesh camera ("standard simulator rendering"). Only ``capture`` aims at the light the real
-frames were taken in; the other presets show how far each moves the look.
+Prints PSNR and SSIM (mean ± std over the held-out frames: those the field never trained on, by
+the hold-out rule its field.json records) per lighting preset for three views at the same poses:
+the radiance field marching freely, the simulator's field camera (the field guided by the
+collision mesh's depth) and the simulator's baked-mesh camera ("standard simulator rendering"),
+and writes the table to the ``fidelity_bird`` section of ``benchmarks/RESULTS.md``. Only
+``capture`` aims at the light the real frames were taken in; the other presets show how far each
+moves the look.
 
-    .venv/bin/python benchmarks/fidelity_bird.py                  # all 23 held-out frames
+    .venv/bin/python benchmarks/fidelity_bird.py                  # every held-out frame
     .venv/bin/python benchmarks/fidelity_bird.py --frames 4 --width 68
 """
 
@@ -28,8 +30,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from results import load, tee, write_section
 
     torch.set_num_threads(2)
+    load_at_start = load()
     from eval.fidelity import FidelityConfig, SimulatorView, measure_fidelity
     from scene_builder import load_scene
     from scene_builder.datasets import load_dataset
@@ -54,14 +58,20 @@ def main() -> None:
         f"{time.perf_counter() - started:.0f} s, load average {os.getloadavg()[0]:.1f}"
     )
     print()
-    print("| view | preset | PSNR (dB) | SSIM |")
-    print("| --- | --- | ---: | ---: |")
-    for name, result in results.items():
-        for preset, s in result.preset_scores().items():
-            print(
-                f"| {name} | {preset} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} "
-                f"| {s['ssim']:.3f} ± {s['ssim_std']:.3f} |"
-            )
+    with tee() as printed:
+        print(
+            f"{len(first.frames)} held-out frames (every {first.holdout_every}th, the field's "
+            f"own rule) at {first.width}x{first.height}, mean ± std\n"
+        )
+        print("| view | preset | PSNR (dB) | SSIM |")
+        print("| --- | --- | ---: | ---: |")
+        for name, result in results.items():
+            for preset, s in result.preset_scores().items():
+                print(
+                    f"| {name} | {preset} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} "
+                    f"| {s['ssim']:.3f} ± {s['ssim_std']:.3f} |"
+                )
+    write_section("fidelity_bird", printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ error). Training time excludes the evaluations.
     .venv/bin/python benchmarks/field_bird.py --speed-only          # throughput only (~1 minute)
     .venv/bin/python benchmarks/field_bird.py --minutes 2 --marks 1,2
 
-Run it on an idle machine for throughput figures (it prints the load average it saw).
+Run it on an idle machine for throughput figures (it prints the load average it saw). The
+tables also go to the ``field_bird`` section of ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from results import tee, write_section
 
 from scene_builder.fields.evaluate import evaluate_holdout, evaluate_sparse_depth, mean_code
 from scene_builder.fields.sparse_depth import load_sparse_depth
@@ -33,7 +35,7 @@ from scene_builder.train import TrainConfig, Trainer
 SHARED = Path(
     os.environ.get("DRIVEENV_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
-NERFACTO_CPU_RAYS_PER_SECOND = 470  # DESIGN.md: nerfacto on this machine's CPU, ~10 s per iteration
+NERFACTO_CPU_RAYS_PER_SECOND = 470  # nerfacto on a CPU as DESIGN.md records it (~10 s/iteration)
 
 
 def render_speed(
@@ -137,7 +139,7 @@ def main() -> None:
     dataset = work / "dataset"
     if not (dataset / "transforms.json").is_file():
         # The COLMAP model, not poses_bounds.npy: LLFF keeps one focal length for all frames,
-        # while this capture's frames range from 793 to 1037 px (1.2 px vs 7 px reprojection).
+        # while this capture's frames each have their own (averaging them blurs the field).
         bird = SHARED / "bird_capture"
         import_poses(bird / "sparse" / "0", dataset, images=bird / "images")
     load_before = os.getloadavg()[0]
@@ -179,10 +181,19 @@ def main() -> None:
         trainer.elapsed = max(trainer.elapsed, 60 * marks[0])
         score(trainer)
     train_rays = trainer.step * config.batch_rays / trainer.elapsed
-    free, banded, one_large = render_speed(trainer)
-    bright, dim, depth_change = preset_effect(trainer)
+    renders = render_speed(trainer)
+    presets = preset_effect(trainer)
     load_after = os.getloadavg()[0]
 
+    with tee() as printed:
+        _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets)
+    write_section("field_bird", printed.getvalue(), load_at_start=f"{load_before:.2f}")
+
+
+def _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets) -> None:
+    """The quality-over-time table and the speed table."""
+    free, banded, one_large = renders
+    bright, dim, depth_change = presets
     _, height, width, _ = trainer.train.rgb.shape
     print()
     print(

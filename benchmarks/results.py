@@ -4,11 +4,17 @@ A section starts with ``## <name>`` and runs to the next ``## `` heading. ``writ
 replaces the script's own section (or appends it), leaves the others as they are, and stamps
 what a reader needs to judge a speed figure: the machine, the load beside the run, the date and
 the command. The README quotes these sections instead of copying numbers into the code.
+
+A script prints its table as before inside ``with tee() as printed:`` and then calls
+``write_section(NAME, printed.getvalue(), load_at_start=...)``: what the terminal showed is what
+the file keeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import io
 import os
 import platform
 import sys
@@ -46,6 +52,29 @@ def load() -> str:
         return "unknown"
 
 
+class _Tee(io.StringIO):
+    """Writes to the real stdout and keeps a copy."""
+
+    def __init__(self, stream):
+        super().__init__()
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        return super().write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def tee():
+    """Print as usual and keep what was printed (``.getvalue()``): the body of a section."""
+    copy = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(copy):
+        yield copy
+
+
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     """A Markdown table; numbers right-aligned."""
     align = [
@@ -63,12 +92,21 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def write_section(name: str, body: str, path: Path = RESULTS) -> None:
-    """Replace (or add) the section ``## name`` of RESULTS.md with ``body`` and a stamp."""
-    stamp = (
-        f"_{datetime.date.today().isoformat()}; {machine()}; load before the run {load()}; "
-        f"command: `{' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`_"
-    )
+def write_section(
+    name: str, body: str, path: Path = RESULTS, load_at_start: str | None = None
+) -> None:
+    """Replace (or add) the section ``## name`` of RESULTS.md with ``body`` and a stamp.
+
+    ``load_at_start`` is ``load()`` taken when the run began; the load now is added beside it.
+    """
+    loads = f"load {load_at_start} at the start, {load()} at the end"
+    if load_at_start is None:
+        loads = f"load {load()} at the end"
+    command = " ".join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])
+    stamp = f"_{datetime.date.today().isoformat()}; {machine()}; {loads}; command: `{command}`_"
+    body = body.replace("\n## ", "\n### ")  # a heading in the body must not start a section
+    if body.startswith("## "):
+        body = "#" + body
     section = f"## {name}\n\n{stamp}\n\n{body.strip()}\n"
     text = path.read_text() if path.exists() else HEADER
     head, *rest = text.split("\n## ")

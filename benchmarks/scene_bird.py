@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import trimesh
+from results import load, tee, write_section
 
 from common.open3d_compat import import_open3d
 from scene_builder.bundle import load_scene
@@ -318,10 +319,16 @@ def main() -> None:
         help="a build-scene stage cache (--work folder): compare ways of extracting geometry",
     )
     args = parser.parse_args()
+    load_at_start = load()
     if args.compare:
-        compare(args.compare, args.reference)
+        with tee() as printed:
+            compare(args.compare, args.reference)
+        table = printed.getvalue()[printed.getvalue().rindex("| geometry |") :]
+        write_section("scene_bird --compare", table, load_at_start=load_at_start)
     else:
-        bundle_figures(args.scene, args.reference)
+        with tee() as printed:
+            bundle_figures(args.scene, args.reference)
+        write_section("scene_bird", printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

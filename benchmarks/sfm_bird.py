@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from results import load, write_section
 
 from scene_builder.align import compare_poses
 from scene_builder.capture import CaptureConfig, capture, load_manifest
@@ -72,27 +73,30 @@ def main() -> None:
     config = SfmConfig(
         matcher=args.matcher, max_image_size=args.max_image_size, max_features=args.max_features
     )
+    load_at_start = load()
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
-    print(f"settings: max image size {args.max_image_size}, max features {args.max_features}")
-    print()
-    print(
+    lines = [
+        f"settings: max image size {args.max_image_size}, max features {args.max_features}",
+        "",
         "| frames | registered | matcher | reproj px | rot median ° | rot max ° | pos median (% extent) "
-        "| capture s | features s | matching s | mapping s |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+        "| capture s | features s | matching s | mapping s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    print("\n".join(lines))
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or Path(temporary)
         for max_frames in args.max_frames:
             row = run(max_frames, config, work)
             s = row["seconds"]
-            print(
+            lines.append(
                 f"| {row['frames']} | {row['registered']} | {row['matcher']} "
                 f"| {row['reprojection_px']:.2f} | {row['rot_median_deg']:.2f} | {row['rot_max_deg']:.2f} "
                 f"| {100 * row['pos_median_share']:.2f} | {s['capture']:.1f} | {s['features']:.1f} "
-                f"| {s['matching']:.1f} | {s['mapping']:.1f} |",
-                flush=True,
+                f"| {s['matching']:.1f} | {s['mapping']:.1f} |"
             )
+            print(lines[-1], flush=True)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    write_section("sfm_bird", "\n".join(lines), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

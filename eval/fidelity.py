@@ -1,7 +1,8 @@
 """Rendering fidelity: how close the field's renderings are to real photographs it never saw.
 
-At the poses of the held-out frames of the posed dataset (``split_indices``: every 8th frame,
-which the field did not train on), the field renders each lighting preset at a reduced size;
+At the poses of the held-out frames of the posed dataset (``split_indices`` under the field's own
+hold-out rule, read from its ``field.json``: the frames it did not train on), the field renders
+each lighting preset at a reduced size;
 each rendering is compared with the real frame (resized the same way, undistorted when the camera
 has distortion) by PSNR and SSIM (scikit-image). Only the ``capture`` preset aims at the light
 the real frames were taken in; the other presets' numbers say how far each moves the look.
@@ -17,6 +18,7 @@ reference scale, the distance between its actions on renderings of *different* p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,8 @@ from eval.errors import EvalError
 class FidelityConfig:
     frames: int = 4  # held-out frames to render (0: all of them), spread evenly over the capture
     width: int = 136  # rendering width in pixels; height keeps the camera's aspect ratio
-    holdout_every: int = 8
+    # Every n-th frame is held out; None: the rule the field was trained with (``held_out_rule``).
+    holdout_every: int | None = None
 
 
 @dataclass
@@ -75,6 +78,41 @@ class FidelityResult:
             "presets": self.preset_scores(),
             "per_frame": [{"index": f.index, "psnr": f.psnr, "ssim": f.ssim} for f in self.frames],
         }
+
+
+def held_out_rule(view) -> int:
+    """The field's own hold-out rule: every n-th frame of its dataset was kept out of training.
+
+    Read from what training stored: ``holdout_every`` in ``field.json`` (the embedded backend),
+    or the data parser's ``eval_interval`` in nerfstudio's ``config.yml``. A view that is not a
+    field itself (the simulator's camera) answers with ``holdout_every`` of its scene's field.
+    Scoring with any other rule would score frames the field was trained on.
+    """
+    rule = getattr(view, "holdout_every", None)
+    meta = getattr(view, "meta", None) or {}
+    if rule is None:
+        rule = meta.get("holdout_every")
+    if rule is None and meta.get("backend") == "nerfstudio":
+        rule = _nerfstudio_holdout(Path(view.root) / meta.get("config", ""))
+    if rule is None:
+        raise EvalError(
+            f"{getattr(view, 'root', type(view).__name__)}: the field does not record which "
+            "frames it held out (no 'holdout_every' in field.json); give FidelityConfig.holdout_every"
+        )
+    return int(rule)
+
+
+def _nerfstudio_holdout(config_path: Path) -> int | None:
+    """nerfstudio's interval hold-out from its config.yml (read as text: no YAML object loading)."""
+    try:
+        text = config_path.read_text()
+    except OSError:
+        return None
+    mode = re.search(r"^\s*eval_mode:\s*(\S+)", text, re.MULTILINE)
+    interval = re.search(r"^\s*eval_interval:\s*(\d+)", text, re.MULTILINE)
+    if mode is None or mode.group(1).strip("'\"") != "interval" or interval is None:
+        return None
+    return int(interval.group(1))
 
 
 def choose_held_out(count: int, frames: int, holdout_every: int) -> list[int]:
@@ -128,7 +166,15 @@ def measure_fidelity(
         dataset = load_dataset(Path(dataset))
     if not presets:
         raise EvalError("no lighting presets to render")
-    indices = choose_held_out(len(dataset), config.frames, config.holdout_every)
+    holdout_every = config.holdout_every
+    if holdout_every is None:
+        holdout_every = held_out_rule(radiance_field)
+    if holdout_every <= 0:
+        raise EvalError(
+            f"{dataset.root}: the field was trained on every frame (holdout_every "
+            f"{holdout_every}): no held-out frame to score it on"
+        )
+    indices = choose_held_out(len(dataset), config.frames, holdout_every)
     comparisons = []
     width = height = 0
     for index in indices:
@@ -149,7 +195,15 @@ def measure_fidelity(
             comparison.rendered[preset] = rendered
             comparison.psnr[preset], comparison.ssim[preset] = compare(comparison.real, rendered)
         comparisons.append(comparison)
-    return FidelityResult(comparisons, width, height, config.holdout_every)
+    return FidelityResult(comparisons, width, height, holdout_every)
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """A field folder's metadata, where only its hold-out rule is needed."""
+
+    root: Path
+    meta: dict[str, Any]
 
 
 class _Rendered:
@@ -169,6 +223,16 @@ class SimulatorView:
         self.scene, self.kind, self.field_mode = scene, kind, field_mode
         self.lighting_presets = dict(scene.lighting)
         self._renderers: dict[tuple, Any] = {}
+
+    @property
+    def holdout_every(self) -> int | None:
+        """The hold-out rule of the scene's field (its geometry came from the same frames)."""
+        if self.scene.field_dir is None:
+            return None
+        from scene_builder.fields.base import read_field_meta
+
+        meta = read_field_meta(self.scene.field_dir)
+        return held_out_rule(_Meta(Path(self.scene.field_dir), meta))
 
     def _renderer(self, width: int, height: int, fov_deg: float):
         from simulator.renderers import make_renderer

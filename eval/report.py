@@ -251,18 +251,19 @@ def _fidelity(
         return {
             "skipped": f"scene {scene.name!r} has no radiance field or no posed dataset of real frames"
         }, []
-    from eval.fidelity import FidelityConfig, SimulatorView, measure_fidelity
+    from eval.fidelity import FidelityConfig, SimulatorView, held_out_rule, measure_fidelity
     from scene_builder.datasets import load_dataset
 
     try:
         radiance_field = scene.load_field()
         dataset = load_dataset(scene.dataset_dir)
+        holdout_every = held_out_rule(radiance_field)  # score only frames it never trained on
     except DriveEnvError as error:  # the rest of the report stands without this section
         return {"skipped": f"cannot load the field or the real frames: {error}"}, []
     presets = list(scene.lighting)  # a preset without a code: scene_builder.lighting's rule
     renderer = campaign.meta.get("renderer", "mesh")
     sim_name = f"simulator camera ({renderer})"
-    fidelity_config = FidelityConfig(frames=config.fidelity_frames)
+    fidelity_config = FidelityConfig(config.fidelity_frames, holdout_every=holdout_every)
     results = {
         "field": measure_fidelity(radiance_field, dataset, presets, fidelity_config),
         sim_name: measure_fidelity(

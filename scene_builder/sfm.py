@@ -10,9 +10,9 @@ list goes to ``pycolmap.match_image_pairs``. Incremental mapping is randomised, 
 with up to three seeds while frames stay unregistered, and the largest model is kept. If frames
 are still missing then, COLMAP's global mapper (GLOMAP: rotation averaging, then all positions at
 once) runs on the same matches and its model is kept if it is larger: it does not grow the model
-from one initial pair, so a bad start cannot strand the other frames. (On a CI machine
-lund_street at 800 px mapped 7 of 29 frames with all three seeds, where this machine maps 29 with
-each; why that machine differs is not known. The global mapper maps 29 of 29 here in 3 s.)
+from one initial pair, so a bad start cannot strand the other frames (Pan et al. 2024, "Global
+Structure-from-Motion Revisited"). Incremental mapping of a forward walk can stall on one machine
+and succeed on another with the same seeds; the global mapper is the fallback for that.
 
 All work happens in ``DATASET/.sfm/`` (the COLMAP database, the pair list, the mapper's models).
 Features and matches are added in chunks, and COLMAP skips images and pairs already in the
@@ -53,7 +53,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 EXTRACTION_CHUNK = 8
 MATCHING_CHUNK = 64
 # Largest relative change of the focal length from its EXIF value before the report warns
-# (lund_street solves to 750-760 px against an EXIF 1035 px, at 800 and 1024 px: EXIF is rough).
+# (EXIF focal lengths of phone videos are rough: a correct solve can differ by a quarter).
 FOCAL_TOLERANCE = 0.35
 # Mapping is not tried again once the largest model holds this share of the frames.
 WELL_REGISTERED = 0.95

@@ -46,6 +46,7 @@ def fit_gaussian_regression(demos, steps: int = 300) -> torch.nn.Module:
     return net
 
 
+@pytest.mark.training
 def test_chunks_at_the_start_split_between_both_detours_where_regression_averages(trained):
     env, agent = trained
     start = np.asarray(env.config.start, dtype=np.float32)
@@ -62,6 +63,7 @@ def test_chunks_at_the_start_split_between_both_detours_where_regression_average
     assert abs(mean_action[1]) < 0.3 < mean_action[0]
 
 
+@pytest.mark.training
 def test_closed_loop_rollouts_reach_the_goal_both_ways(trained):
     env, agent = trained
     outcomes = []
@@ -79,6 +81,7 @@ def test_closed_loop_rollouts_reach_the_goal_both_ways(trained):
     assert {"upper", "lower"} <= set(successes), outcomes
 
 
+@pytest.mark.training
 def test_receding_horizon_replans_every_action_horizon_steps(trained, monkeypatch):
     env, agent = trained
     calls = []
@@ -101,6 +104,7 @@ def test_receding_horizon_replans_every_action_horizon_steps(trained, monkeypatc
     assert calls == [3, 3, 3, 1]
 
 
+@pytest.mark.training
 def test_deterministic_prediction_is_repeatable_and_survives_save_load(trained, tmp_path):
     env, agent = trained
     obs = {"state": np.array([-0.5, 0.2], np.float32)}

@@ -1,6 +1,7 @@
 """The shared image/state encoder: shapes, layouts and that it learns from pixels."""
 
 import numpy as np
+import pytest
 import torch
 from gymnasium import spaces
 
@@ -38,6 +39,7 @@ def test_observation_encoder_stacks_images_and_appends_state():
     assert torch.equal(features[:, 16:], obs["state"])  # state passes through untouched
 
 
+@pytest.mark.training
 def test_small_cnn_learns_where_a_bright_square_is():
     """A regression from pixels to the position of a square must fit: the encoder sees space."""
     torch.manual_seed(0)

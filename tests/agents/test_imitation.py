@@ -18,6 +18,7 @@ def _mse_to_expert(agent, trajectories):
     return float(np.mean((predicted - actions) ** 2)), float(np.var(actions, axis=0).sum())
 
 
+@pytest.mark.training
 def test_bc_fits_the_expert_and_round_trips(tmp_path, state_env_config, expert_demos):
     path, trajectories = expert_demos
     env = make_env(state_env_config)

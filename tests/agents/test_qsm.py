@@ -48,6 +48,7 @@ class Bandit(gym.Env):
         )
 
 
+@pytest.mark.training
 def test_actor_learns_the_best_action_of_each_state_from_the_critic():
     env = Bandit()
     agent = QSMAgent(env, seed=0, **SMALL)

@@ -201,6 +201,7 @@ def test_critic_batches_carry_the_demonstration_to_its_end(tdil_setup):
     assert agent.ends_like_expert(mixed.next_observations)[16:][reaches_end].all()
 
 
+@pytest.mark.training
 def test_gradient_penalty_keeps_the_irl_discriminator_from_saturating():
     """Two separable clouds of transitions: unregularised, D drives the agent's to probability ~0
     (no reward anywhere); with DAC's penalty it keeps a graded, non-zero probability."""
@@ -232,6 +233,7 @@ def test_gradient_penalty_keeps_the_irl_discriminator_from_saturating():
     assert agent_probability[0.0] < 1e-3 and agent_probability[10.0] > 0.05
 
 
+@pytest.mark.training
 def test_tdil_discriminators_separate_real_from_fake_transitions(state_env_config, expert_demos):
     _, trajectories = expert_demos
     agent, vec = _tdil_agent(

@@ -101,8 +101,10 @@ class StandInField:
     """Renders a pose by returning an image: the frame at that pose (oracle) or the nearest
     training frame (a crude image-based renderer), under any preset of scene_builder.lighting."""
 
+    holdout_every = 8  # what a trained field records in field.json: its frames held out
+
     def __init__(self, dataset: PosedDataset, oracle: bool):
-        train, _ = split_indices(len(dataset))
+        train, _ = split_indices(len(dataset), self.holdout_every)
         self.dataset, self.oracle, self.train = dataset, oracle, train
         self.centres = dataset.poses[:, :3, 3]
         self.lighting_presets = dict.fromkeys(PRESETS)

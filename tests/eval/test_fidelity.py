@@ -6,6 +6,8 @@ nearest-training-view renderer), so the test pins the measuring, not a trained f
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,7 +115,7 @@ def test_simulator_view_renders_the_scene_like_the_simulator(tmp_path):
 def test_shipped_bird_scene_fidelity_at_low_resolution():
     """The shipped bird field against its held-out real frames: capture is the closest preset.
 
-    Full numbers (8 frames at 136 x 240) are in the README; this keeps one frame at 34 x 60.
+    The full measurement is benchmarks/fidelity_bird.py; this keeps one frame at 34 x 60.
     """
     from pathlib import Path
 
@@ -130,3 +132,100 @@ def test_shipped_bird_scene_fidelity_at_low_resolution():
     assert scores["capture"]["psnr"] > 14 and scores["capture"]["ssim"] > 0.5
     for preset in ("bright", "dim", "night"):
         assert scores[preset]["psnr"] < scores["capture"]["psnr"]
+
+
+@pytest.fixture(scope="module")
+def small_bird(shared_data, tmp_path_factory) -> Path:
+    """Every 4th bird frame at 1/16 size (34 x 60) as a posed dataset folder (46 frames)."""
+    import cv2
+
+    from scene_builder.datasets import save_dataset
+
+    root = tmp_path_factory.mktemp("bird16")
+    (root / "images").mkdir()
+    capture = shared_data / "bird_capture"
+    for path in sorted((capture / "images").glob("*.jpg")):
+        small = cv2.resize(cv2.imread(str(path)), (34, 60), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(root / "images" / path.name), small)
+    frames, _ = read_llff(capture / "poses_bounds.npy", root / "images")
+    save_dataset(PosedDataset(root, frames[::4]))
+    return root
+
+
+def _train_tiny_field(dataset_dir: Path, out: Path, holdout_every: int):
+    """A field trained for 2 steps: enough to hold out frames and write field.json."""
+    from scene_builder.fields.embedded import EmbeddedConfig
+    from scene_builder.train import TrainConfig, train_field
+
+    tiny = EmbeddedConfig(
+        resolution=16, initial_resolution=16, density_components=2, color_components=4,
+        hidden_width=8, proxy_resolution=16, coarse_samples=8, fine_samples=4,
+        render_coarse_samples=8, render_fine_samples=4,
+    )  # fmt: skip
+    config = TrainConfig(
+        downscale=1, steps=2, batch_rays=256, eval_every=1000, checkpoint_seconds=1e9,
+        holdout_every=holdout_every, upsample_fractions=(), field=tiny,
+    )  # fmt: skip
+    return train_field(dataset_dir, out, config)
+
+
+def test_fidelity_scores_the_frames_the_field_held_out(small_bird, tmp_path):
+    """A field trained with every 5th frame held out is scored on those frames, none it saw."""
+    from scene_builder.datasets import load_dataset
+    from scene_builder.fields import load_field
+
+    trainer = _train_tiny_field(small_bird, tmp_path / "field", holdout_every=5)
+    trained_on = set(trainer.train.frame_indices.tolist())
+    radiance_field = load_field(tmp_path / "field")
+    dataset = load_dataset(small_bird)
+    result = measure_fidelity(radiance_field, dataset, ["capture"], FidelityConfig(0, width=34))
+    scored = [f.index for f in result.frames]
+    assert scored == list(range(0, len(dataset), 5)) and result.holdout_every == 5
+    assert trained_on.isdisjoint(scored) and len(trained_on) + len(scored) == len(dataset)
+    # an explicit rule still wins (for a stand-in that records none)
+    explicit = measure_fidelity(radiance_field, dataset, ["capture"], FidelityConfig(2, 34, 8))
+    assert [f.index for f in explicit.frames] == choose_held_out(len(dataset), 2, 8)
+
+
+def test_fidelity_refuses_a_field_without_held_out_frames(small_bird, tmp_path):
+    from scene_builder.fields import load_field
+
+    _train_tiny_field(small_bird, tmp_path / "field", holdout_every=0)
+    radiance_field = load_field(tmp_path / "field")
+    with pytest.raises(EvalError, match="trained on every frame"):
+        measure_fidelity(radiance_field, small_bird, ["capture"], FidelityConfig(0, width=34))
+
+    class NoRecord:  # renders, but says nothing about how it was trained
+        lighting_presets = {"capture": None}
+
+    with pytest.raises(EvalError, match="does not record which frames it held out"):
+        measure_fidelity(NoRecord(), small_bird, ["capture"], FidelityConfig(0, width=34))
+
+
+def test_simulator_view_uses_its_scene_fields_rule():
+    from eval.fidelity import SimulatorView, held_out_rule
+    from scene_builder.bundle import load_scene
+    from scene_builder.fields.base import read_field_meta
+
+    scene = load_scene(Path(__file__).resolve().parents[2] / "assets" / "scenes" / "bird")
+    stored = read_field_meta(scene.field_dir)["holdout_every"]
+    assert held_out_rule(SimulatorView(scene, "mesh")) == stored
+    assert held_out_rule(scene.load_field()) == stored
+
+
+def test_nerfstudio_fields_are_read_from_their_data_parser_config(tmp_path):
+    """An imported nerfacto records its hold-out in config.yml (read as text, never loaded)."""
+    from types import SimpleNamespace
+
+    from eval.fidelity import held_out_rule
+
+    config = tmp_path / "nerfstudio" / "config.yml"
+    config.parent.mkdir()
+    parser = "    dataparser: !!python/object:nerfstudio.NerfstudioDataParserConfig\n"
+    meta = {"backend": "nerfstudio", "config": "nerfstudio/config.yml"}
+    field = SimpleNamespace(root=tmp_path, meta=meta)
+    config.write_text(parser + "      eval_interval: 6\n      eval_mode: interval\n")
+    assert held_out_rule(field) == 6
+    config.write_text(parser + "      eval_interval: 6\n      eval_mode: fraction\n")
+    with pytest.raises(EvalError, match="does not record which frames"):
+        held_out_rule(field)

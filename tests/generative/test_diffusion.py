@@ -74,6 +74,7 @@ def test_samplers_with_the_exact_denoiser_reproduce_the_mixture(sampler, kwargs)
     assert nearest.mean().item() == pytest.approx(0.3 * (torch.pi / 2) ** 0.5, rel=0.15)
 
 
+@pytest.mark.training
 def test_epsilon_loss_trains_a_conditional_mlp_to_the_exact_denoiser():
     """Conditioned on the class (one-hot), the trained model's eps approaches the class oracle."""
     torch.manual_seed(0)

@@ -47,6 +47,7 @@ def test_density_integrates_to_one_and_sampling_inverts_the_flow():
     assert z.mean(0).abs().max() < 0.15 and (z.std(0) - 1).abs().max() < 0.15
 
 
+@pytest.mark.training
 @pytest.mark.parametrize("objective", ["ssm", "fdssm"])
 def test_score_matching_training_lowers_kl_and_never_takes_a_determinant(objective, monkeypatch):
     data = GaussianMixture(torch.tensor([[-1.0, -0.5], [1.0, 0.8]]), torch.tensor([0.4, 0.5]))
@@ -80,7 +81,7 @@ def test_score_matching_training_lowers_kl_and_never_takes_a_determinant(objecti
             loss.backward()
             optimizer.step()
     kl_after, fisher_after = kl(), fisher()
-    assert kl_after < 0.5 * kl_before  # measured 3.7 -> ~1.0
+    assert kl_after < 0.5 * kl_before
     assert fisher_after < 0.6 * fisher_before
 
 

@@ -1,6 +1,6 @@
 """An analytic radiance field for geometry tests: exact depth of a few axis-aligned boxes.
 
-It implements the render API (contracts.md section 2) through ``RadianceField``, so mesh
+It implements the render API (``scene_builder.fields.base.RadianceField.render``), so mesh
 extraction is tested against known geometry in milliseconds; the seconds-trained real field
 is exercised separately.
 """

@@ -1,8 +1,8 @@
 """The nerfstudio backend, for real: train nerfacto a few iterations on CPU, import, render.
 
 Runs only where the optional extra is installed (``pip install driveenv[nerfstudio]``); it is not
-in the shared environment because nerfstudio pins numpy<2. The file takes 46 s on the 2-core
-development machine at load 1.8 (2.5 minutes at load 5), most of it nerfstudio starting up twice.
+in the shared environment because nerfstudio pins numpy<2. Most of its time is nerfstudio
+starting up twice.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ def test_a_model_that_does_not_match_the_poses_gives_no_depth(bird_colmap, tmp_p
     assert load_sparse_depth(load_dataset(tmp_path / "moved"), frames, downscale=1) is None
 
 
+@pytest.mark.training
 def test_held_out_keypoint_depth_error_falls_as_the_field_learns(bird_colmap, tmp_path):
     trainer = Trainer(bird_colmap, tmp_path / "field", tiny_config(400))
     _, held = split_indices(len(trainer.dataset), 8)
