@@ -238,6 +238,8 @@ def load_dataset(root: str | Path) -> PosedDataset:
         where = f"{path}: frames[{index}]"
         if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str):
             raise DatasetError(f"{where}: missing 'file_path' (a string)")
+        if "\x00" in entry["file_path"]:
+            raise DatasetError(f"{where}: 'file_path' holds a NUL character")
         if "transform_matrix" not in entry:
             raise DatasetError(f"{where}: missing 'transform_matrix'")
         matrix = read_matrix(entry["transform_matrix"], where, "transform_matrix", rows=(3, 4))

@@ -166,6 +166,7 @@ BAD_VALUES = [
     (("cy",), 2000.0, "principal point cy is 2000.0, outside the image"),
     (("k1",), float("inf"), "intrinsic k1 is inf, must be finite"),
     (("frames", 0, "file_path"), 7, "frames[0]: missing 'file_path'"),
+    (("frames", 0, "file_path"), "images/\x00.jpg", "frames[0]: 'file_path' holds a NUL"),
 ]
 
 
