@@ -124,7 +124,8 @@ def load_trials(path: str | Path, known_agents: Iterable[str] | None = None) -> 
     duplicated_columns = sorted({name for name in header if header.count(name) > 1})
     if duplicated_columns:
         problems.append(
-            f"line {line_numbers[0]}: column(s) named twice: {', '.join(duplicated_columns)}"
+            f"line {line_numbers[0]}: column(s) named twice: "
+            + ", ".join(repr(name) for name in duplicated_columns)
         )
     if problems:
         raise TrialLogError(_summary(path, problems))
