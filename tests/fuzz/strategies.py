@@ -1,7 +1,8 @@
 """What the fuzz tests share: how many examples, JSON values, mutations, the property's check.
 
 The fast lane runs ``DEFAULT_EXAMPLES`` examples per test, derandomised (the same examples every
-run); ``DRIVEENV_FUZZ_EXAMPLES=2000 pytest tests/fuzz`` runs a longer, random search.
+run) and without shrinking; ``DRIVEENV_FUZZ_EXAMPLES=2000 pytest tests/fuzz`` runs a longer,
+random search that shrinks what it finds.
 """
 
 from __future__ import annotations
@@ -10,17 +11,20 @@ import copy
 import os
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 
 from common.errors import DriveEnvError
 
 DEFAULT_EXAMPLES = 50
 EXAMPLES = int(os.environ.get("DRIVEENV_FUZZ_EXAMPLES", DEFAULT_EXAMPLES))
+LONG_RUN = "DRIVEENV_FUZZ_EXAMPLES" in os.environ
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize="DRIVEENV_FUZZ_EXAMPLES" not in os.environ,
+    derandomize=not LONG_RUN,
+    # the fast lane reports the first failing example as found; a long run shrinks it
+    phases=[Phase.explicit, Phase.generate, *([Phase.shrink] if LONG_RUN else [])],
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
