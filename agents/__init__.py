@@ -30,11 +30,18 @@ def algorithm_class(name: str):
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def load_agent(run_dir, env=None):
-    """The agent saved in ``run_dir`` by ``driveenv train`` (reads run.json and the checkpoint)."""
+def load_agent(run_dir, env=None, trust_pickles: bool = False):
+    """The agent saved in ``run_dir`` by ``driveenv train`` (reads run.json and the checkpoint).
+
+    Checkpoints are weights plus JSON and are opened without running code. A run folder saved
+    in Stable-Baselines3's pickled format (``agent.zip`` with a ``data`` entry, or
+    ``replay_buffer.pkl``) is refused with a ``CheckpointError`` naming the file, unless
+    ``trust_pickles=True``: then SB3's loader unpickles it, and a malicious file runs whatever
+    code it carries with your permissions. Pass it only for a run you made or trust.
+    """
     from agents.train import load_run_agent
 
-    return load_run_agent(run_dir, env=env)
+    return load_run_agent(run_dir, env=env, trust_pickles=trust_pickles)
 
 
 __all__ = ["ALGORITHMS", "algorithm_class", "load_agent"]

@@ -40,9 +40,61 @@ def default_policy(observation_space: spaces.Space) -> str:
 
 
 class SB3AgentMixin:
-    """``create(env, seed, ...)``: build an SB3 algorithm with this project's defaults."""
+    """``create(env, seed, ...)``: build an SB3 algorithm with this project's defaults; save and
+    load it as weights plus JSON, never pickles (``agents.persistence``).
+
+    The constructor's keyword arguments are recorded, so that ``save`` can write the
+    hyper-parameters and ``load`` rebuild the same model before loading its state dicts. Every
+    SB3 algorithm behind this mixin (PPO, SAC, MEow, TDIL) gets this without code of its own:
+    what it adds to SB3's state lives in its ``_get_torch_save_params``.
+    """
 
     default_hyperparameters: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, policy, env=None, **kwargs):
+        self._constructor_kwargs = {"policy": policy, **kwargs}
+        super().__init__(policy, env, **kwargs)
+
+    def save(self, path, exclude=None, include=None) -> None:
+        """Write ``path`` (a zip of ``driveenv_agent.json`` and ``weights.pt``) atomically."""
+        from agents.persistence import save_agent
+
+        save_agent(self, path)
+
+    @classmethod
+    def load(cls, path, env=None, device="auto", trust_pickles: bool = False, **kwargs):
+        """The agent saved at ``path``, rebuilt from its JSON and weights (``weights_only``).
+
+        ``trust_pickles=True`` also opens a checkpoint in Stable-Baselines3's own format, with
+        SB3's loader: it unpickles the file's ``data`` entry, so a malicious file runs any code it
+        carries. Use it only for a file you made or trust; without it such a file is refused.
+        """
+        from agents.persistence import load_agent_file
+
+        def legacy():
+            return super(SB3AgentMixin, cls).load(path, env=env, device=device, **kwargs)
+
+        return load_agent_file(cls, path, env, device, trust_pickles, legacy)
+
+    def save_replay_buffer(self, path) -> None:
+        """The replay buffer as arrays (npz, no pickle)."""
+        from agents.persistence import save_replay_buffer
+
+        save_replay_buffer(self.replay_buffer, path)
+
+    def load_replay_buffer(self, path, truncate_last_traj=True, trust_pickles: bool = False):
+        """Fill the replay buffer from ``save_replay_buffer``'s npz.
+
+        ``trust_pickles=True`` opens a pickled SB3 buffer with SB3's loader, which runs any code
+        the file holds: only for a file you made or trust.
+        """
+        from agents.persistence import PICKLE_RISK, load_replay_buffer
+
+        if zipfile.is_zipfile(path):
+            return load_replay_buffer(self.replay_buffer, path)
+        if not trust_pickles:
+            raise CheckpointError(f"{path}: not an npz replay buffer (a pickle?), {PICKLE_RISK}")
+        return super().load_replay_buffer(path, truncate_last_traj)
 
     @classmethod
     def create(cls, env, seed: int = 0, tensorboard_log: str | None = None, **overrides):
@@ -78,11 +130,17 @@ def read_torch_checkpoint(path: str | Path, kind: str) -> dict:
     return data
 
 
-def load_checkpoint(cls, path: str | Path, env=None, **kwargs):
-    """``cls.load(path, env)``, with every failure to read it as a ``CheckpointError``."""
+def load_checkpoint(cls, path: str | Path, env=None, trust_pickles: bool = False, **kwargs):
+    """``cls.load(path, env)``, with every failure to read it as a ``CheckpointError``.
+
+    ``trust_pickles`` reaches SB3 agents only (see ``SB3AgentMixin.load`` for its risk); the
+    torch agents' checkpoints never hold pickles.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
+    if issubclass(cls, SB3AgentMixin):
+        kwargs["trust_pickles"] = trust_pickles
     try:
         return cls.load(path, env=env, **kwargs)
     except CheckpointError:

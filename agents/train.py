@@ -4,8 +4,9 @@ A run directory holds everything that made it and everything it made:
 
 - ``run.json``: algorithm, obs, scene, seed, the full ``TrainConfig`` and environment config,
   status (``running``/``done``), steps done, checkpoint name, and every periodic evaluation
-- ``agent.zip`` (SB3 agents) or ``agent.pt`` (torch agents): the latest checkpoint, written
-  atomically; ``replay_buffer.pkl`` for off-policy agents so a resumed run keeps its data
+- ``agent.zip`` (SB3 agents: weights + JSON, ``agents.persistence``) or ``agent.pt`` (torch
+  agents): the latest checkpoint, written atomically; ``replay_buffer.npz`` (arrays, no pickle)
+  for off-policy agents so a resumed run keeps its data
 - ``tb/``: TensorBoard logs (SB3's logger; evaluation success rate under ``eval/``)
 
 Training proceeds in chunks of ``checkpoint_every`` steps; after each chunk the agent is saved
@@ -29,6 +30,7 @@ import numpy as np
 from agents import ALGORITHMS, algorithm_class
 from agents.base import load_checkpoint
 from agents.errors import AgentError
+from agents.persistence import restore_replay_buffer, save_run_replay_buffer
 from common.atomic import atomic_path, write_json_atomic
 from common.config_cli import option
 
@@ -124,11 +126,12 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     return run
 
 
-def load_run_agent(run_dir: str | Path, env=None):
-    """The agent of a run directory (``agents.load_agent``)."""
+def load_run_agent(run_dir: str | Path, env=None, trust_pickles: bool = False):
+    """The agent of a run directory (``agents.load_agent``; ``trust_pickles``: see there)."""
     run = read_run(run_dir)
     cls = algorithm_class(run["algorithm"])
-    return load_checkpoint(cls, Path(run_dir) / run["checkpoint"], env=env)
+    path = Path(run_dir) / run["checkpoint"]
+    return load_checkpoint(cls, path, env=env, trust_pickles=trust_pickles)
 
 
 def evaluate_success(agent, env, episodes: int, seed: int) -> dict[str, float]:
@@ -190,12 +193,11 @@ def _is_off_policy(cls) -> bool:
     return issubclass(cls, OffPolicyAlgorithm)
 
 
-def _resume_agent(config: TrainConfig, run_dir: Path, run: dict, env):
+def _resume_agent(config: TrainConfig, run_dir: Path, run: dict, env, trust_pickles=False):
     cls = algorithm_class(config.algorithm)
-    agent = load_checkpoint(cls, run_dir / run["checkpoint"], env=env)
-    buffer = run_dir / "replay_buffer.pkl"
-    if buffer.is_file() and hasattr(agent, "load_replay_buffer"):
-        agent.load_replay_buffer(buffer)
+    path = run_dir / run["checkpoint"]
+    agent = load_checkpoint(cls, path, env=env, trust_pickles=trust_pickles)
+    restore_replay_buffer(agent, run_dir, trust_pickles)
     if config.algorithm in DEMO_ALGORITHMS and hasattr(agent, "set_demonstrations"):
         agent.set_demonstrations(_select_demos(config))
     if hasattr(agent, "tensorboard_log"):
@@ -207,18 +209,23 @@ def _save(agent, run_dir: Path, name: str) -> None:
     """Checkpoint (and replay buffer) atomically: SB3 writes a ``.tmp`` path as given."""
     with atomic_path(run_dir / name) as tmp:
         agent.save(tmp)
-    if hasattr(agent, "save_replay_buffer") and getattr(agent, "replay_buffer", None) is not None:
-        with atomic_path(run_dir / "replay_buffer.pkl") as tmp:
-            agent.save_replay_buffer(tmp)
+    save_run_replay_buffer(agent, run_dir)
 
 
 def train(
-    config: TrainConfig, run_dir: str | Path, overwrite: bool = False, progress=None, scene=None
+    config: TrainConfig,
+    run_dir: str | Path,
+    overwrite: bool = False,
+    progress=None,
+    scene=None,
+    trust_pickles: bool = False,
 ):
     """Train (or resume) the run in ``run_dir``; returns the final run.json content.
 
     ``scene``: the loaded ``SceneBundle`` of ``config.scene`` when the caller holds it; otherwise
     it is loaded here once, and the training and evaluation environments share it.
+    ``trust_pickles`` resumes a run saved in the older pickled format (``agents.load_agent``
+    says what it risks).
     """
     import torch
 
@@ -239,7 +246,7 @@ def train(
     try:
         resumed = run is not None and (run_dir / run["checkpoint"]).is_file()
         agent = (
-            _resume_agent(config, run_dir, run, env)
+            _resume_agent(config, run_dir, run, env, trust_pickles)
             if resumed
             else _build_agent(config, run_dir, env)
         )

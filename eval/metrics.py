@@ -9,12 +9,14 @@ Across agents (each a pair: simulated success rate, real success rate):
   of the two rates across agents.
 - Spearman and Kendall (tau-b, which handles ties) rank correlations.
   The three correlations need at least 3 agents: with 2, any correlation is +1 or -1.
-- MMRV, the mean maximum rank violation of SIMPLER (Li et al. 2024):
-  ``RV(i, j) = |real_i - real_j| * 1[(sim_i < sim_j) != (real_i < real_j)]`` and
+- MMRV, the mean maximum rank violation of SIMPLER (Li et al. 2024), as its released code
+  computes it (``simpler_env/utils/metrics.py``):
+  ``RV(i, j) = |real_i - real_j| * 1[(sim_i > sim_j) != (real_i > real_j)]`` and
   ``MMRV = mean_i max_j RV(i, j)``: for each agent, the worst real-success gap among the agents
   the simulation orders wrongly against it, averaged. 0 is perfect; it is in success-rate units.
-  With the paper's strict ``<``, a tie in simulation between agents that differ in reality counts
-  as a violation for the pair once (for the agent that is better in reality).
+  With the strict ``>``, a tie in simulation between agents that differ in reality is a violation
+  of the pair once, charged to the agent that is better in reality (``real_i > real_j`` holds,
+  ``sim_i > sim_j`` does not); the agent worse in reality is not charged for it.
 - MAE and bias (mean of sim - real) of the simulated rate used as a predictor of the real rate.
 
 Each comes with a percentile bootstrap interval over trials: every agent's simulated episodes and
@@ -138,9 +140,13 @@ def kendall(sim: Sequence[float], real: Sequence[float]) -> float:
 
 
 def mmrv(sim: Sequence[float], real: Sequence[float]) -> float:
-    """Mean maximum rank violation (SIMPLER, Li et al. 2024); 0 is perfect ordering."""
+    """Mean maximum rank violation (SIMPLER, Li et al. 2024); 0 is perfect ordering.
+
+    ``RV(i, j)`` counts when ``(sim_i > sim_j) != (real_i > real_j)``, SIMPLER's released
+    convention: a tie in simulation is charged to the agent that is better in reality.
+    """
     sim, real = _paired(sim, real, 2)
-    wrong_order = (sim[:, None] < sim[None, :]) != (real[:, None] < real[None, :])
+    wrong_order = (sim[:, None] > sim[None, :]) != (real[:, None] > real[None, :])
     violation = np.abs(real[:, None] - real[None, :]) * wrong_order
     return float(violation.max(axis=1).mean())
 

@@ -15,7 +15,9 @@ notes      no         free text
 (others)   no         kept as they are (e.g. operator, battery, route_completion)
 ========== ========== ===============================================================
 
-Lines starting with ``#`` are comments. The validator reads the whole file and reports every
+Trial numbers compare as numbers (``1`` and ``01`` are the same trial). Fields follow CSV's
+quoting: a quoted ``notes`` may hold commas and span lines. Lines starting with ``#`` between
+records are comments. The validator reads the whole file and reports every
 problem with its line number before refusing it, so a person fixes the file in one pass.
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +37,7 @@ OPTIONAL_COLUMNS = ("notes",)
 TRUE_WORDS = frozenset({"true", "yes", "1", "y", "t"})
 FALSE_WORDS = frozenset({"false", "no", "0", "n", "f"})
 MAX_REPORTED_PROBLEMS = 50
+INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -101,17 +105,13 @@ def load_trials(path: str | Path, known_agents: Iterable[str] | None = None) -> 
         raise TrialLogError(f"{path}: not a UTF-8 text file ({error.reason})") from None
     known = None if known_agents is None else set(known_agents)
 
-    numbered = [
-        (number, line)
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
+    numbered = _records(path, text)
     if not numbered:
         raise TrialLogError(
             f"{path}: empty trial log (expected a header: {','.join(REQUIRED_COLUMNS)})"
         )
-    rows = list(csv.reader(line for _, line in numbered))
     line_numbers = [number for number, _ in numbered]
+    rows = [row for _, row in numbered]
     header = [name.strip().lower() for name in rows[0]]
     problems: list[str] = []
 
@@ -124,7 +124,8 @@ def load_trials(path: str | Path, known_agents: Iterable[str] | None = None) -> 
     duplicated_columns = sorted({name for name in header if header.count(name) > 1})
     if duplicated_columns:
         problems.append(
-            f"line {line_numbers[0]}: column(s) named twice: {', '.join(duplicated_columns)}"
+            f"line {line_numbers[0]}: column(s) named twice: "
+            + ", ".join(repr(name) for name in duplicated_columns)
         )
     if problems:
         raise TrialLogError(_summary(path, problems))
@@ -140,7 +141,7 @@ def load_trials(path: str | Path, known_agents: Iterable[str] | None = None) -> 
         trial = _parse_row(values, number, known, extra_columns, problems)
         if trial is None:
             continue
-        key = (trial.agent, trial.condition, trial.trial)
+        key = (trial.agent, trial.condition, trial_key(trial.trial))
         if key in seen:
             problems.append(
                 f"line {number}: duplicate trial {trial.trial!r} of agent {trial.agent!r} "
@@ -154,6 +155,46 @@ def load_trials(path: str | Path, known_agents: Iterable[str] | None = None) -> 
     if problems:
         raise TrialLogError(_summary(path, problems))
     return TrialLog(path=path, trials=trials, extra_columns=extra_columns)
+
+
+def trial_key(label: str) -> str:
+    """The identity of a trial label: ``1``, ``01`` and ``+1`` are the same trial number."""
+    return str(int(label)) if INTEGER.fullmatch(label) else label
+
+
+def _records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(first line number, fields) of every CSV record, comment and blank lines skipped.
+
+    A quoted field may span lines (valid CSV, e.g. multi-line notes); only lines *between*
+    records are checked for ``#`` comments, so a note's own line starting with ``#`` stays in it.
+    An unbalanced quote is one ``TrialLogError`` naming the line the record started on.
+    """
+    lines = text.splitlines(keepends=True)
+    state = {"next": 0, "between": True, "first": 0}
+
+    def feed():
+        while state["next"] < len(lines):
+            line = lines[state["next"]]
+            state["next"] += 1
+            if state["between"]:
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                state["between"], state["first"] = False, state["next"]
+            yield line
+
+    reader = csv.reader(feed(), strict=True)
+    records = []
+    while True:
+        state["between"] = True
+        try:
+            row = next(reader)
+        except StopIteration:
+            return records
+        except csv.Error as error:
+            raise TrialLogError(
+                f"{path}: line {state['first']}: not valid CSV ({error}; is a quote left open?)"
+            ) from None
+        records.append((state["first"], row))
 
 
 def _parse_row(

@@ -122,26 +122,101 @@ def _camera_from(entry: dict[str, Any], fallback: dict[str, Any], where: str) ->
     missing = [k for k in INTRINSIC_KEYS if k not in merged]
     if missing:
         raise DatasetError(f"{where}: missing intrinsics {', '.join(missing)}")
+    for key in (*INTRINSIC_KEYS, *DISTORTION_KEYS):
+        if key in merged and not _is_number(merged[key]):
+            raise DatasetError(f"{where}: intrinsic {key} is {merged[key]!r}, not a number")
+    for key in ("w", "h"):
+        if float(merged[key]) != int(merged[key]):
+            raise DatasetError(f"{where}: {key} is {merged[key]!r}, not a whole number of pixels")
+    camera = Camera(
+        width=int(merged["w"]),
+        height=int(merged["h"]),
+        fx=float(merged["fl_x"]),
+        fy=float(merged["fl_y"]),
+        cx=float(merged["cx"]),
+        cy=float(merged["cy"]),
+        **{k: float(merged.get(k, 0.0)) for k in DISTORTION_KEYS},
+    )
+    check_camera(camera, where)
+    return camera
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number (not a bool, not a numeric string) that fits a float (NaN included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
     try:
-        return Camera(
-            width=int(merged["w"]),
-            height=int(merged["h"]),
-            fx=float(merged["fl_x"]),
-            fy=float(merged["fl_y"]),
-            cx=float(merged["cx"]),
-            cy=float(merged["cy"]),
-            **{k: float(merged.get(k, 0.0)) for k in DISTORTION_KEYS},
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def check_camera(camera: Camera, where: str) -> None:
+    """``DatasetError`` naming ``where`` unless the size is positive and the focal lengths,
+    principal point and distortion are finite, with positive focal lengths and the principal
+    point on the image (between 0 and the width/height)."""
+    if camera.width < 1 or camera.height < 1:
+        raise DatasetError(
+            f"{where}: image size {camera.width}x{camera.height} must be at least 1x1 pixel"
         )
-    except (TypeError, ValueError) as error:
-        raise DatasetError(f"{where}: intrinsics are not numbers ({error})") from None
+    values = {"fl_x": camera.fx, "fl_y": camera.fy, "cx": camera.cx, "cy": camera.cy}
+    values.update({k: getattr(camera, k) for k in DISTORTION_KEYS})
+    for key, value in values.items():
+        if not np.isfinite(value):
+            raise DatasetError(f"{where}: intrinsic {key} is {value}, must be finite")
+    for key in ("fl_x", "fl_y"):
+        if values[key] <= 0:
+            raise DatasetError(f"{where}: focal length {key} is {values[key]}, must be positive")
+    for key, size in (("cx", camera.width), ("cy", camera.height)):
+        if not 0 <= values[key] <= size:
+            raise DatasetError(
+                f"{where}: principal point {key} is {values[key]}, outside the image (0 to {size})"
+            )
+
+
+def read_matrix(value: Any, where: str, name: str, rows: tuple[int, ...] = (4,)) -> np.ndarray:
+    """A finite 4x4 matrix from JSON: a list of ``rows`` lists of 4 numbers (a 3x4 gets the
+    row 0 0 0 1); the last row of a 4x4 must be 0 0 0 1. ``DatasetError`` naming ``where``."""
+    shape_ok = isinstance(value, list) and len(value) in rows
+    if not shape_ok or not all(isinstance(row, list) and len(row) == 4 for row in value):
+        shape = " or ".join(f"{n}x4" for n in rows)
+        raise DatasetError(f"{where}: {name!r} must be a {shape} list of rows of numbers")
+    if not all(_is_number(x) for row in value for x in row):
+        raise DatasetError(f"{where}: {name!r} holds something that is not a number")
+    matrix = np.asarray(value, dtype=np.float64)
+    if not np.all(np.isfinite(matrix)):
+        raise DatasetError(f"{where}: {name!r} holds a NaN or infinite value")
+    if matrix.shape == (3, 4):
+        return np.vstack([matrix, [0, 0, 0, 1]])
+    if not np.allclose(matrix[3], [0, 0, 0, 1]):
+        raise DatasetError(f"{where}: {name!r} must end with the row 0 0 0 1")
+    return matrix
+
+
+def _world_from_source(meta: dict[str, Any], path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """``driveenv.world_from_source`` (a similarity with positive scale) and the other extras."""
+    ours = meta.get("driveenv", {})
+    if not isinstance(ours, dict):
+        raise DatasetError(f"{path}: 'driveenv' must be an object, got {type(ours).__name__}")
+    if "world_from_source" not in ours:
+        return np.eye(4), dict(ours)
+    matrix = read_matrix(ours["world_from_source"], str(path), "driveenv.world_from_source")
+    if np.linalg.det(matrix[:3, :3]) <= 0:
+        raise DatasetError(
+            f"{path}: 'driveenv.world_from_source' must be a similarity with positive scale"
+        )
+    return matrix, {k: v for k, v in ours.items() if k != "world_from_source"}
 
 
 def load_dataset(root: str | Path) -> PosedDataset:
     """Read ``root/transforms.json`` (or the given transforms file) into a ``PosedDataset``.
 
-    Raises ``DatasetError`` naming the file and the first problem found: a missing file,
-    invalid JSON, missing intrinsics, a frame without a path or with a non-4x4 matrix, or an
-    image that does not exist.
+    Raises ``DatasetError`` naming the file (and the frame) and the first problem found: a
+    missing file, invalid JSON, missing or non-numeric intrinsics, a non-positive size or focal
+    length, a principal point off the image, a non-finite value, a frame without a path or with
+    a matrix that is not 4x4 (or 3x4) numbers, a ``driveenv`` block that is not an object with a
+    4x4 ``world_from_source``, or an image that does not exist.
     """
     path = Path(root)
     if path.is_dir():
@@ -157,27 +232,22 @@ def load_dataset(root: str | Path) -> PosedDataset:
     if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
         raise DatasetError(f"{path}: needs a non-empty 'frames' list")
     shared = {k: meta[k] for k in INTRINSIC_KEYS + DISTORTION_KEYS if k in meta}
+    world_from_source, extras = _world_from_source(meta, path)
     frames = []
     for index, entry in enumerate(meta["frames"]):
         where = f"{path}: frames[{index}]"
-        if not isinstance(entry, dict) or "file_path" not in entry:
-            raise DatasetError(f"{where}: missing 'file_path'")
+        if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str):
+            raise DatasetError(f"{where}: missing 'file_path' (a string)")
+        if "\x00" in entry["file_path"]:
+            raise DatasetError(f"{where}: 'file_path' holds a NUL character")
         if "transform_matrix" not in entry:
             raise DatasetError(f"{where}: missing 'transform_matrix'")
-        matrix = np.asarray(entry["transform_matrix"], dtype=np.float64)
-        if matrix.shape == (3, 4):
-            matrix = np.vstack([matrix, [0, 0, 0, 1]])
-        if matrix.shape != (4, 4) or not np.all(np.isfinite(matrix)):
-            raise DatasetError(f"{where}: 'transform_matrix' must be a finite 4x4 matrix")
+        matrix = read_matrix(entry["transform_matrix"], where, "transform_matrix", rows=(3, 4))
+        camera = _camera_from(entry, shared, where)
         image_path = (path.parent / entry["file_path"]).resolve()
         if not image_path.is_file():
             raise DatasetError(f"{where}: image {entry['file_path']} does not exist")
-        frames.append(Frame(image_path, _camera_from(entry, shared, where), matrix))
-    ours = meta.get("driveenv", {})
-    world_from_source = np.asarray(ours.get("world_from_source", np.eye(4)), dtype=np.float64)
-    if world_from_source.shape != (4, 4):
-        raise DatasetError(f"{path}: driveenv.world_from_source must be 4x4")
-    extras = {k: v for k, v in ours.items() if k != "world_from_source"}
+        frames.append(Frame(image_path, camera, matrix))
     return PosedDataset(path.parent.resolve(), frames, world_from_source, extras)
 
 

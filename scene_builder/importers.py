@@ -31,6 +31,7 @@ from scene_builder.datasets import (
     Camera,
     Frame,
     PosedDataset,
+    check_camera,
     load_dataset,
     save_dataset,
 )
@@ -148,6 +149,11 @@ def read_llff(npy_path: Path, image_dir: Path) -> tuple[list[Frame], dict[str, A
     for row, name in zip(data, names, strict=True):
         matrix = row[:15].reshape(3, 5)
         height, width, focal = matrix[:, 4]
+        if not (np.all(np.isfinite(row)) and min(height, width, focal) > 0):
+            raise PoseError(
+                f"{npy_path}: pose of {name} has height {height}, width {width}, focal {focal} "
+                "(each must be finite and positive) or a non-finite value"
+            )
         factor = actual_width / width
         if abs(actual_height / height - factor) > 1e-3:
             raise PoseError(
@@ -270,6 +276,10 @@ def import_poses(
     if not frames:
         raise PoseError(f"{found.path}: holds no posed images")
     for frame in frames:
+        where = f"{found.path}: {frame.image_path.name}"
+        check_camera(frame.camera, where)
+        if not np.all(np.isfinite(frame.camera_to_world)):
+            raise PoseError(f"{where}: the pose holds a NaN or infinite value")
         if not frame.image_path.is_file():
             raise PoseError(f"{found.path}: image {frame.image_path} does not exist")
 

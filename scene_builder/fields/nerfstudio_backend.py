@@ -43,6 +43,7 @@ import torch
 from common.atomic import atomic_path, write_json_atomic
 from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION, RadianceField
+from scene_builder.fields.nerfstudio_config import build_config, read_config
 
 NERFSTUDIO_DIR = "nerfstudio"
 # nerfstudio's data parser re-orients and rescales the poses; it records how in this file.
@@ -257,16 +258,13 @@ def _latest_checkpoint(config_path: Path, config) -> Path:
 
 
 def _read_config(config_path: Path):
-    import yaml
+    """nerfstudio's config objects, read without running code (``nerfstudio_config``).
 
-    if not config_path.is_file():
-        raise FieldError(f"{config_path}: no such file")
-    try:
-        return yaml.load(config_path.read_text(), Loader=yaml.Loader)
-    except Exception as error:  # yaml errors, or a class nerfstudio no longer has
-        raise FieldError(
-            f"{config_path}: not a nerfstudio config ({type(error).__name__})"
-        ) from None
+    The file is checked before nerfstudio is needed, so a config naming anything but
+    nerfstudio's own classes is refused even where nerfstudio is not installed."""
+    data = read_config(config_path)
+    _require_nerfstudio()
+    return build_config(data, config_path)
 
 
 def import_nerfacto(config_path: Path, out_dir: Path, overwrite: bool = False) -> Path:
@@ -325,11 +323,10 @@ class NerfstudioRadianceField(RadianceField):
 
     @classmethod
     def load(cls, root: Path, meta: dict[str, Any]) -> NerfstudioRadianceField:
-        _require_nerfstudio()
-        from nerfstudio.data.scene_box import SceneBox
-
         root = Path(root)
         config = _read_config(root / meta["config"])
+        from nerfstudio.data.scene_box import SceneBox
+
         checkpoint = root / meta["checkpoint"]
         try:
             with torch.serialization.safe_globals(_numpy_checkpoint_globals()):

@@ -55,8 +55,20 @@ def test_ties():
     assert metrics.kendall(sim, real) == pytest.approx(2 / math.sqrt(6))
     # ranks (1.5, 1.5, 3) vs (1, 2, 3): 1.5 / sqrt(1.5 * 2)
     assert metrics.spearman(sim, real) == pytest.approx(1.5 / math.sqrt(3))
-    # RV(1, 2): sim 1 < 2 false, real 1 < 2 true -> |.2 - .6| = .4; nothing else: .4 / 3
+    # RV(2, 1): sim 2 > 1 false, real 2 > 1 true -> |.6 - .2| = .4; nothing else: .4 / 3
     assert metrics.mmrv(sim, real) == pytest.approx(0.4 / 3)
+
+
+def test_mmrv_tie_in_simulation_follows_simpler():
+    """SIMPLER's released convention, (sim_i > sim_j) != (real_i > real_j), by hand."""
+    sim, real = [0.5, 0.5, 0.0], [1.0, 0.0, 0.2]
+    # agent 0: tied with 1 in sim but better in reality -> |1 - 0| = 1; vs 2 ordered right
+    # agent 1: vs 0 no (0 > 1 false both ways); vs 2 sim says better, reality worse -> .2
+    # agent 2: vs 0 ordered right; vs 1 sim says worse, reality better -> .2
+    by_hand = (1.0 + 0.2 + 0.2) / 3
+    assert metrics.mmrv(sim, real) == pytest.approx(by_hand)
+    # the strict-< reading charged the tie to agent 1 instead (max(1, .2) there, 0 for agent 0)
+    assert metrics.mmrv(sim, real) != pytest.approx((0.0 + 1.0 + 0.2) / 3)
 
 
 @pytest.mark.parametrize(

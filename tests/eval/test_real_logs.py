@@ -86,3 +86,49 @@ def test_missing_file(tmp_path):
 def test_shipped_example_is_valid():
     log = load_trials(REPO / "assets" / "examples" / "real_trials_example.csv")
     assert len(log.agents) >= 3 and len(log.trials) >= 30
+
+
+def test_quoted_multiline_notes_are_valid_csv(tmp_path):
+    path = write(
+        tmp_path,
+        HEADER
+        + 'ppo,capture,1,true,false,12.5,"slid on the mat,\n# not a comment\n\nthen recovered",ana\n'
+        + "ppo,capture,2,false,true,,,ana\n",
+    )
+    log = load_trials(path)
+    assert log.trials[0].notes == "slid on the mat,\n# not a comment\n\nthen recovered"
+    # line numbers stay those of the file: the second trial starts on line 6
+    assert [t.line for t in log.trials] == [2, 6]
+
+
+def test_unbalanced_quote_is_one_line_naming_where(tmp_path):
+    path = write(
+        tmp_path,
+        HEADER
+        + "ppo,capture,1,true,false,12.5,ok,ana\n"
+        + 'ppo,capture,2,true,false,3,"oops,ana\n',
+    )
+    with pytest.raises(TrialLogError) as caught:
+        load_trials(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and "line 3" in message
+
+
+@pytest.mark.parametrize("first, second", [("1", "01"), ("7", "+7"), ("002", "2")])
+def test_numeric_trial_ids_that_are_the_same_number_are_duplicates(tmp_path, first, second):
+    path = write(
+        tmp_path,
+        HEADER
+        + f"ppo,capture,{first},true,false,1,,ana\n"
+        + f"ppo,capture,{second},true,false,1,,ana\n",
+    )
+    with pytest.raises(TrialLogError, match="line 3: duplicate trial"):
+        load_trials(path)
+
+
+def test_trial_labels_that_are_not_numbers_stay_distinct(tmp_path):
+    path = write(
+        tmp_path,
+        HEADER + "ppo,capture,a1,true,false,1,,ana\n" + "ppo,capture,a01,true,false,1,,ana\n",
+    )
+    assert [t.trial for t in load_trials(path).trials] == ["a1", "a01"]

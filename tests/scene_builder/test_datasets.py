@@ -108,3 +108,85 @@ def test_sparse_points_are_returned_in_the_world_frame(tiny_dataset):
     points, colors = load_sparse_points(tiny_dataset)
     np.testing.assert_allclose(points, [[0, 0, 5], [2, 4, 11]])
     np.testing.assert_array_equal(colors, [[255, 0, 0], [0, 255, 0]])
+
+
+def _set(path, value):
+    """A corruption that sets ``meta[path[0]][path[1]]... = value``."""
+
+    def corrupt(meta):
+        target = meta
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+
+    return corrupt
+
+
+# The issue's cases (each a one-line DatasetError naming the file and, where there is one, the frame).
+BAD_VALUES = [
+    (
+        ("frames", 1, "transform_matrix"),
+        [[1, 0, 0, 0], [0, 1, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        "frames[1]: 'transform_matrix' must be",
+    ),
+    (
+        ("frames", 1, "transform_matrix"),
+        [[1, 0, 0, "x"], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        "frames[1]: 'transform_matrix' holds something that is not a number",
+    ),
+    (
+        ("frames", 0, "transform_matrix"),
+        [["1", 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]],
+        "frames[0]: 'transform_matrix' holds something",
+    ),
+    (("frames", 0, "transform_matrix"), "identity", "frames[0]: 'transform_matrix' must be"),
+    (
+        ("frames", 2, "transform_matrix", 0, 3),
+        float("nan"),
+        "frames[2]: 'transform_matrix' holds a NaN",
+    ),
+    (("frames", 2, "transform_matrix", 3), [0, 0, 1, 1], "must end with the row 0 0 0 1"),
+    (
+        ("driveenv", "world_from_source"),
+        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1], [0, 0, 0, 1]],
+        "'driveenv.world_from_source' must be a 4x4",
+    ),
+    (("driveenv",), [1, 2], "'driveenv' must be an object, got list"),
+    (
+        ("driveenv", "world_from_source"),
+        [[float("nan")] * 4] * 3 + [[0, 0, 0, 1]],
+        "'driveenv.world_from_source' holds a NaN",
+    ),
+    (("driveenv", "world_from_source"), np.diag([1.0, 1, -1, 1]).tolist(), "positive scale"),
+    (("frames", 1, "fl_x"), float("nan"), "frames[1]: intrinsic fl_x is nan, must be finite"),
+    (("fl_x",), -906.0, "frames[0]: focal length fl_x is -906.0, must be positive"),
+    (("w",), 0, "frames[0]: image size 0x960 must be at least 1x1"),
+    (("h",), 960.5, "frames[0]: h is 960.5, not a whole number"),
+    (("cx",), "272", "frames[0]: intrinsic cx is '272', not a number"),
+    (("cy",), 2000.0, "principal point cy is 2000.0, outside the image"),
+    (("k1",), float("inf"), "intrinsic k1 is inf, must be finite"),
+    (("frames", 0, "file_path"), 7, "frames[0]: missing 'file_path'"),
+    (("frames", 0, "file_path"), "images/\x00.jpg", "frames[0]: 'file_path' holds a NUL"),
+]
+
+
+@pytest.mark.parametrize("where, value, message", BAD_VALUES)
+def test_bad_values_are_refused_with_the_frame_named(tiny_dataset, where, value, message):
+    path = save_dataset(tiny_dataset)
+    meta = json.loads(path.read_text())
+    _set(where, value)(meta)
+    path.write_text(json.dumps(meta))  # NaN / Infinity as Python's json writes them
+    with pytest.raises(DatasetError) as caught:
+        load_dataset(tiny_dataset.root)
+    text = str(caught.value)
+    assert message in text and text.startswith(str(path)) and "\n" not in text
+
+
+def test_negative_focal_with_zero_width_says_what_is_wrong(tiny_dataset):
+    """Before validation this reached field training as 'all frames must have the same size'."""
+    path = save_dataset(tiny_dataset)
+    meta = json.loads(path.read_text())
+    meta["frames"][2].update({"fl_x": -5.0, "w": 0})
+    path.write_text(json.dumps(meta))
+    with pytest.raises(DatasetError, match=r"frames\[2\]: image size 0x960"):
+        load_dataset(tiny_dataset.root)

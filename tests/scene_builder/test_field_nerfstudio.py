@@ -170,3 +170,175 @@ def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     assert (tmp_path / "field" / "nerfstudio" / f"step-{STEPS + 1:09d}.ckpt").is_file()
     after = load_field(tmp_path / "field").model.field.mlp_base.state_dict()
     assert any(not torch.equal(before[name], after[name]) for name in before)
+
+
+# --- the config reader: runs without nerfstudio (it needs PyYAML only) -----------------------
+
+# The start of a config nerfstudio 1.1.5 writes (trimmed): dataclasses, a class reference, an
+# anchor, paths, a tuple and an enumeration member.
+NERFSTUDIO_CONFIG = """\
+!!python/object:nerfstudio.engine.trainer.TrainerConfig
+_target: !!python/name:nerfstudio.engine.trainer.Trainer ''
+data: !!python/object/apply:pathlib.PosixPath
+- data
+- bird
+max_num_iterations: 30000
+optimizers:
+  fields:
+    optimizer: !!python/object:nerfstudio.engine.optimizers.AdamOptimizerConfig
+      _target: &id001 !!python/name:torch.optim.adam.Adam ''
+      eps: 1.0e-15
+      lr: 0.01
+  proposal_networks:
+    optimizer: !!python/object:nerfstudio.engine.optimizers.AdamOptimizerConfig
+      _target: *id001
+      lr: 0.01
+logging: !!python/object:nerfstudio.configs.base_config.LoggingConfig
+  stats_to_track: !!python/tuple
+  - !!python/object/apply:nerfstudio.utils.writer.EventName
+    - Train Iter (time)
+relative_model_dir: !!python/object/apply:pathlib.PosixPath
+- nerfstudio_models
+"""
+
+# Each would run code under yaml.Loader (PyYAML's full loader, used before).
+MALICIOUS_CONFIGS = [
+    "!!python/object/apply:builtins.exec [\"open({marker!r}, 'w').write('ran')\"]\n",
+    "a: !!python/object/new:builtins.exec [\"open({marker!r}, 'w').write('ran')\"]\n",
+    "pipeline: !!python/object/apply:os.system ['touch {marker}']\n",
+    "x: !!python/object:subprocess.Popen {{args: ['touch', '{marker}']}}\n",
+    "x: !!python/name:os.system ''\n",
+    "x: !!python/object/apply:nerfstudio_evil.run ['{marker}']\n",
+]
+
+
+def test_config_reads_as_plain_records_without_nerfstudio(tmp_path):
+    from scene_builder.fields.nerfstudio_config import (
+        PythonApply,
+        PythonName,
+        PythonObject,
+        read_config,
+    )
+
+    path = tmp_path / "config.yml"
+    path.write_text(NERFSTUDIO_CONFIG)
+    config = read_config(path)
+    assert isinstance(config, PythonObject)
+    assert config.name == "nerfstudio.engine.trainer.TrainerConfig"
+    assert config.state["data"] == PythonApply("pathlib.PosixPath", ["data", "bird"])
+    fields = config.state["optimizers"]["fields"]["optimizer"]
+    assert fields.state["_target"] == PythonName("torch.optim.adam.Adam")
+    stats = config.state["logging"].state["stats_to_track"]
+    assert isinstance(stats, tuple) and stats[0].name == "nerfstudio.utils.writer.EventName"
+
+
+@pytest.mark.parametrize("text", MALICIOUS_CONFIGS)
+def test_config_naming_anything_else_is_refused_without_running(tmp_path, text):
+    import yaml
+
+    from scene_builder.fields.nerfstudio_config import read_config
+
+    marker = tmp_path / "marker"
+    path = tmp_path / "config.yml"
+    path.write_text(text.format(marker=str(marker)))
+    with pytest.raises(FieldError) as caught:
+        read_config(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message and "refused" in message
+    assert not marker.exists()
+    if "exec" in text:  # the payload is live: PyYAML's full loader runs it
+        yaml.load(path.read_text(), Loader=yaml.UnsafeLoader)  # noqa: S506 - showing the risk
+        assert marker.read_text() == "ran"
+
+
+def test_field_folder_with_a_malicious_config_is_refused_by_load_field(tmp_path):
+    import json
+
+    field = tmp_path / "field"
+    (field / "nerfstudio").mkdir(parents=True)
+    marker = tmp_path / "marker"
+    (field / "nerfstudio" / "config.yml").write_text(
+        MALICIOUS_CONFIGS[0].format(marker=str(marker))
+    )
+    meta = {
+        "format_version": 1,
+        "backend": "nerfstudio",
+        "config": "nerfstudio/config.yml",
+        "checkpoint": "nerfstudio/step-000000004.ckpt",
+    }
+    (field / "field.json").write_text(json.dumps(meta))
+    with pytest.raises(FieldError, match="python/object/apply tag naming 'builtins.exec' refused"):
+        load_field(field)
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(UNAVAILABLE is not None, reason=f"optional extra absent: {UNAVAILABLE}")
+def test_config_builds_nerfstudio_objects(tmp_path):
+    from nerfstudio.engine.trainer import TrainerConfig
+
+    from scene_builder.fields.nerfstudio_config import build_config, read_config
+
+    path = tmp_path / "config.yml"
+    path.write_text(NERFSTUDIO_CONFIG)
+    config = build_config(read_config(path), path)
+    assert (
+        isinstance(config, TrainerConfig) and config.relative_model_dir.name == "nerfstudio_models"
+    )
+    optimizers = config.optimizers
+    assert optimizers["fields"]["optimizer"]._target is torch.optim.Adam
+    assert (
+        optimizers["fields"]["optimizer"]._target
+        is optimizers["proposal_networks"]["optimizer"]._target
+    )
+
+
+@pytest.fixture()
+def stand_in_nerfstudio(tmp_path, monkeypatch):
+    """A tiny package named nerfstudio (a dataclass, an enumeration, a function), where the
+    real one is absent, to check what ``build_config`` agrees to build."""
+    if UNAVAILABLE is None:
+        pytest.skip("the real nerfstudio is installed")
+    import sys
+
+    package = tmp_path / "stand_in" / "nerfstudio"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "things.py").write_text(
+        "import dataclasses, enum\n"
+        "@dataclasses.dataclass\nclass Config:\n    lr: float = 0.0\n"
+        "class Kind(enum.Enum):\n    A = 'a'\n"
+        "def danger(path):\n    open(path, 'w').write('ran')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "stand_in"))
+    yield
+    for name in [n for n in sys.modules if n == "nerfstudio" or n.startswith("nerfstudio.")]:
+        del sys.modules[name]
+
+
+def test_build_config_builds_dataclasses_paths_enums_and_nothing_else(
+    tmp_path, stand_in_nerfstudio
+):
+    from scene_builder.fields.nerfstudio_config import build_config, read_config
+
+    path = tmp_path / "config.yml"
+    path.write_text(
+        "!!python/object:nerfstudio.things.Config\n"
+        "lr: 0.5\nkind: !!python/object/apply:nerfstudio.things.Kind ['a']\n"
+        "where: !!python/object/apply:pathlib.PosixPath ['a', 'b']\n"
+    )
+    config = build_config(read_config(path), path)
+    assert type(config).__name__ == "Config" and config.lr == 0.5
+    assert config.kind.value == "a" and str(config.where) == "a/b"
+    marker = tmp_path / "marker"
+    for text, message in [
+        (
+            f"x: !!python/object/apply:nerfstudio.things.danger ['{marker}']",
+            "not a nerfstudio enumeration",
+        ),
+        ("x: !!python/name:nerfstudio.things.danger ''", "is not a class"),
+        ("x: !!python/object:nerfstudio.things.Kind {}", "not a nerfstudio config class"),
+    ]:
+        path.write_text(text + "\n")
+        with pytest.raises(FieldError, match=message):
+            build_config(read_config(path), path)
+    assert not marker.exists()

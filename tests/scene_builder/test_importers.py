@@ -121,3 +121,46 @@ def test_sources_are_recognised_with_their_images(bird, colmap_import):
     assert (llff.kind, llff.images) == ("llff", bird / "images")
     ours = identify_source(colmap_import.root)  # a DriveEnv dataset: its transforms.json wins
     assert (ours.kind, ours.path) == ("nerfstudio", colmap_import.root / "transforms.json")
+
+
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (
+            lambda m: m["frames"][3].__setitem__("fl_x", float("nan")),
+            "frames[3]: intrinsic fl_x is nan",
+        ),
+        (
+            lambda m: m["frames"][0]["transform_matrix"].__setitem__(1, [0, 1]),
+            "frames[0]: 'transform_matrix' must be",
+        ),
+        (lambda m: m.__setitem__("driveenv", [1, 2]), "'driveenv' must be an object"),
+        (
+            lambda m: m["driveenv"].__setitem__("world_from_source", [[float("nan")] * 4] * 4),
+            "holds a NaN",
+        ),
+    ],
+)
+def test_bad_transforms_exit_1_with_one_line_and_nothing_written(
+    colmap_import, tmp_path, capsys, corrupt, message
+):
+    meta = json.loads((colmap_import.root / "transforms.json").read_text())
+    for frame in meta["frames"]:
+        frame["file_path"] = str(colmap_import.root / frame["file_path"])
+    corrupt(meta)
+    source = tmp_path / "transforms.json"
+    source.write_text(json.dumps(meta))
+    assert main(["import-poses", str(source), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["transforms.json"]
+
+
+def test_llff_with_a_negative_focal_is_refused(bird, tmp_path):
+    data = np.load(bird / "poses_bounds.npy")
+    data[5, 14] = -data[5, 14]  # the focal of the sixth pose
+    bad = tmp_path / "poses_bounds.npy"
+    np.save(bad, data)
+    with pytest.raises(PoseError, match="each must be finite and positive"):
+        import_poses(bad, tmp_path / "out", images=bird / "images")
+    assert not (tmp_path / "out").exists()
