@@ -96,3 +96,59 @@ class StandInField:
             gain, gamma = PRESETS[appearance]
             images.append(np.clip(gain * image**gamma, 0, 1))
         return _Output(np.stack(images).astype(np.float32))
+
+
+# --- synthetic paired campaigns: sim and real outcomes of the same episodes, with known truth ----
+
+BIAS_REGIMES = ("unbiased", "optimistic", "mixed")
+
+
+def paired_outcomes(
+    rng: np.random.Generator,
+    sim_p: np.ndarray,
+    real_p: np.ndarray,
+    correlation: float,
+    episodes: int,
+    trials: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated outcomes of ``episodes`` seeded episodes per cell, and real outcomes of the first
+    ``trials`` of them, run again on the real robot.
+
+    Each cell (any leading shape of ``sim_p``/``real_p``) has sim success probability ``sim_p``
+    and real ``real_p``; a real trial and the simulated episode of the same seed have Pearson
+    correlation ``correlation``, lowered where the two rates make it impossible (a binary pair
+    with different rates cannot correlate perfectly). Returns (sim (..., episodes),
+    real (..., trials)), both 0/1 floats.
+    """
+    sim_p, real_p = np.broadcast_arrays(np.asarray(sim_p, float), np.asarray(real_p, float))
+    joint = sim_p * real_p + correlation * np.sqrt(sim_p * (1 - sim_p) * real_p * (1 - real_p))
+    joint = np.clip(joint, np.maximum(0.0, sim_p + real_p - 1), np.minimum(sim_p, real_p))
+    sim = rng.random((*sim_p.shape, episodes)) < sim_p[..., None]
+    given_success = (joint / sim_p)[..., None]
+    given_failure = ((real_p - joint) / (1 - sim_p))[..., None]
+    chance = np.where(sim[..., :trials], given_success, given_failure)
+    real = rng.random(chance.shape) < chance
+    return sim.astype(float), real.astype(float)
+
+
+def synthetic_rates(
+    rng: np.random.Generator, draws: int, agents: int, regime: str, bias: float = 0.08
+) -> tuple[np.ndarray, np.ndarray]:
+    """True (sim, real) success probabilities of shape (draws, agents, 2 conditions).
+
+    Agents' real success is spread over 0.2-0.9 under ``capture`` and lower under ``dim``. The
+    simulation is ``unbiased``, ``optimistic`` (every agent ``bias`` higher in sim) or ``mixed``
+    (alternate agents optimistic and pessimistic by ``bias``; a sim that misjudges agents
+    differently, which no single correction fixes).
+    """
+    if regime not in BIAS_REGIMES:
+        raise ValueError(f"unknown bias regime {regime!r}; expected one of {BIAS_REGIMES}")
+    capture = rng.uniform(0.2, 0.9, size=(draws, agents))
+    real = np.stack([capture, capture * rng.uniform(0.6, 0.95, size=(draws, agents))], axis=-1)
+    signs = {
+        "unbiased": np.zeros(agents),
+        "optimistic": np.ones(agents),
+        "mixed": np.where(np.arange(agents) % 2 == 0, 1.0, -1.0),
+    }[regime]
+    sim = np.clip(real + bias * signs[None, :, None], 0.02, 0.98)
+    return sim, real
