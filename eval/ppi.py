@@ -61,7 +61,7 @@ def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarr
 
 def wilson(p: np.ndarray, n: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
     """Wilson interval of a rate ``p`` over ``n`` (possibly effective, non-integer) trials."""
-    p, n = np.broadcast_arrays(np.asarray(p, float), np.asarray(n, float))
+    p, n = (np.array(a, dtype=float) for a in np.broadcast_arrays(p, n))
     low, high = proportion_confint(p * n, n, alpha=1 - confidence, method="wilson")
     return np.asarray(low, float), np.asarray(high, float)
 

@@ -120,7 +120,7 @@ def paired_outcomes(
     with different rates cannot correlate perfectly). Returns (sim (..., episodes),
     real (..., trials)), both 0/1 floats.
     """
-    sim_p, real_p = np.broadcast_arrays(np.asarray(sim_p, float), np.asarray(real_p, float))
+    sim_p, real_p = (np.array(a) for a in np.broadcast_arrays(np.asarray(sim_p, float), real_p))
     joint = sim_p * real_p + correlation * np.sqrt(sim_p * (1 - sim_p) * real_p * (1 - real_p))
     joint = np.clip(joint, np.maximum(0.0, sim_p + real_p - 1), np.minimum(sim_p, real_p))
     sim = rng.random((*sim_p.shape, episodes)) < sim_p[..., None]
@@ -152,3 +152,48 @@ def synthetic_rates(
     }[regime]
     sim = np.clip(real + bias * signs[None, :, None], 0.02, 0.98)
     return sim, real
+
+
+def write_paired_campaign(
+    root,
+    rng: np.random.Generator,
+    real_p: np.ndarray,
+    sim_p: np.ndarray,
+    correlation: float,
+    episodes: int = 60,
+    trials: int = 10,
+    seed_column: bool = True,
+) -> tuple:
+    """An evaluation directory and a trial log from ``paired_outcomes`` (agents x 2 conditions):
+    ``root/eval`` (campaign.json and episode records, as ``driveenv evaluate`` writes them) and
+    ``root/trials.csv`` (the first ``trials`` seeds of each agent and condition run for real).
+    Returns (eval dir, trial log path)."""
+    import json
+
+    from eval.rollouts import CAMPAIGN_FILE, episode_paths
+
+    agents = [f"agent{i}" for i in range(real_p.shape[0])]
+    conditions = ["capture", "dim"]
+    sim, real = paired_outcomes(rng, sim_p, real_p, correlation, episodes, trials)
+    eval_dir = root / "eval"
+    eval_dir.mkdir(parents=True)
+    meta = {
+        "scene": {"name": "synthetic", "path": str(root), "sha256": "0" * 64},
+        "agents": dict.fromkeys(agents, "expert"),
+        "conditions": conditions,
+        "seeds": list(range(episodes)),
+    }
+    (eval_dir / CAMPAIGN_FILE).write_text(json.dumps(meta))
+    lines = ["agent,condition,trial,success,collision,duration" + (",seed" if seed_column else "")]
+    for a, agent in enumerate(agents):
+        for c, condition in enumerate(conditions):
+            for seed in range(episodes):
+                path = episode_paths(eval_dir, agent, condition, seed)[0]
+                path.parent.mkdir(parents=True, exist_ok=True)
+                record = {"agent": agent, "condition": condition, "seed": seed}
+                path.write_text(json.dumps({**record, "success": bool(sim[a, c, seed])}))
+            for seed in range(trials):
+                row = f"{agent},{condition},{seed},{bool(real[a, c, seed])},false,10"
+                lines.append(row + (f",{seed}" if seed_column else ""))
+    (root / "trials.csv").write_text("\n".join(lines) + "\n")
+    return eval_dir, root / "trials.csv"
