@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from eval.ppi import Pairs, Verdict, interval_width_at, judge, pair_trials, wilson
+from eval.ppi import Pairs, Verdict, judge, pair_trials, projected_width, wilson
 
 MAX_TRIALS = 5000  # past this the planner says "more than 5000"
 
@@ -75,8 +75,10 @@ def plan_for(pairs: Pairs, width: float, confidence: float, use_sim: bool) -> Tr
     width_sim = more_sim = None
     sim_used = use_sim and pairs.unpaired_sim.size > 0
     if sim_used:
-        estimates = pairs.estimates(confidence)
-        widths = interval_width_at(estimates, 0, trials, pairs.unpaired_sim.size, confidence)
+        # the estimator can always fall back to the real trials alone (weight 0)
+        widths = np.minimum(
+            projected_width(pairs.estimates(confidence), trials, confidence), high - low
+        )
         width_sim, more_sim = float(widths[0]), _first_reaching(widths, trials, width, n)
     return TrialPlan(
         agent=pairs.agent,

@@ -48,8 +48,32 @@ class Estimates:
     high: np.ndarray
     lam: np.ndarray  # weight given to the simulation, 0 = real trials alone
     effective_trials: np.ndarray  # real trials alone that would give the same precision
-    rectifier_variance: np.ndarray  # per real trial, of Y - lam * H (pseudo-trials included)
-    imputed_variance: np.ndarray  # per simulated episode, of lam * U (weights included)
+    moments: Moments  # what the interval was computed from (the planner projects with them)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Per-trial variances behind an estimate (pseudo-trials and condition weights included)."""
+
+    real_variance: np.ndarray  # of Y on the paired trials
+    covariance: np.ndarray  # of Y and H on the paired trials
+    paired_sim_variance: np.ndarray  # of H on the paired trials
+    sim_variance: np.ndarray  # of the simulated outcomes, paired and unpaired
+    unpaired_variance: np.ndarray  # of the weighted unpaired outcomes
+    unpaired: int  # N, the unpaired episodes
+
+    def lam(self, trials: int | np.ndarray) -> np.ndarray:
+        """The PPI++ weight of the simulation for ``trials`` paired trials, in [0, 1]."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = self.covariance / ((1 + trials / self.unpaired) * self.sim_variance)
+        return np.clip(np.nan_to_num(lam, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 1.0)
+
+    def se2(self, lam: np.ndarray, trials: int | np.ndarray) -> np.ndarray:
+        """Variance of the estimate with weight ``lam`` over ``trials`` paired trials."""
+        rectifier = (
+            self.real_variance - 2 * lam * self.covariance + lam**2 * self.paired_sim_variance
+        )
+        return lam**2 * self.unpaired_variance / self.unpaired + np.maximum(rectifier, 0) / trials
 
 
 def _weighted_moments(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,25 +114,24 @@ def ppi_mean(
     y = np.concatenate([real, np.zeros((batch, 1)), np.ones((batch, 1))], axis=1)
     h = np.concatenate([paired_sim, np.ones((batch, 1)), np.zeros((batch, 1))], axis=1)
     w = np.concatenate([np.ones(n), [PSEUDO_DISCORDANT, PSEUDO_DISCORDANT]])
-    mean_y, _ = _weighted_moments(y, w)
-    mean_h, _ = _weighted_moments(h, w)
-    covariance = ((y - mean_y[:, None]) * (h - mean_h[:, None]) * w).sum(axis=1) / w.sum()
-    sim_variance = np.concatenate([paired_sim, unpaired_sim], axis=1).var(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        lam = covariance / ((1 + n / big_n) * sim_variance)
-    lam = np.clip(np.nan_to_num(lam, nan=0.0, posinf=0.0, neginf=0.0), 0.0, 1.0)
-
+    mean_y, real_variance = _weighted_moments(y, w)
+    mean_h, paired_sim_variance = _weighted_moments(h, w)
+    wu = np.ones(big_n) if unpaired_weights is None else np.asarray(unpaired_weights, float)
+    moments = Moments(
+        real_variance=real_variance,
+        covariance=((y - mean_y[:, None]) * (h - mean_h[:, None]) * w).sum(axis=1) / w.sum(),
+        paired_sim_variance=paired_sim_variance,
+        sim_variance=np.concatenate([paired_sim, unpaired_sim], axis=1).var(axis=1),
+        unpaired_variance=(unpaired_sim * wu / wu.mean()).var(axis=1),
+        unpaired=big_n,
+    )
+    lam = moments.lam(n)
     estimate = np.atleast_1d(
         ppi_mean_pointestimate(y.T, h.T, unpaired_sim.T, lam=lam, w=w, w_unlabeled=unpaired_weights)
     ).astype(float)
-    wu = np.ones(big_n) if unpaired_weights is None else np.asarray(unpaired_weights, float)
-    wu = wu / wu.mean()
-    imputed_variance = (lam[:, None] * unpaired_sim * wu).var(axis=1)
-    _, rectifier_variance = _weighted_moments(y - lam[:, None] * h, w)
-    se2 = imputed_variance / big_n + rectifier_variance / n
     estimate = np.clip(estimate, 0.0, 1.0)
-    low, high, effective = _wilson_at_effective_n(estimate, se2, n, confidence)
-    return Estimates(estimate, low, high, lam, effective, rectifier_variance, imputed_variance)
+    low, high, effective = _wilson_at_effective_n(estimate, moments.se2(lam, n), n, confidence)
+    return Estimates(estimate, low, high, lam, effective, moments)
 
 
 def _wilson_at_effective_n(
@@ -121,16 +144,21 @@ def _wilson_at_effective_n(
     return low, high, effective
 
 
-def interval_width_at(
-    estimates: Estimates, index: int, trials: np.ndarray, sim_episodes: int, confidence: float
-) -> np.ndarray:
-    """Width of one agent's interval if it had ``trials`` paired real trials (same variances)."""
-    se2 = (
-        estimates.imputed_variance[index] / sim_episodes
-        + estimates.rectifier_variance[index] / trials
+def projected_width(estimates: Estimates, trials: np.ndarray, confidence: float) -> np.ndarray:
+    """Interval width of a single estimate if it had ``trials`` paired trials, the weight of the
+    simulation re-tuned for each count (it shrinks as real trials outnumber the simulation)."""
+    m = estimates.moments
+    one = Moments(
+        m.real_variance[0],
+        m.covariance[0],
+        m.paired_sim_variance[0],
+        m.sim_variance[0],
+        m.unpaired_variance[0],
+        m.unpaired,
     )
+    lam = one.lam(trials)
     low, high, _ = _wilson_at_effective_n(
-        np.full(trials.shape, estimates.estimate[index]), se2, trials, confidence
+        np.full(np.shape(trials), estimates.estimate[0]), one.se2(lam, trials), trials, confidence
     )
     return high - low
 
