@@ -163,10 +163,12 @@ def write_paired_campaign(
     episodes: int = 60,
     trials: int = 10,
     seed_column: bool = True,
+    scene: dict | None = None,
 ) -> tuple:
     """An evaluation directory and a trial log from ``paired_outcomes`` (agents x 2 conditions):
     ``root/eval`` (campaign.json and episode records, as ``driveenv evaluate`` writes them) and
     ``root/trials.csv`` (the first ``trials`` seeds of each agent and condition run for real).
+    ``scene``: the campaign's scene identity (``eval.rollouts.scene_identity``), for a report.
     Returns (eval dir, trial log path)."""
     import json
 
@@ -178,7 +180,7 @@ def write_paired_campaign(
     eval_dir = root / "eval"
     eval_dir.mkdir(parents=True)
     meta = {
-        "scene": {"name": "synthetic", "path": str(root), "sha256": "0" * 64},
+        "scene": scene or {"name": "synthetic", "path": str(root), "sha256": "0" * 64},
         "agents": dict.fromkeys(agents, "expert"),
         "conditions": conditions,
         "seeds": list(range(episodes)),
@@ -188,10 +190,13 @@ def write_paired_campaign(
     for a, agent in enumerate(agents):
         for c, condition in enumerate(conditions):
             for seed in range(episodes):
-                path = episode_paths(eval_dir, agent, condition, seed)[0]
+                path, trajectory = episode_paths(eval_dir, agent, condition, seed)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                record = {"agent": agent, "condition": condition, "seed": seed}
-                path.write_text(json.dumps({**record, "success": bool(sim[a, c, seed])}))
+                success = bool(sim[a, c, seed])
+                record = {"agent": agent, "condition": condition, "seed": seed, "success": success}
+                record.update(collision=False, off_road=False, route_completion=float(success))
+                path.write_text(json.dumps(record))
+                np.savez(trajectory, x=np.linspace(0, 0.3, 5), y=np.zeros(5), yaw=np.zeros(5))
             for seed in range(trials):
                 row = f"{agent},{condition},{seed},{bool(real[a, c, seed])},false,10"
                 lines.append(row + (f",{seed}" if seed_column else ""))

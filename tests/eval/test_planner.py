@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from driveenv.cli import main
@@ -67,3 +69,47 @@ def test_plan_trials_command(tmp_path, capsys):
     )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "--width" in err
+
+
+def test_report_shows_the_section_and_falls_back_without_seeds(tmp_path):
+    """The HTML report on a synthetic scene: with seeds, prediction-powered intervals and the
+    planner's advice; without, the section says the simulation does not help."""
+    from eval.report import ReportConfig, write_report
+    from eval.rollouts import scene_identity
+    from scene_builder.synthetic import make_synthetic_scene
+
+    scene = make_synthetic_scene(tmp_path / "scene", seed=0)
+    for seeds in (True, False):
+        root = tmp_path / f"seeds_{seeds}"
+        write_paired_campaign(
+            root,
+            np.random.default_rng(3),
+            REAL,
+            np.clip(REAL + 0.1, 0, 0.98),
+            0.9,
+            episodes=40,
+            trials=10,
+            seed_column=seeds,
+            scene=scene_identity(scene),
+        )
+        config = ReportConfig(
+            sim=root / "eval",
+            real=root / "trials.csv",
+            scene=scene,
+            out=root / "report",
+            n_bootstrap=50,
+            fidelity=False,
+        )
+        html = write_report(config).read_text()
+        summary = json.loads((root / "report" / "summary.json").read_text())
+        section = summary["prediction_powered"]
+        assert "Fewer real trials" in html and section["verdict"]["helps"] is seeds
+        assert len(section["agents"]) == 4 and section["advice"]
+        for row in section["agents"]:
+            assert row["shown_from"] == ("prediction-powered" if seeds else "real trials only")
+            assert row["forecast"] is not None and row["ppi"] is not None
+            assert row["shown"]["low"] <= row["shown"]["value"] <= row["shown"]["high"]
+        if seeds:
+            assert "The simulation helps here" in html and "without the simulation" in html
+        else:
+            assert "The simulation does not help here" in html and "seed column" in html
