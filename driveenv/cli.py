@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "simulator.cli",  # drive, rollout
     "agents.cli",  # train, demos
     "eval.cli",  # evaluate, report
+    "eval.cli_plan",  # plan-trials
     "driveenv.cli_demo",  # demo
 )
 

@@ -24,6 +24,7 @@ from eval import metrics, plots
 from eval.errors import CampaignError, EvalError
 from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_out, mapping_curve
 from eval.real_logs import TrialLog, load_trials
+from eval.report_ppi import prediction_powered
 from eval.rollouts import Campaign, load_campaign
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "assets" / "report"
@@ -355,6 +356,9 @@ def write_report(config: ReportConfig) -> Path:
         load_trials(config.real, known_agents=campaign.finished_agents) if config.real else None
     )
     summary = build_summary(campaign, trials, config)
+    summary["prediction_powered"] = prediction_powered(
+        campaign, trials, summary["forecasts"], config.confidence
+    )
     summary["fidelity"], fidelity_rows = _fidelity(scene, campaign, config)
     figures = _figures(summary, campaign, scene)
 

@@ -119,3 +119,109 @@ class StandInField:
             image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) / 255.0
             images.append(LIGHTING_PRESETS[appearance].apply(image))
         return _Output(np.stack(images).astype(np.float32))
+
+
+# --- synthetic paired campaigns: sim and real outcomes of the same episodes, with known truth ----
+
+BIAS_REGIMES = ("unbiased", "optimistic", "mixed")
+
+
+def paired_outcomes(
+    rng: np.random.Generator,
+    sim_p: np.ndarray,
+    real_p: np.ndarray,
+    correlation: float,
+    episodes: int,
+    trials: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated outcomes of ``episodes`` seeded episodes per cell, and real outcomes of the first
+    ``trials`` of them, run again on the real robot.
+
+    Each cell (any leading shape of ``sim_p``/``real_p``) has sim success probability ``sim_p``
+    and real ``real_p``; a real trial and the simulated episode of the same seed have Pearson
+    correlation ``correlation``, lowered where the two rates make it impossible (a binary pair
+    with different rates cannot correlate perfectly). Returns (sim (..., episodes),
+    real (..., trials)), both 0/1 floats.
+    """
+    sim_p, real_p = (np.array(a) for a in np.broadcast_arrays(np.asarray(sim_p, float), real_p))
+    joint = sim_p * real_p + correlation * np.sqrt(sim_p * (1 - sim_p) * real_p * (1 - real_p))
+    joint = np.clip(joint, np.maximum(0.0, sim_p + real_p - 1), np.minimum(sim_p, real_p))
+    sim = rng.random((*sim_p.shape, episodes)) < sim_p[..., None]
+    given_success = (joint / sim_p)[..., None]
+    given_failure = ((real_p - joint) / (1 - sim_p))[..., None]
+    chance = np.where(sim[..., :trials], given_success, given_failure)
+    real = rng.random(chance.shape) < chance
+    return sim.astype(float), real.astype(float)
+
+
+def synthetic_rates(
+    rng: np.random.Generator, draws: int, agents: int, regime: str, bias: float = 0.08
+) -> tuple[np.ndarray, np.ndarray]:
+    """True (sim, real) success probabilities of shape (draws, agents, 2 conditions).
+
+    Agents' real success is spread over 0.2-0.9 under ``capture`` and lower under ``dim``. The
+    simulation is ``unbiased``, ``optimistic`` (every agent ``bias`` higher in sim) or ``mixed``
+    (alternate agents optimistic and pessimistic by ``bias``; a sim that misjudges agents
+    differently, which no single correction fixes).
+    """
+    if regime not in BIAS_REGIMES:
+        raise ValueError(f"unknown bias regime {regime!r}; expected one of {BIAS_REGIMES}")
+    capture = rng.uniform(0.2, 0.9, size=(draws, agents))
+    real = np.stack([capture, capture * rng.uniform(0.6, 0.95, size=(draws, agents))], axis=-1)
+    signs = {
+        "unbiased": np.zeros(agents),
+        "optimistic": np.ones(agents),
+        "mixed": np.where(np.arange(agents) % 2 == 0, 1.0, -1.0),
+    }[regime]
+    sim = np.clip(real + bias * signs[None, :, None], 0.02, 0.98)
+    return sim, real
+
+
+def write_paired_campaign(
+    root,
+    rng: np.random.Generator,
+    real_p: np.ndarray,
+    sim_p: np.ndarray,
+    correlation: float,
+    episodes: int = 60,
+    trials: int = 10,
+    seed_column: bool = True,
+    scene: dict | None = None,
+) -> tuple:
+    """An evaluation directory and a trial log from ``paired_outcomes`` (agents x 2 conditions):
+    ``root/eval`` (campaign.json and episode records, as ``driveenv evaluate`` writes them) and
+    ``root/trials.csv`` (the first ``trials`` seeds of each agent and condition run for real).
+    ``scene``: the campaign's scene identity (``eval.rollouts.scene_identity``), for a report.
+    Returns (eval dir, trial log path)."""
+    import json
+
+    from eval.rollouts import CAMPAIGN_FILE, episode_paths
+
+    agents = [f"agent{i}" for i in range(real_p.shape[0])]
+    conditions = ["capture", "dim"]
+    sim, real = paired_outcomes(rng, sim_p, real_p, correlation, episodes, trials)
+    eval_dir = root / "eval"
+    eval_dir.mkdir(parents=True)
+    meta = {
+        "scene": scene or {"name": "synthetic", "path": str(root), "sha256": "0" * 64},
+        "agents": dict.fromkeys(agents, "expert"),
+        "conditions": conditions,
+        "seeds": list(range(episodes)),
+    }
+    (eval_dir / CAMPAIGN_FILE).write_text(json.dumps(meta))
+    lines = ["agent,condition,trial,success,collision,duration" + (",seed" if seed_column else "")]
+    for a, agent in enumerate(agents):
+        for c, condition in enumerate(conditions):
+            for seed in range(episodes):
+                path, trajectory = episode_paths(eval_dir, agent, condition, seed)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                success = bool(sim[a, c, seed])
+                record = {"agent": agent, "condition": condition, "seed": seed, "success": success}
+                record.update(collision=False, off_road=False, route_completion=float(success))
+                path.write_text(json.dumps(record))
+                np.savez(trajectory, x=np.linspace(0, 0.3, 5), y=np.zeros(5), yaw=np.zeros(5))
+            for seed in range(trials):
+                row = f"{agent},{condition},{seed},{bool(real[a, c, seed])},false,10"
+                lines.append(row + (f",{seed}" if seed_column else ""))
+    (root / "trials.csv").write_text("\n".join(lines) + "\n")
+    return eval_dir, root / "trials.csv"
