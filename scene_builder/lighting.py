@@ -43,8 +43,15 @@ class LightingPreset:
     gain: np.ndarray  # (3,)
     gamma: float
 
+    @property
+    def is_identity(self) -> bool:
+        return self.gamma == 1.0 and bool(np.all(np.asarray(self.gain) == 1.0))
+
     def apply(self, rgb):
-        """Capture-lit colours (..., 3) in [0, 1] (numpy or torch) under this preset."""
+        """Capture-lit colours (..., 3) in [0, 1] (numpy or torch) under this preset (the
+        identity, ``capture``, returns its input)."""
+        if self.is_identity:
+            return rgb
         if hasattr(rgb, "new_tensor"):  # torch: keep the tensor type and device
             return apply_photometric(rgb, rgb.new_tensor(np.asarray(self.gain)), self.gamma)
         rgb = np.asarray(rgb, dtype=np.float32)

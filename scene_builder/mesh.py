@@ -199,12 +199,8 @@ def geometry_from_views(
     collision = clean_mesh(fused, region, config)
     stats["clean_s"] = time.perf_counter() - timer
     stats["faces"] = len(collision.faces)
-    timer = time.perf_counter()
-    visual = collision.copy()
-    visual.visual.vertex_colors = bake_vertex_colours(collision, views, depth_tolerance=3 * voxel)
-    stats["bake_s"] = time.perf_counter() - timer
     stats["voxel_size"] = voxel
-    return _with_map(collision, visual, region, config, stats)
+    return _finish(collision, views, 3 * voxel, region, config, stats)
 
 
 def points_geometry(
@@ -238,21 +234,25 @@ def points_geometry(
     stats["fuse_s"] = time.perf_counter() - tick
     tick = time.perf_counter()
     views = captured_views(collision, poses, intrinsics, image_paths, image_size, config, progress)
-    visual = collision.copy()
-    visual.visual.vertex_colors = bake_vertex_colours(collision, views, depth_tolerance=cell)
-    stats["bake_s"] = time.perf_counter() - tick
+    stats["views_s"] = time.perf_counter() - tick
     stats["voxel_size"] = cell
-    return _with_map(collision, visual, region, config, stats)
+    return _finish(collision, views, cell, region, config, stats)
 
 
-def _with_map(
+def _finish(
     collision: trimesh.Trimesh,
-    visual: trimesh.Trimesh,
+    views: list[DepthView],
+    depth_tolerance: float,
     region: Region,
     config: MeshConfig,
     stats: dict[str, Any],
 ) -> Geometry:
-    """The geometry with its drivable map (step 5), timed into ``stats``."""
+    """Steps 4 and 5 on a cleaned collision mesh: the visual mesh with colours baked from
+    ``views``, and the drivable map; each timed into ``stats``."""
+    tick = time.perf_counter()
+    visual = collision.copy()
+    visual.visual.vertex_colors = bake_vertex_colours(collision, views, depth_tolerance)
+    stats["bake_s"] = time.perf_counter() - tick
     tick = time.perf_counter()
     drivable = drivable_from_mesh(
         collision,
