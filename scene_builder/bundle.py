@@ -267,6 +267,8 @@ def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
     check = _Checker(scene_file, meta)
     fields = _typed_fields(check)
     check.raise_if_any()
+    _check_confined(check, root, fields)
+    check.raise_if_any()
     _check_files(check, root, fields, verify_hashes)
     arrays = _checked_arrays(check, fields)
     lighting = _checked_lighting(check, fields["lighting"])
@@ -339,6 +341,65 @@ def _typed_fields(check: _Checker) -> dict[str, Any]:
         ),
         "extras": check.get("extras", dict, optional=True),
     }
+
+
+def _check_confined(check: _Checker, root: Path, fields: dict[str, Any]) -> None:
+    """Every path of scene.json, and the files field.json makes the field loader open, resolve
+    (symlinks followed) inside the bundle; every file under the field and dataset folders is
+    listed in 'files', so that nothing is read without its hash."""
+    inside = root.resolve()
+    field_meta = fields["field"] or {}
+    named = {
+        "collision_mesh": fields["collision_mesh"],
+        "visual_mesh": fields["visual_mesh"],
+        "drivable.image": fields["drivable"].get("image"),
+        "field.dir": field_meta.get("dir"),
+        "dataset": fields["dataset"],
+        **{f"files[{rel!r}]": rel for rel in fields["files"]},
+    }
+    for key, rel in named.items():
+        if rel is not None and not _resolves_inside(root, rel, inside):
+            check.problems.append(f"'{key}' must be a relative path inside the bundle, got {rel!r}")
+    if check.problems:
+        return
+    listed = {(root / rel).resolve() for rel in fields["files"]}
+    for folder in (field_meta.get("dir"), fields["dataset"]):
+        if isinstance(folder, str) and (root / folder).is_dir():
+            for file in sorted((root / folder).rglob("*")):
+                if file.is_file() and file.resolve() not in listed:
+                    rel = file.relative_to(root).as_posix()
+                    check.problems.append(f"{rel} is not listed in 'files' (no hash to check)")
+    if isinstance(field_meta.get("dir"), str):
+        _check_field_paths(check, root / field_meta["dir"], inside)
+
+
+def _check_field_paths(check: _Checker, field_dir: Path, inside: Path) -> None:
+    """field.json's checkpoint and (nerfstudio) config: the files its loader opens."""
+    meta_path = field_dir / "field.json"
+    if not meta_path.is_file():
+        return  # the field loader reports a field without field.json
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        check.problems.append(f"{meta_path.name} of the field is not valid JSON")
+        return
+    for key in ("checkpoint", "config"):
+        value = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(value, str) and not _resolves_inside(field_dir, value, inside):
+            check.problems.append(
+                f"field.json '{key}' must be a relative path inside the bundle, got {value!r}"
+            )
+
+
+def _resolves_inside(base: Path, rel: Any, inside: Path) -> bool:
+    """``rel`` is a relative path string whose target (symlinks followed) lies within ``inside``."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute():
+        return False
+    try:
+        (base / rel).resolve().relative_to(inside)
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def _check_files(check: _Checker, root: Path, fields: dict[str, Any], verify: bool) -> None:

@@ -1,7 +1,10 @@
 """Gymnasium registration of DriveEnv environments.
 
 ``import simulator`` registers ``driveenv/Drive-v0``, so ``gymnasium.make("driveenv/Drive-v0",
-scene=PATH, **config_fields)`` works after it. Gymnasium 1.x dropped the
+scene=PATH, **config_fields)`` works after it; ``scene`` may also be a loaded ``SceneBundle``
+(then it is not read again). ``max_episode_steps`` is the one field ``gymnasium.make`` keeps for
+itself (its ``TimeLimit`` wrapper); set the env's own limit, which the state's elapsed-time
+fraction uses, with ``config=EnvConfig(max_episode_steps=N)``. Gymnasium 1.x dropped the
 ``gymnasium.envs`` entry-point group that older releases loaded at import, so
 in a fresh process with nothing imported use ``gymnasium.make("simulator:driveenv/Drive-v0",
 ...)``: gymnasium imports ``simulator`` first. Vector-env subprocesses receive the env spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -160,6 +161,81 @@ def test_each_bad_field_gets_its_own_message(tmp_path):
     assert "'spawns' must be a finite Nx3 array" in message
     assert "'lighting.dim.gamma' must be a positive number" in message
     assert "\n" not in message
+
+
+def _rewrite(scene, change) -> None:
+    """Edit scene.json (and keep 'files' hashes honest, as an attacker would)."""
+    from scene_builder.bundle import sha256_of
+
+    meta_path = scene.root / "scene.json"
+    meta = json.loads(meta_path.read_text())
+    change(meta)
+    for rel in list(meta["files"]):
+        target = scene.root / rel
+        if target.is_file():
+            meta["files"][rel] = sha256_of(target)
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda m: m.update(collision_mesh="../../../../../../etc/passwd"),
+            "'collision_mesh' must be a relative path inside the bundle",
+        ),
+        (
+            lambda m: m["files"].update({"/etc/passwd": "0" * 64}),
+            "'files['/etc/passwd']' must be a relative path inside the bundle",
+        ),
+        (lambda m: m["field"].update(dir="/tmp"), "'field.dir' must be a relative path inside"),
+        (lambda m: m.update(dataset="../elsewhere"), "'dataset' must be a relative path inside"),
+    ],
+)
+def test_paths_that_leave_the_bundle_are_refused(tmp_path, change, message):
+    scene = small_bundle(tmp_path)
+    (tmp_path / "elsewhere").mkdir()
+    _rewrite(scene, change)
+    with pytest.raises(BundleError, match=re.escape(message)) as caught:
+        load_scene(scene.root)
+    assert str(caught.value).startswith(str(scene.root / "scene.json"))
+    assert "\n" not in str(caught.value)
+
+
+def test_symlinks_out_unlisted_files_and_field_json_paths_are_refused(tmp_path):
+    outside = tmp_path / "secret.obj"
+    outside.write_text("v 0 0 0\n")
+    scene = small_bundle(tmp_path)
+    collision = scene.root / "collision.obj"
+    collision.unlink()
+    collision.symlink_to(outside)  # listed, hash updated, but its target is outside
+    _rewrite(scene, lambda m: None)
+    with pytest.raises(BundleError, match=r"'collision_mesh' must be a relative path inside"):
+        load_scene(scene.root)
+
+    (tmp_path / "b").mkdir()
+    scene = small_bundle(tmp_path / "b")
+    (scene.root / "field" / "extra.pt").write_bytes(b"\x00")  # a file the loader could open
+    with pytest.raises(BundleError, match=r"field/extra\.pt is not listed in 'files'"):
+        load_scene(scene.root)
+
+    (tmp_path / "c").mkdir()
+    scene = small_bundle(tmp_path / "c")
+    field_json = scene.root / "field" / "field.json"
+    field_json.write_text(json.dumps({"backend": "embedded", "checkpoint": "../../../x.pt"}))
+    _rewrite(scene, lambda m: None)
+    with pytest.raises(BundleError, match=r"field\.json 'checkpoint' must be a relative path"):
+        load_scene(scene.root)
+
+
+def test_the_shipped_bird_is_confined():
+    from pathlib import Path
+
+    bird = Path(__file__).resolve().parents[2] / "assets" / "scenes" / "bird"
+    scene = load_scene(bird, verify_hashes=False)
+    assert scene.field_dir.is_relative_to(scene.root) and scene.dataset_dir.is_relative_to(
+        scene.root
+    )
 
 
 def test_not_a_bundle_and_bad_json(tmp_path):

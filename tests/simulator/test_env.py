@@ -172,6 +172,81 @@ def _drive_straight(env, spawn, goal, steps=300):
     return info, False
 
 
+# A valid value other than the default for every EnvConfig field, on the bird scene (which has a
+# radiance field, so renderer="field" works). A new field must be added here.
+BIRD_OPTIONS = {
+    "scene": BIRD_SCENE,
+    "vehicle": "diffdrive",
+    "obs": "rgb+state",
+    "renderer": "field",
+    "task": "route",
+    "lighting": "dim",
+    "photometric_augmentation": True,
+    "image_size": 12,
+    "camera_fov_deg": 70.0,
+    "camera_pitch_deg": 5.0,
+    "camera_height": 0.05,
+    "field_mode": "free",
+    "max_depth": 2.0,
+    "vehicle_length": 0.06,
+    "scan_rays": 8,
+    "scan_range": 0.3,
+    "spawn": "random",
+    "goal_radius": 0.05,
+    "physics_dt": 0.04,
+    "action_repeat": 3,
+    "max_episode_steps": 50,
+    "seed": 7,
+}
+
+
+@pytest.mark.parametrize("factory", ["gymnasium.make", "make_env"])
+def test_every_config_field_is_a_keyword_and_check_env_renders(factory):
+    """Each EnvConfig field given as a keyword reaches the env's config, and gymnasium's
+    check_env passes with its render check (which rebuilds the env from its spec's keywords)."""
+    from dataclasses import fields
+
+    if not (BIRD_SCENE / "scene.json").is_file():
+        pytest.skip(f"the shipped bird scene is not built yet ({BIRD_SCENE})")
+    assert {f.name for f in fields(EnvConfig)} == set(BIRD_OPTIONS)
+    default = EnvConfig()
+    assert all(getattr(default, k) != v for k, v in BIRD_OPTIONS.items())
+    if factory == "make_env":
+        env = make_env(render_mode="rgb_array", **BIRD_OPTIONS)
+    else:
+        env = gymnasium.make("driveenv/Drive-v0", render_mode="rgb_array", **BIRD_OPTIONS)
+    try:
+        expected = EnvConfig(**BIRD_OPTIONS)
+        if factory == "gymnasium.make":  # it keeps max_episode_steps for its TimeLimit wrapper
+            expected.max_episode_steps = EnvConfig().max_episode_steps
+            assert env.spec.max_episode_steps == BIRD_OPTIONS["max_episode_steps"]
+        assert env.unwrapped.config == expected
+        assert env.unwrapped.vehicle_spec.kind == "diffdrive"
+        assert type(env.unwrapped.renderer).__name__ == "FieldRenderer"
+        assert env.observation_space["rgb"].shape == (12, 12, 3)
+        check_env(env.unwrapped, skip_render_check=factory == "make_env")  # no spec to rebuild
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("renderer", ["mesh", "field"])
+def test_check_env_with_its_render_check_for_both_renderers(renderer):
+    if not (BIRD_SCENE / "scene.json").is_file():
+        pytest.skip(f"the shipped bird scene is not built yet ({BIRD_SCENE})")
+    env = gymnasium.make(
+        "driveenv/Drive-v0", scene=str(BIRD_SCENE), obs="state", renderer=renderer, image_size=12
+    )
+    try:
+        check_env(env.unwrapped)  # builds the env again per render mode, from env.spec
+        rebuilt = gymnasium.make(env.spec, render_mode="rgb_array")
+        assert rebuilt.unwrapped.config.renderer == renderer
+        rebuilt.reset(seed=0)
+        assert rebuilt.render().dtype == np.uint8
+        rebuilt.close()
+    finally:
+        env.close()
+
+
 def test_driving_into_an_obstacle_is_a_collision(any_scene):
     """Synthetic: into a box; bird: into the bird (the largest obstacle on the table)."""
     env = make_env(EnvConfig(scene=any_scene))
