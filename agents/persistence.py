@@ -366,7 +366,7 @@ def load_replay_buffer(buffer, path: str | Path) -> None:
     except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{path}: replay buffer without pos/full") from None
     upper = buffer.buffer_size if full else pos
-    if not 0 <= pos < buffer.buffer_size + (not full):
+    if not 0 <= pos < buffer.buffer_size:  # SB3 wraps pos to 0 when the buffer fills
         raise CheckpointError(f"{path}: position {pos} outside a buffer of {buffer.buffer_size}")
     targets = {}
     for name in BUFFER_ARRAYS:

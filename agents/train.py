@@ -35,6 +35,7 @@ from common.atomic import atomic_path, write_json_atomic
 from common.config_cli import option
 
 RUN_FILE = "run.json"
+CHECKPOINT_NAMES = ("agent.zip", "agent.pt")
 DEMO_ALGORITHMS = ("bc", "tdil", "diffusion")  # algorithms that learn from demonstrations
 OFFLINE_ALGORITHMS = ("bc", "diffusion")  # ... and never step the environment while learning
 
@@ -118,11 +119,15 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise AgentError(f"{run_dir}: not a training run (no {RUN_FILE})")
     try:
         run = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise AgentError(f"{path}: not valid JSON ({error})") from None
-    for key in ("algorithm", "config", "checkpoint"):
-        if key not in run:
-            raise AgentError(f"{path}: missing {key!r}")
+    if not isinstance(run, dict):
+        raise AgentError(f"{path}: not a run description (a JSON object)")
+    for key, kind in (("algorithm", str), ("config", dict), ("checkpoint", str)):
+        if not isinstance(run.get(key), kind):
+            raise AgentError(f"{path}: missing {key!r} (a {kind.__name__})")
+    if run["checkpoint"] not in CHECKPOINT_NAMES:  # a file of the run, never a path elsewhere
+        raise AgentError(f"{path}: checkpoint must be one of {', '.join(CHECKPOINT_NAMES)}")
     return run
 
 
