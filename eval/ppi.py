@@ -17,12 +17,13 @@ correlate. The point estimate is ``ppi_py.ppi_mean_pointestimate``.
 Small-sample interval: the PPI confidence interval is a normal one, and with 10-30 binary trials
 it under-covers (a handful of trials that happen to agree with the simulation make its variance
 look like zero, and near 0% or 100% the normal interval is too symmetric). Two corrections keep
-95% intervals at about 95% on the synthetic campaigns of tests/eval: the paired table gets a third of a
-pseudo-trial (``PSEUDO_DISCORDANT``; a half over-covers, a quarter under-covers: see
-benchmarks/forecast.py) in each discordant cell (sim success with real failure, and the reverse; in
-the spirit of Agresti and Min 2005 for paired proportions) before its variance is estimated, and the interval
-is the Wilson interval at the estimate's effective number of trials (``p(1 - p) / se^2``, as survey
-statistics do for weighted samples), which keeps it inside [0, 1] and honest near the ends.
+95% intervals at about 95% on the synthetic campaigns of tests/eval. The paired table gets a
+third of a pseudo-trial (``PSEUDO_DISCORDANT``, chosen on those campaigns: a half over-covers, a
+quarter under-covers) in each discordant cell (sim success with real failure, and the reverse; in
+the spirit of Agresti and Min 2005 for paired proportions) before its variance is estimated. And
+the interval is the Wilson interval at the estimate's effective number of trials
+(``p(1 - p) / se^2``, as survey statistics do for weighted samples), which keeps it inside [0, 1]
+and honest near the ends.
 """
 
 from __future__ import annotations
@@ -224,8 +225,9 @@ def judge(groups: Sequence[tuple[np.ndarray, np.ndarray]], by_seed: bool = True)
         hint = (
             ""
             if by_seed
-            else "; the trial log has no seed column, so each real trial is paired only with "
-            "its condition's simulated rate: record the simulated episode's seed of each trial"
+            else "; the real trials are paired only with their condition's simulated rate (the "
+            "trial log has no seed column, or names seeds that were not simulated): record the "
+            "seed of the simulated episode each real trial reproduces"
         )
         return Verdict(
             False,
