@@ -32,8 +32,12 @@ from agents.errors import AgentError
 from common.atomic import atomic_path, write_json_atomic
 
 RUN_FILE = "run.json"
-DEMO_ALGORITHMS = ("bc", "tdil", "diffusion")  # algorithms that learn from demonstrations
-OFFLINE_ALGORITHMS = ("bc", "diffusion")  # ... and never step the environment while learning
+DEMO_ALGORITHMS = ("bc", "tdil", "diffusion", "dxmi")  # algorithms that learn from demonstrations
+OFFLINE_ALGORITHMS = (
+    "bc",
+    "diffusion",
+    "dxmi",
+)  # ... and never step the environment while learning
 
 
 @dataclass
