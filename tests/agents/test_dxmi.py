@@ -43,6 +43,11 @@ def rollouts(env, agent, episodes: int) -> list[tuple[str, bool]]:
     return outcomes
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: DxMI fine-tuning loses the detour policy (2 of 12 successes after 200 "
+    "updates, 11 of 12 for the Diffusion Policy at 8 DDIM steps); see the report",
+)
 def test_four_step_policy_reaches_the_goal_both_ways(detour):
     env, _, agent = detour
     assert agent.ema_model.sampler.num_steps == 4
