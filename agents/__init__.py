@@ -17,6 +17,7 @@ ALGORITHMS: dict[str, str] = {
     "tdil": "agents.tdil:TDILAgent",
     "diffusion": "agents.diffusion_policy:DiffusionPolicyAgent",
     "qsm": "agents.qsm:QSMAgent",
+    "dxmi": "agents.dxmi:DxMIAgent",
 }
 
 

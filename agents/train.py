@@ -36,8 +36,12 @@ from common.config_cli import option
 
 RUN_FILE = "run.json"
 CHECKPOINT_NAMES = ("agent.zip", "agent.pt")
-DEMO_ALGORITHMS = ("bc", "tdil", "diffusion")  # algorithms that learn from demonstrations
-OFFLINE_ALGORITHMS = ("bc", "diffusion")  # ... and never step the environment while learning
+DEMO_ALGORITHMS = ("bc", "tdil", "diffusion", "dxmi")  # algorithms that learn from demonstrations
+OFFLINE_ALGORITHMS = (
+    "bc",
+    "diffusion",
+    "dxmi",
+)  # ... and never step the environment while learning
 
 
 @dataclass

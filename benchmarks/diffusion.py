@@ -7,6 +7,10 @@ Sections (``--only a,b``; all by default):
   pendulum  QSM on Pendulum-v1 for 30,000 steps, SB3 SAC on the same budget beside it
   goal      the simulator's state-observation goal task: Diffusion Policy from expert demos,
             and QSM fine-tuning of a weaker imitation policy (success before / after)
+  dxmi      DxMI: the 2-D toy table (sampler steps, sliced Wasserstein, EBM AUROC) and the goal
+            task from expert demos for DP at 8 and 4 DDIM steps and DxMI at 4 steps (success
+            with 95% Wilson intervals, CPU ms per chunk on one core); writes the "DxMI" section
+            of benchmarks/RESULTS.md
 
 Run: ``.venv/bin/python benchmarks/diffusion.py --only toy,latency``. Times depend on the load
 of the machine: the script prints ``uptime`` first.
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SECTIONS = ("library", "toy", "latency", "pendulum", "goal")
+SECTIONS = ("library", "toy", "latency", "pendulum", "goal", "dxmi")
 
 
 TABLES: list[str] = []  # the tables of the section being run, for its part of RESULTS.md
@@ -475,6 +479,181 @@ def qsm_rows(seed, env, config, demos, eval_env, episodes, qsm_steps, rows) -> N
     )
 
 
+# ------------------------------------------------------------------------------------------------
+DXMI_TOY = {"entropy_weight": 0.03, "sampler_lr": 2e-4, "eta": 0.2}
+
+
+def dxmi_toy_rows(seed: int, updates: int = 300) -> list[list]:
+    """Ring of 8 modes: a 100-step DDPM, DDIM with 4/10 steps, DxMI with 4 steps from it."""
+    import copy
+
+    from generative.diffusion import (
+        NoiseSchedule,
+        ScheduleConfig,
+        ddim_sample,
+        ddpm_sample,
+        epsilon_loss,
+    )
+    from generative.dxmi import DxMI, DxMIConfig, auroc, sliced_wasserstein
+    from generative.networks import MLPDenoiser
+    from generative.toy import ring_mixture
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    mixture, n = ring_mixture(8, 2.0, 0.2), 2000
+    schedule = NoiseSchedule(ScheduleConfig(kind="linear", num_steps=100))
+    net = MLPDenoiser(2, hidden=128, depth=3)
+    train(
+        net.parameters(),
+        lambda: epsilon_loss(net, schedule, mixture.sample(256, gen)[0], None, gen),
+        1500,
+        2e-3,
+    )
+    data = mixture.sample(n, torch.Generator().manual_seed(seed + 1))[0]
+    noise = torch.rand(n, 2, generator=torch.Generator().manual_seed(seed + 2)) * 8 - 4
+
+    def sw(x):
+        return sliced_wasserstein(x, data, 256, torch.Generator().manual_seed(seed + 3))
+
+    def start():
+        return torch.Generator().manual_seed(seed + 4)
+
+    rows = [["fresh data (the sampling floor)", "-", sw(mixture.sample(n, start())[0]), "-", "-"]]
+    rows.append(["DDPM", 100, sw(ddpm_sample(net, schedule, (n, 2), generator=start())), "-", "-"])
+    for steps in (4, 10):
+        ddim = ddim_sample(net, schedule, (n, 2), num_steps=steps, generator=start())
+        rows.append(["DDIM", steps, sw(ddim), "-", "-"])
+    for steps in (4,):  # 10 steps too would double the section's time
+        config = DxMIConfig(num_steps=steps, **DXMI_TOY)
+        model = DxMI.from_denoiser(copy.deepcopy(net), schedule, 2, config=config)
+        begin = time.process_time()
+        model.fit(mixture.sample(5000, gen)[0], updates, generator=gen)
+        cpu = time.process_time() - begin
+        with torch.no_grad():
+            area = auroc(-model.energy(data), -model.energy(noise))
+        rows.append(
+            [
+                f"DxMI ({updates} updates)",
+                steps,
+                sw(model.sample((n, 2), generator=start())),
+                area,
+                cpu,
+            ]
+        )
+    return rows
+
+
+def dxmi_goal_rows(
+    seed: int, num_demos: int, episodes: int, updates: tuple[int, int]
+) -> list[list]:
+    """Goal task (synthetic scene, state obs): DP at 8 and 4 DDIM steps, DxMI at 4 steps."""
+    import tempfile
+
+    from agents.demos import record_episode
+    from agents.diffusion_policy import DiffusionPolicyAgent
+    from agents.dxmi import DxMIAgent
+    from agents.experts import make_expert
+    from agents.train import evaluate_success
+    from eval.metrics import wilson_interval
+    from scene_builder.synthetic import make_synthetic_scene
+    from simulator import EnvConfig, make_env
+
+    folder = Path(tempfile.mkdtemp(prefix="driveenv-dxmi-"))
+    scene = make_synthetic_scene(folder / "scene", seed=seed)
+    config = EnvConfig(
+        scene=scene, obs="state", renderer="none", task="goal", max_episode_steps=200
+    )
+    env = make_env(config)
+    expert = make_expert(env)
+    demos = [record_episode(env, expert, seed=seed * 1000 + i) for i in range(num_demos)]
+    demos = [d for d in demos if d.success]
+    eval_env = make_env(EnvConfig(**{**config.to_dict(), "seed": seed + 10_000}))
+    begin = time.process_time()
+    dp = DiffusionPolicyAgent(env=env, demos=demos, seed=seed)
+    dp.learn(updates[0])
+    dp_cpu = time.process_time() - begin
+    dp.save(folder / "dp.pt")
+    dp4 = DiffusionPolicyAgent.load(folder / "dp.pt")
+    dp4.config.inference_steps = dp4.ema_model.config.inference_steps = 4
+    begin = time.process_time()
+    dx = DxMIAgent.from_diffusion_policy(dp, entropy_weight=0.03, sampler_lr=2e-4)
+    dx.learn(updates[1])
+    dx_cpu = time.process_time() - begin
+    window = {"state": np.stack([demos[0].observations["state"][0]] * dp.config.obs_horizon)}
+    rows = []
+    for name, agent, steps, cpu in (
+        (f"Diffusion Policy ({updates[0]} updates)", dp, 8, dp_cpu),
+        ("same policy, fewer DDIM steps", dp4, 4, 0.0),
+        (f"DxMI ({updates[1]} updates from the DP)", dx, 4, dx_cpu),
+    ):
+        result = evaluate_success(agent, eval_env, episodes, 100_000)
+        successes = round(result["success_rate"] * episodes)
+        low, high = wilson_interval(successes, episodes)
+        for _ in range(5):
+            agent.sample_chunks(window, 1)
+        times = []
+        for i in range(50):
+            start = time.process_time()
+            agent.sample_chunks(window, 1, seed=i)
+            times.append(time.process_time() - start)
+        rows.append(
+            [
+                name,
+                steps,
+                successes / episodes,
+                f"{low:.0%}-{high:.0%}",
+                1000 * float(np.median(times)),
+                cpu,
+            ]
+        )
+    env.close()
+    eval_env.close()
+    return rows, len(demos)
+
+
+def dxmi(seed: int, num_demos: int, episodes: int, updates: str) -> None:
+    from results import markdown_table, write_section
+
+    begin = time.process_time()
+    toy_header = [
+        "sampler",
+        "steps",
+        "sliced Wasserstein to data",
+        "EBM AUROC data vs uniform",
+        "train CPU s",
+    ]
+    toy_rows = dxmi_toy_rows(seed)
+    table("DxMI on a ring of 8 Gaussians (2-D)", toy_header, toy_rows)
+    dp_updates, dx_updates = (int(v) for v in updates.split(","))
+    goal_rows, used = dxmi_goal_rows(seed, num_demos, episodes, (dp_updates, dx_updates))
+    goal_header = [
+        "policy",
+        "sampler steps",
+        "success",
+        "95% interval",
+        "CPU ms / chunk (1 core)",
+        "train CPU s",
+    ]
+    table(
+        f"Goal task, synthetic scene, state obs, {used} demos, {episodes} episodes",
+        goal_header,
+        goal_rows,
+    )
+    cpu_min = (time.process_time() - begin) / 60
+    body = (
+        "Toy: a ring of 8 Gaussians (radius 2, std 0.2); a 100-step DDPM (MLP 128x3, 1500 updates), "
+        "plain DDIM from it, and DxMI fine-tuned from it (2000 samples each, 256 projections; "
+        "AUROC: -energy of data vs uniform noise on [-4, 4]^2, no MCMC).\n\n"
+        + markdown_table(toy_header, toy_rows)
+        + f"\n\nGoal task (synthetic scene, state observations, the scene's spawns): {used} successful "
+        f"expert demonstrations, {episodes} evaluation episodes per row; latency is the median CPU "
+        "time of one chunk (8 actions) with one torch thread.\n\n"
+        + markdown_table(goal_header, goal_rows)
+        + f"\n\nSeed {seed}; the whole run took {cpu_min:.1f} CPU-minutes.\n"
+    )
+    write_section("DxMI", body)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -489,6 +668,11 @@ def main() -> None:
         default="scene",
         help="'scene': the bundle's spawn/goal pairs; 'random': new goals each episode (the state "
         "then no longer tells where the obstacles are: 62-66%% success with state only)",
+    )
+    parser.add_argument("--dxmi-demos", type=int, default=100, help="expert episodes recorded")
+    parser.add_argument("--dxmi-episodes", type=int, default=100, help="evaluation episodes")
+    parser.add_argument(
+        "--dxmi-updates", default="4000,1000", help="DP imitation updates, DxMI updates"
     )
     args = parser.parse_args()
     from results import load, write_section
@@ -505,6 +689,8 @@ def main() -> None:
             pendulum(args.seed, args.pendulum_agents)
         elif section == "goal":
             goal(args.seed, args.goal_parts, args.goal_obs, args.goal_spawn)
+        elif section == "dxmi":
+            dxmi(args.seed, args.dxmi_demos, args.dxmi_episodes, args.dxmi_updates)
         else:
             globals()[section](args.seed)
         write_section(f"diffusion {section}", "\n\n".join(TABLES), load_at_start=load_at_start)
