@@ -33,7 +33,7 @@ from typing import Any
 
 from common.atomic import atomic_path, write_json_atomic
 from common.config_cli import option
-from scene_builder.capture import natural_key
+from scene_builder.capture import MANIFEST_FILE, natural_key
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
     TRANSFORMS_FILE,
@@ -45,7 +45,7 @@ from scene_builder.importers import COLMAP_DIR, IMAGES_DIR, frames_from_reconstr
 
 WORK_DIR = ".sfm"
 MATCHERS = ("auto", "sequential", "exhaustive")
-# "auto": incremental seeds, then the global mapper while frames stay unregistered.
+# "auto": the global mapper, then incremental seeds while frames stay unregistered.
 MAPPERS = ("auto", "incremental", "global")
 CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
@@ -66,7 +66,7 @@ class SfmConfig:
     matcher: str = option(
         "auto",
         "sequential (+ loop closure) for videos, exhaustive for small unordered sets; auto: "
-        "exhaustive up to --exhaustive-up-to images, else sequential",
+        "sequential for a video's frames, else exhaustive up to --exhaustive-up-to images",
         choices=MATCHERS,
     )
     camera_model: str = option(
@@ -88,7 +88,7 @@ class SfmConfig:
     mapping_attempts: int = option(3, "mapping seeds tried while frames stay unregistered")
     mapper: str = option(
         "auto",
-        "auto: incremental mapping, then COLMAP's global mapper while frames stay unregistered",
+        "auto: COLMAP's global mapper, then incremental seeds while frames stay unregistered",
         choices=MAPPERS,
     )
     num_threads: int = option(-1, "threads of feature extraction and matching (-1: all cores)")
@@ -154,15 +154,23 @@ def _largest_size(models: dict) -> int:
     return max((model.num_reg_images() for model in models.values()), default=0)
 
 
-def choose_matcher(config: SfmConfig, count: int) -> str:
-    """``auto``: exhaustive for small sets (cheap and order-free), sequential for the rest."""
+def choose_matcher(config: SfmConfig, count: int, from_video: bool = False) -> str:
+    """``auto``: sequential for a video's frames (they are ordered, and a forward capture gains
+    nothing from matching frames that never saw the same place); exhaustive for a small folder of
+    photos (cheap and order-free); sequential for a large one."""
     if config.matcher != "auto":
         return config.matcher
+    if from_video:
+        return "sequential"
     return "exhaustive" if count <= config.exhaustive_up_to else "sequential"
 
 
 def sequential_pairs(count: int, overlap: int, keyframes: int) -> list[tuple[int, int]]:
-    """Pairs (i, j), i < j, for ordered frames: neighbours, doubling jumps and a keyframe loop."""
+    """Pairs (i, j), i < j, for ordered frames: neighbours, doubling jumps and a keyframe loop.
+
+    Keyframes are spaced at least ``overlap`` frames apart: closer ones are neighbours already,
+    and a dense keyframe set on a short clip would make the matching exhaustive.
+    """
     pairs: set[tuple[int, int]] = set()
     for i in range(count):
         for j in range(i + 1, min(count, i + overlap + 1)):
@@ -171,11 +179,13 @@ def sequential_pairs(count: int, overlap: int, keyframes: int) -> list[tuple[int
         while i + jump < count:
             pairs.add((i, i + jump))
             jump *= 2
-    step = max(1, round(count / max(keyframes, 1)))
-    keys = list(range(0, count, step))
-    for a, i in enumerate(keys):
-        for j in keys[a + 1 :]:
-            pairs.add((i, j))
+    keyframes = min(keyframes, count // max(overlap, 1))
+    if keyframes >= 2:
+        step = max(1, round(count / keyframes))
+        keys = list(range(0, count, step))
+        for a, i in enumerate(keys):
+            for j in keys[a + 1 :]:
+                pairs.add((i, j))
     return sorted(pairs)
 
 
@@ -320,13 +330,19 @@ class _Stages:
     def map(self) -> tuple[dict, str]:
         """The models of the best mapping, and which mapper made them.
 
-        The incremental mapper is randomised (initial pair, RANSAC): on a hard capture such as a
-        forward walk one seed registers every frame and the next splits the scene. Mapping is
-        cheap next to features and matching, so a few seeds are tried and the best is kept; while
-        frames stay unregistered the global mapper has its turn (``auto``).
+        ``auto`` runs COLMAP's global mapper first: it solves every camera at once (rotation
+        averaging, then positions), so no unlucky initial pair strands frames, and on forward
+        captures it is several times faster than incremental mapping. Only while frames stay
+        unregistered does the incremental mapper (randomised: initial pair, RANSAC) get a few
+        seeds; the largest model is kept.
         """
         well_registered = WELL_REGISTERED * len(self.names)
         best, used = {}, "incremental"
+        if self.config.mapper != "incremental":
+            best, used = self._map_global(), "global"
+            self.tries.append(f"global: {_largest_size(best)}")
+            if _largest_size(best) >= well_registered:
+                return best, used
         if self.config.mapper != "global":
             for attempt in range(self.config.mapping_attempts):
                 models = self._map_once(self.config.seed + attempt, attempt)
@@ -334,14 +350,9 @@ class _Stages:
                     f"incremental seed {self.config.seed + attempt}: {_largest_size(models)}"
                 )
                 if _largest_size(models) > _largest_size(best):
-                    best = models
+                    best, used = models, "incremental"
                 if _largest_size(best) >= well_registered:
-                    return best, used
-        if self.config.mapper != "incremental":
-            models = self._map_global()
-            self.tries.append(f"global: {_largest_size(models)}")
-            if _largest_size(models) > _largest_size(best):
-                best, used = models, "global"
+                    break
         return best, used
 
     def _map_global(self) -> dict:
@@ -417,7 +428,7 @@ def recover_poses(
     work.mkdir(exist_ok=True)
     write_json_atomic(settings_file, settings)
 
-    matcher = choose_matcher(config, len(names))
+    matcher = choose_matcher(config, len(names), _from_video(root))
     pairs = (
         exhaustive_pairs(len(names))
         if matcher == "exhaustive"
@@ -444,6 +455,14 @@ def recover_poses(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
+
+
+def _from_video(root: Path) -> bool:
+    """Whether ``driveenv capture`` took the frames from a video (its manifest says so)."""
+    try:
+        return json.loads((root / MANIFEST_FILE).read_text()).get("source_kind") == "video"
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return False
 
 
 def _focal_warnings(models: dict, prior: float | None) -> list[str]:

@@ -108,6 +108,31 @@ def test_images_without_a_model_give_a_pose_error_and_leave_the_dataset_alone(
     assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["images"]
 
 
+def test_dashcam_clip_is_posed_along_the_road_with_the_video_defaults(shared_data, tmp_path):
+    """A forward capture: every frame registered, cameras on a line, looking along it."""
+    dataset_dir = tmp_path / "dashcam"
+    video = shared_data / "dashcam_highway" / "test_video.mp4"
+    capture(video, dataset_dir, CaptureConfig(downscale=2.0, min_sharpness=0.0))
+    report = recover_poses(dataset_dir, SfmConfig())
+    assert report.matcher == "sequential" and report.mapper == "global", report.summary()
+    assert report.registered == report.total == 38, report.summary()
+    poses = load_dataset(dataset_dir).poses
+    centres = poses[:, :3, 3]
+    offsets = centres - centres.mean(axis=0)
+    spread = np.linalg.svd(offsets, compute_uv=False) ** 2
+    assert spread[0] / spread.sum() > 0.9  # the path is close to a line
+    travel = centres[-1] - centres[0]
+    travel /= np.linalg.norm(travel)
+    looking = -poses[:, :3, 2]  # OpenGL cameras look down -z
+    assert np.median(looking @ travel) > 0.8  # a windscreen camera looks where the car goes
+
+
+def test_sequential_pairs_on_a_short_clip_stay_far_from_exhaustive():
+    pairs = sequential_pairs(38, overlap=10, keyframes=30)
+    assert len(pairs) < 0.6 * (38 * 37 / 2)
+    assert (0, 1) in pairs and (27, 37) in pairs
+
+
 def test_sequential_pairs_cover_neighbours_and_close_the_loop():
     pairs = set(sequential_pairs(120, overlap=5, keyframes=12))
     assert all((i, i + 1) in pairs and (i, i + 5) in pairs for i in range(114))
