@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast demo lint format install clean
+.PHONY: test test-fast test-e2e demo lint format install clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: lint
 # The unit tests a developer runs while working: no training, nothing marked slow.
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not training" --durations=10 $(PYTEST_ARGS)
+
+# The full demo end to end with its assertions (about 10 minutes on 2 idle cores).
+test-e2e: $(STAMP)
+	DRIVEENV_E2E_DEMO=1 $(BIN)/python -m pytest -q tests/e2e/test_demo.py $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/driveenv demo

@@ -12,6 +12,7 @@ nothing.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -40,6 +41,10 @@ def _random_baseline(campaign_dir, out) -> float:
 
 @pytest.mark.slow
 @pytest.mark.training
+@pytest.mark.skipif(
+    os.environ.get("DRIVEENV_E2E_DEMO") != "1",
+    reason="the full demo takes about 10 minutes: run `make test-e2e` (DRIVEENV_E2E_DEMO=1)",
+)
 @pytest.mark.timeout(1800)  # the full demo: about 10 minutes on 2 idle cores
 def test_demo_agents_beat_random_and_the_expert_solves_the_episodes(tmp_path, capsys):
     out = tmp_path / "demo"
