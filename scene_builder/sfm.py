@@ -33,7 +33,7 @@ from typing import Any
 
 from common.atomic import atomic_path, write_json_atomic
 from common.config_cli import option
-from scene_builder.capture import MANIFEST_FILE, natural_key
+from scene_builder.capture import natural_key
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
     TRANSFORMS_FILE,
@@ -42,6 +42,7 @@ from scene_builder.datasets import (
 )
 from scene_builder.errors import PoseError
 from scene_builder.importers import COLMAP_DIR, IMAGES_DIR, frames_from_reconstruction
+from scene_builder.sfm_pairs import choose_matcher, exhaustive_pairs, from_video, sequential_pairs
 
 WORK_DIR = ".sfm"
 MATCHERS = ("auto", "sequential", "exhaustive")
@@ -152,45 +153,6 @@ class SfmReport:
 
 def _largest_size(models: dict) -> int:
     return max((model.num_reg_images() for model in models.values()), default=0)
-
-
-def choose_matcher(config: SfmConfig, count: int, from_video: bool = False) -> str:
-    """``auto``: sequential for a video's frames (they are ordered, and a forward capture gains
-    nothing from matching frames that never saw the same place); exhaustive for a small folder of
-    photos (cheap and order-free); sequential for a large one."""
-    if config.matcher != "auto":
-        return config.matcher
-    if from_video:
-        return "sequential"
-    return "exhaustive" if count <= config.exhaustive_up_to else "sequential"
-
-
-def sequential_pairs(count: int, overlap: int, keyframes: int) -> list[tuple[int, int]]:
-    """Pairs (i, j), i < j, for ordered frames: neighbours, doubling jumps and a keyframe loop.
-
-    Keyframes are spaced at least ``overlap`` frames apart: closer ones are neighbours already,
-    and a dense keyframe set on a short clip would make the matching exhaustive.
-    """
-    pairs: set[tuple[int, int]] = set()
-    for i in range(count):
-        for j in range(i + 1, min(count, i + overlap + 1)):
-            pairs.add((i, j))
-        jump = overlap * 2
-        while i + jump < count:
-            pairs.add((i, i + jump))
-            jump *= 2
-    keyframes = min(keyframes, count // max(overlap, 1))
-    if keyframes >= 2:
-        step = max(1, round(count / keyframes))
-        keys = list(range(0, count, step))
-        for a, i in enumerate(keys):
-            for j in keys[a + 1 :]:
-                pairs.add((i, j))
-    return sorted(pairs)
-
-
-def exhaustive_pairs(count: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(count) for j in range(i + 1, count)]
 
 
 def _image_names(image_dir: Path) -> list[str]:
@@ -428,7 +390,7 @@ def recover_poses(
     work.mkdir(exist_ok=True)
     write_json_atomic(settings_file, settings)
 
-    matcher = choose_matcher(config, len(names), _from_video(root))
+    matcher = choose_matcher(config, len(names), from_video(root))
     pairs = (
         exhaustive_pairs(len(names))
         if matcher == "exhaustive"
@@ -455,14 +417,6 @@ def recover_poses(
         shutil.rmtree(work, ignore_errors=True)
         raise
     return report
-
-
-def _from_video(root: Path) -> bool:
-    """Whether ``driveenv capture`` took the frames from a video (its manifest says so)."""
-    try:
-        return json.loads((root / MANIFEST_FILE).read_text()).get("source_kind") == "video"
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
 
 
 def _focal_warnings(models: dict, prior: float | None) -> list[str]:
