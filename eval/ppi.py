@@ -37,7 +37,7 @@ from statsmodels.stats.proportion import proportion_confint
 
 PSEUDO_DISCORDANT = 0.35  # pseudo-trials in each discordant cell (chosen on tests/eval campaigns)
 MIN_AGENTS = 3  # agents with paired trials needed before trusting the sim-real correlation
-MIN_CORRELATION = 0.3  # below it, power tuning saves under 10% of real trials: not worth it
+MIN_CORRELATION = 0.3  # power tuning scales the variance by 1 - rho^2: below 0.3 it saves under 10%
 
 
 @dataclass(frozen=True)
