@@ -8,9 +8,13 @@ be a 1 m table top or a 50 m street: one fixed car would be a giant on the table
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from common.config_cli import option
 from simulator.errors import ConfigError
@@ -80,6 +84,7 @@ class EnvConfig:
     seed: int = option(0, "seed of the environment's randomness")
 
     def __post_init__(self) -> None:
+        _check_types(self)
         self.scene = Path(self.scene) if self.scene else self.scene
         self.obs = "+".join(word.strip() for word in str(self.obs).split("+"))
         _choose("vehicle", self.vehicle, VEHICLES)
@@ -140,3 +145,34 @@ def _choose(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _positive(name: str, value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
         raise ConfigError(f"{name}={value!r}: must be a positive number")
+
+
+def _check_types(config: EnvConfig) -> None:
+    """Each field holds a value of its annotated type; numbers are finite.
+
+    Annotations are strings (``from __future__ import annotations``) such as ``"int"`` or
+    ``"float | None"``. A wrong type would otherwise surface later as a gymnasium TypeError
+    (``image_size=64.5``) or an episode that never ends (``max_episode_steps=inf``). NumPy
+    scalars (from sweeps) are turned into Python ones.
+    """
+    for field in fields(config):
+        kinds = {kind.strip() for kind in str(field.type).split("|")}
+        value = getattr(config, field.name)
+        if value is None and "None" in kinds:
+            continue
+        if isinstance(value, np.generic):
+            value = value.item()
+            setattr(config, field.name, value)
+        if "bool" in kinds:
+            ok, want = isinstance(value, bool), "true or false"
+        elif "int" in kinds:
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "an integer"
+        elif "float" in kinds:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            ok, want = number and math.isfinite(value), "a finite number"
+        elif "Path" in kinds:
+            ok, want = isinstance(value, str | os.PathLike), "a path"
+        else:
+            ok, want = isinstance(value, str), "a string"
+        if not ok:
+            raise ConfigError(f"{field.name}={value!r}: must be {want}")
