@@ -3,11 +3,12 @@
 Prints steps per second for: state only; the mesh camera at 64x64 RGB (1 env, and 8 envs
 batched); the field camera at 64x64 RGB (1 env, and 8 envs batched) with the batched/unbatched
 ratio; the median depth difference between the field and mesh cameras at the same poses; and,
-with ``--memory``, the resident-memory growth over a 100,000-step loop plus a PyBullet client
-leak check.
+with ``--memory`` (instead of the speed table), 100,000 steps of the mesh camera and 10,000 of
+the field camera at 64x64 RGB, with the resident memory and the speed over the first and the last
+10% of each run, plus a PyBullet client leak check.
 
     .venv/bin/python benchmarks/env_speed.py                       # synthetic scene + bird if built
-    .venv/bin/python benchmarks/env_speed.py --field-scene assets/scenes/bird --memory
+    .venv/bin/python benchmarks/env_speed.py --memory [--mesh-steps 100000 --field-steps 10000]
 
 The synthetic scene is built into a temporary folder. The field rows need a scene with a
 radiance field (default: assets/scenes/bird when it exists). Run it on an idle machine for
@@ -109,37 +110,100 @@ def rss_mb() -> float:
         return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def memory_growth(config, steps: int = 100_000) -> tuple[float, float, int]:
-    """RSS after 10 % of ``steps`` and at the end of one env's loop (MB), and leaked clients."""
+def memory_run(config, steps: int) -> dict[str, float]:
+    """One env stepped ``steps`` times with random actions (reset when an episode ends).
+
+    Returns the resident memory (MB) after a 100-step warm-up, after the first 10% and at the
+    end, and the steps/s over the first and the last 10% of the loop: a camera that leaks shows
+    a growing RSS and a falling end speed.
+    """
     from simulator import make_env
-    from simulator.world import OPEN_CLIENTS
 
     env = make_env(config)
     rng = np.random.default_rng(0)
     env.reset(seed=0)
-    early = None
-    for step in range(steps):
-        _, _, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 2))
-        if terminated or truncated:
-            env.reset()
-        if step == steps // 10:
-            early = rss_mb()
-    late = rss_mb()
-    env.close()
-    for _ in range(50):  # create and close many envs: no client may survive
-        make_env(config).close()
+    tenth = max(steps // 10, 1)
+    try:
+        for _ in range(100):
+            _step(env, rng.uniform(-1, 1, 2), batched=False)
+        found = {"rss_start": rss_mb()}
+        start = time.perf_counter()
+        for step in range(1, steps + 1):
+            _step(env, rng.uniform(-1, 1, 2), batched=False)
+            if step == tenth:
+                found["rate_first"] = tenth / (time.perf_counter() - start)
+                found["rss_first"] = rss_mb()
+            if step == steps - tenth:
+                last_start = time.perf_counter()
+        found["rate_last"] = tenth / (time.perf_counter() - last_start)
+        found["rss_end"] = rss_mb()
+    finally:
+        env.close()
+    return found
+
+
+def leaked_clients(config) -> int:
+    """PyBullet clients still open after 50 envs were created and closed (should be 0)."""
     import pybullet
 
-    leaked = len(OPEN_CLIENTS) + sum(pybullet.isConnected(physicsClientId=c) for c in range(200))
-    return early, late, leaked
+    from simulator import make_env
+    from simulator.world import OPEN_CLIENTS
+
+    for _ in range(50):
+        make_env(config).close()
+    return len(OPEN_CLIENTS) + sum(pybullet.isConnected(physicsClientId=c) for c in range(200))
+
+
+def memory_main(args) -> None:
+    """``--memory``: the long loops of issue 15 for both cameras, into section env_speed_memory.
+
+    Targets: RSS growth (end minus after the first 10%) under 20 MB, and end speed at least 90%
+    of the speed over the first 10%.
+    """
+    import torch
+    from results import load, markdown_table, tee, write_section
+
+    from simulator import EnvConfig
+
+    torch.set_num_threads(2)
+    load_at_start = load()
+    scene = Path(args.field_scene)
+    runs = [("mesh", args.mesh_steps), ("field", args.field_steps)]
+    rows = []
+    for renderer, steps in runs:
+        config = EnvConfig(scene=scene, obs="rgb", renderer=renderer, image_size=64)
+        found = memory_run(config, steps)
+        growth = found["rss_end"] - found["rss_first"]
+        ratio = found["rate_last"] / found["rate_first"]
+        ok = "yes" if growth < 20 and ratio >= 0.9 else "no"
+        rss = f"{found['rss_start']:.0f} / {found['rss_first']:.0f} / {found['rss_end']:.0f}"
+        speed = f"{found['rate_first']:,.0f} / {found['rate_last']:,.0f}"
+        rows.append([f"{renderer} 64x64 rgb ({scene.name})", f"{steps:,}", rss])
+        rows[-1] += [f"{growth:+.1f}", speed, f"{ratio:.0%}", ok]
+    clients = leaked_clients(EnvConfig(scene=scene, obs="state"))
+    header = ["camera", "steps", "RSS start / 10% / end (MB)", "growth (MB)"]
+    header += ["steps/s first / last 10%", "end / start speed", "meets targets"]
+    print(f"Long runs, one env, load average {load_at_start} at the start ({os.cpu_count()} cores)")
+    with tee() as printed:
+        print(markdown_table(header, rows))
+        print(f"\nPyBullet clients left after 50 create/close: {clients}")
+        print("Targets: growth under 20 MB, end speed at least 90% of the start speed.")
+    write_section("env_speed_memory", printed.getvalue(), load_at_start=load_at_start)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--field-scene", default=str(REPO / "assets" / "scenes" / "bird"))
     parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
-    parser.add_argument("--memory", action="store_true", help="also run the 100,000-step loop")
+    parser.add_argument(
+        "--memory", action="store_true", help="only the long runs of both cameras (memory, speed)"
+    )
+    parser.add_argument("--mesh-steps", type=int, default=100_000, help="with --memory")
+    parser.add_argument("--field-steps", type=int, default=10_000, help="with --memory")
     args = parser.parse_args()
+    if args.memory:
+        memory_main(args)
+        return
 
     import torch
     from results import load, tee, write_section
@@ -196,12 +260,6 @@ def main() -> None:
                 )
         else:
             rows.append(("field rows", f"skipped: no scene bundle at {field_scene}"))
-        if args.memory:
-            early, late, leaked = memory_growth(state)
-            rows.append(("RSS after 10,000 / 100,000 state steps", f"{early:.1f} / {late:.1f} MB"))
-            rows.append(("RSS growth, steps 10,000 -> 100,000", f"{late - early:+.2f} MB"))
-            rows.append(("PyBullet clients left after 50 create/close", str(leaked)))
-
     width = max(len(r[0]) for r in rows)
     print(
         f"DriveEnv simulator speed (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)"
