@@ -24,12 +24,20 @@ DEMOS_EXAMPLES = """
 """
 
 
+TRUST_PICKLES_HELP = (
+    "RISK: resume a run saved in Stable-Baselines3's pickled format (agent.zip with a 'data' "
+    "entry, replay_buffer.pkl); unpickling runs any code the file holds, with your permissions: "
+    "only for a run you made or trust"
+)
+
+
 @dataclass
 class RunOptions:
     """Where ``driveenv train`` writes its run."""
 
     out: str = option(help="run directory (run.json, checkpoint, tb/)")
     overwrite: bool = option(False, "replace an existing run in --out")
+    trust_pickles: bool = option(False, TRUST_PICKLES_HELP)
 
 
 @dataclass
@@ -82,17 +90,38 @@ def _demos_options(parser) -> None:
 
 
 def train_command(args) -> int:
-    from agents.train import train
+    from agents.train import RUN_FILE, train
+    from common.cleanup import removed_on_failure
     from common.progress import progress_bar
 
     config = train_config(args)
     run_options = make_config(RunOptions, args)
-    with progress_bar() as progress:
-        run = train(config, run_options.out, overwrite=run_options.overwrite, progress=progress)
+
+    def resumable(out):  # run.json written: the same command resumes from it
+        return (out / RUN_FILE).is_file()
+
+    try:
+        with removed_on_failure(run_options.out, resumable), progress_bar() as progress:
+            run = train(
+                config,
+                run_options.out,
+                overwrite=run_options.overwrite,
+                progress=progress,
+                trust_pickles=run_options.trust_pickles,
+            )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(resume_hint(run_options.overwrite)) from None
     last = run["evaluations"][-1] if run["evaluations"] else None
     summary = f"success {last['success_rate']:.0%} after {last['steps']} steps" if last else "done"
     print(f"{run_options.out}: {run['algorithm']} {summary}")
     return 0
+
+
+def resume_hint(overwrite: bool) -> str:
+    """After Ctrl-C: the same command resumes, but not with --overwrite (it would start over)."""
+    if overwrite:
+        return "run the same command again without --overwrite to resume"
+    return "run the same command again to resume"
 
 
 def train_config(args):

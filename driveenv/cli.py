@@ -65,8 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DriveEnvError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: run the same command again to resume", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a command may say how it resumes
+        hint = str(interrupt) or "run the same command again to resume"
+        print(f"interrupted: {hint}", file=sys.stderr)
         return 130
     return int(result or 0)
 

@@ -35,6 +35,11 @@ class EvaluateOptions:
     seed: int = option(0, "first episode seed (seeds seed..seed+episodes-1)")
     seeds: str | None = option(None, "explicit episode seeds instead, e.g. 0-9,100")
     overwrite: bool = option(False, "discard episodes already in --out")
+    trust_pickles: bool = option(
+        False,
+        "RISK: open run folders saved in Stable-Baselines3's pickled format; unpickling runs any "
+        "code the file holds, with your permissions: only for runs you made or trust",
+    )
 
 
 def register(subparsers) -> None:
@@ -102,7 +107,7 @@ def _campaign(args):
         CampaignConfig,
         args,
         scene=env.scene,
-        agents=agent_specs(options.runs),
+        agents=agent_specs(options.runs, options.trust_pickles),
         conditions=conditions,
         seeds=seeds,
     )
@@ -113,19 +118,46 @@ def run_evaluate(args) -> int:
     import shutil
     from pathlib import Path
 
-    from eval.rollouts import run_campaign
+    from eval.rollouts import CAMPAIGN_FILE, run_campaign
 
     config, options = _campaign(args)
     out = Path(options.out)
     if options.overwrite and out.exists():
         shutil.rmtree(out)
-    campaign = run_campaign(config, out)
+    existed, resumed = out.exists(), (out / CAMPAIGN_FILE).is_file()
+    try:
+        campaign = run_campaign(config, out)
+    except BaseException as error:
+        if not resumed:
+            _remove_unstarted(out, existed)
+        if isinstance(error, KeyboardInterrupt) and options.overwrite:
+            raise KeyboardInterrupt(
+                "run the same command again without --overwrite to resume"
+            ) from None
+        raise
     for agent in config.agents:
         for condition in config.conditions:
             wins = campaign.outcomes(agent.name, condition)
             print(f"{agent.name:>16} {condition:>10}: {int(wins.sum())}/{wins.size} succeeded")
     print(f"episodes: {out / 'episodes.csv'}")
     return 0
+
+
+def _remove_unstarted(out, existed: bool) -> None:
+    """After a new campaign failed before any episode finished: remove what it created
+    (campaign.json, empty episode folders, or ``out`` itself when it did not exist)."""
+    import shutil
+
+    from eval.rollouts import CAMPAIGN_FILE, EPISODES_DIR
+
+    episodes = out / EPISODES_DIR
+    if any(episodes.rglob("*.json")):
+        return  # finished episodes: keep them, the next run resumes from them
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    shutil.rmtree(episodes, ignore_errors=True)
+    (out / CAMPAIGN_FILE).unlink(missing_ok=True)
 
 
 def run_report(args) -> int:

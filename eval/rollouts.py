@@ -36,6 +36,7 @@ import numpy as np
 from common.atomic import atomic_path, write_json_atomic, write_text_atomic
 from common.config_cli import option
 from eval.errors import CampaignError
+from eval.records import is_finished, read_record
 
 if TYPE_CHECKING:
     from scene_builder.bundle import SceneBundle
@@ -70,6 +71,7 @@ class AgentSpec:
 
     name: str
     source: str  # a run directory, or one of BUILTIN_POLICIES
+    trust_pickles: bool = False  # open a pickled (SB3-format) run folder: see agents.load_agent
 
     @property
     def builtin(self) -> bool:
@@ -90,10 +92,11 @@ class AgentSpec:
             raise CampaignError(f"{path}: not valid JSON ({error})") from None
 
 
-def agent_specs(runs: Sequence[str]) -> list[AgentSpec]:
+def agent_specs(runs: Sequence[str], trust_pickles: bool = False) -> list[AgentSpec]:
     """Name each run after its folder; refuse two agents with one name."""
     specs = [
-        AgentSpec(run if run in BUILTIN_POLICIES else Path(run).resolve().name, run) for run in runs
+        AgentSpec(run if run in BUILTIN_POLICIES else Path(run).resolve().name, run, trust_pickles)
+        for run in runs
     ]
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -238,16 +241,16 @@ def make_policy(agent: AgentSpec, env, seed: int) -> Policy:
 
         expert = make_expert(env)
         return lambda obs: expert.predict(obs, deterministic=True)[0]
-    model = _load_model(agent.source)
+    model = _load_model(agent.source, agent.trust_pickles)
     return lambda obs: model.predict(obs, deterministic=True)[0]
 
 
 @functools.lru_cache(maxsize=4)
-def _load_model(run_dir: str):
+def _load_model(run_dir: str, trust_pickles: bool = False):
     """A trained agent, loaded once per worker process and reused for its episodes."""
     from agents import load_agent
 
-    return load_agent(run_dir)
+    return load_agent(run_dir, trust_pickles=trust_pickles)
 
 
 # --- the campaign ----------------------------------------------------------------------------------
@@ -358,7 +361,7 @@ def run_campaign(
             todo = [
                 s
                 for s in config.seeds
-                if not episode_paths(out, agent.name, condition, s)[0].is_file()
+                if not is_finished(episode_paths(out, agent.name, condition, s)[0], EPISODE_COLUMNS)
             ]
             for start in range(0, len(todo), SEEDS_PER_CHUNK):
                 seeds = tuple(todo[start : start + SEEDS_PER_CHUNK])
@@ -471,7 +474,7 @@ def load_campaign(eval_dir: str | Path) -> Campaign:
             for seed in meta["seeds"]:
                 record_path = episode_paths(root, agent, condition, seed)[0]
                 if record_path.is_file():
-                    records.append(json.loads(record_path.read_text()))
+                    records.append(read_record(record_path, EPISODE_COLUMNS))
     return Campaign(root, meta, records)
 
 

@@ -104,6 +104,35 @@ def train_field_command(args) -> int:
         )
         return 0
 
+    from common.cleanup import removed_on_failure
+    from scene_builder.train import STATE_FILE
+
+    def resumable(out):  # a saved training state: --resume continues from it
+        return (out / STATE_FILE).is_file()
+
+    try:
+        with removed_on_failure(command.out, resumable):
+            trainer = _train_embedded(command, config)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(_resume_hint(command, resumable(Path(command.out)))) from None
+    done = (
+        "complete" if trainer.step >= trainer.planned_steps else "stopped (run again with --resume)"
+    )
+    print(f"{command.out}: step {trainer.step}/{trainer.planned_steps}, {done}")
+    return 0
+
+
+def _resume_hint(command: TrainFieldCommand, saved: bool) -> str:
+    """What to run after Ctrl-C: --resume once a training state is saved, else start again."""
+    import shlex
+
+    if not saved:
+        return "no training state was saved yet; run the same command again to start over"
+    dataset, out = shlex.quote(command.dataset), shlex.quote(command.out)
+    return f"resume with: driveenv train-field {dataset} --out {out} --resume"
+
+
+def _train_embedded(command: TrainFieldCommand, config):
     from common.progress import progress_bar
     from scene_builder.train import train_field
 
@@ -127,11 +156,7 @@ def train_field_command(args) -> int:
             on_status=on_status,
         )
         progress.update(task, completed=trainer.step, status="done")
-    done = (
-        "complete" if trainer.step >= trainer.planned_steps else "stopped (run again with --resume)"
-    )
-    print(f"{command.out}: step {trainer.step}/{trainer.planned_steps}, {done}")
-    return 0
+    return trainer
 
 
 def import_field_command(args) -> int:
