@@ -97,3 +97,10 @@ def test_a_failed_train_leaves_no_folder(tmp_path, capsys):
     assert main(["train", "ppo", "--scene", str(tmp_path / "nonexistent"), "--out", str(out)]) == 1
     assert "nonexistent" in _one_line(capsys)
     assert not out.exists()
+
+
+def test_agents_train_hint_drops_overwrite():
+    from agents.cli import resume_hint
+
+    assert "without --overwrite" in resume_hint(overwrite=True)
+    assert "--overwrite" not in resume_hint(overwrite=False)
