@@ -17,7 +17,9 @@ class SceneInfoCommand:
 
     scene: str = option(help="scene bundle directory")
     preview: str | None = option(
-        None, "preview PNG to write (default: SCENE_preview.png beside the bundle)"
+        None,
+        "preview PNG to write or replace, outside the bundle "
+        "(default: NAME_preview.png in the current folder)",
     )
     no_preview: bool = option(False, "only print the summary")
     preview_size: int = option(128, "side of each camera view of the preview, pixels")
@@ -26,7 +28,6 @@ class SceneInfoCommand:
         "camera views from the radiance field or the baked mesh (auto: field if present)",
         choices=("auto", "field", "mesh"),
     )
-    overwrite: bool = option(False, "replace an existing preview")
 
 
 @dataclass
@@ -109,10 +110,14 @@ def scene_info(args) -> int:
     from scene_builder.errors import BundleError
     from scene_builder.preview import write_preview
 
+    # An inspection command: re-runnable (it replaces its own preview) and read-only on the
+    # bundle, whose files are hashed.
     preview = command.preview
-    target = Path(preview) if preview else scene.root.with_name(f"{scene.root.name}_preview.png")
-    if target.exists() and not command.overwrite:
-        raise BundleError(f"{target}: already exists (pass --overwrite to replace it)")
+    target = Path(preview) if preview else Path(f"{scene.root.name}_preview.png")
+    if target.resolve().is_relative_to(scene.root.resolve()):
+        raise BundleError(f"--preview {target}: inside the bundle {scene.root}; write it elsewhere")
+    if target.is_dir():
+        raise BundleError(f"--preview {target}: is a folder; give a .png file name")
     size, renderer = command.preview_size, command.preview_renderer
     write_preview(scene, target, image_size=size, renderer=renderer)
     print(f"preview: {target}")

@@ -93,8 +93,12 @@ def test_scene_info_prints_a_summary_and_writes_a_preview(synthetic, tmp_path, c
     assert "8 spawns, 8 goals, 8 routes" in out and "field           none" in out
     image = cv2.imread(str(target))
     assert image is not None and image.shape[1] > 3 * image.shape[0]  # map + 5 views in a row
-    assert main(["scene-info", str(synthetic.root), "--preview", str(target)]) == 1
-    assert "already exists" in capsys.readouterr().err
+    target.write_bytes(b"stale")  # a second run replaces its own output
+    assert main(["scene-info", str(synthetic.root), "--preview", str(target)]) == 0
+    assert cv2.imread(str(target)) is not None
+    inside = synthetic.root / "preview.png"
+    assert main(["scene-info", str(synthetic.root), "--preview", str(inside)]) == 1
+    assert "inside the bundle" in capsys.readouterr().err and not inside.exists()
     views = render_preset_views(synthetic, 32, "mesh")
     assert views["night"].mean() < views["capture"].mean() < views["bright"].mean()
     assert views["warm"][..., 0].mean() > views["warm"][..., 2].mean()
