@@ -44,6 +44,7 @@ from torch import nn
 
 from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, RadianceField
+from scene_builder.fields.embedded_meta import checked_meta
 from scene_builder.fields.rays import SceneBounds
 
 APPEARANCE_MODELS = ("photometric", "decoder")
@@ -408,13 +409,11 @@ class EmbeddedRadianceField(RadianceField):
     @classmethod
     def load(cls, root: Path, meta: dict[str, Any]) -> EmbeddedRadianceField:
         where = Path(root) / FIELD_FILE
-        try:
-            config = EmbeddedConfig.from_json(meta["config"])
-            bounds = SceneBounds.from_json(meta["bounds"])
-            checkpoint = Path(root) / meta["checkpoint"]
-            num_codes = int(meta["num_codes"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise FieldError(f"{where}: incomplete embedded field description ({error})") from None
+        checked = checked_meta(where, meta, EmbeddedConfig)
+        config = EmbeddedConfig.from_json(checked["config"])
+        bounds = SceneBounds.from_json(checked["bounds"])
+        checkpoint = Path(root) / checked["checkpoint"]
+        num_codes = checked["num_codes"]
         state = load_checkpoint(checkpoint)
         model = EmbeddedField(config, bounds, num_codes)
         try:

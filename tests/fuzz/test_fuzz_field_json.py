@@ -9,6 +9,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scene_builder.errors import FieldError
 from scene_builder.fields import FIELD_FILE, RadianceField, load_field
 from scene_builder.fields.base import FIELD_FORMAT_VERSION
 from scene_builder.fields.embedded import EmbeddedConfig, EmbeddedField
@@ -47,11 +48,6 @@ def field_dir(tmp_path_factory):
     return root, meta
 
 
-# embedded.py is another helper's file: its loader does not yet check field.json's value types
-# (found by this test: "presets": null -> AttributeError; a config size null, a string or
-# negative, or "num_codes": -2 -> TypeError/RuntimeError from torch; a ragged or string preset
-# code -> ValueError/TypeError). Not strict, so it passes once the loader checks them.
-@pytest.mark.xfail(reason="embedded field.json values are not validated yet", strict=False)
 @FUZZ
 @given(data=st.data())
 def test_malformed_field_json_loads_or_fails_in_one_line(field_dir, data):
@@ -63,3 +59,34 @@ def test_malformed_field_json_loads_or_fails_in_one_line(field_dir, data):
         check_one_line(error)
     else:
         assert isinstance(field, RadianceField)
+
+
+BAD_VALUES = [  # (key path, value, what the message names); each once raised a torch error
+    (("presets",), None, "'presets' must be an object"),
+    (("config", "resolution"), -4, "config.resolution=-4"),
+    (("config", "hidden_width"), "32", "config.hidden_width='32'"),
+    (("config", "density_scale"), float("nan"), "config.density_scale=nan"),
+    (("num_codes",), -2, "num_codes=-2"),
+    (("presets", "dim"), [0.5], "preset 'dim' must be 2 finite numbers"),
+    (("presets", "dim"), ["a", "b"], "preset 'dim'"),
+    (("bounds", "far"), 0.0, "near < far"),
+    (("bounds", "center"), [0, 0], "bounds.center"),
+    (("checkpoint",), "../field.pt", "must name a file in the field folder"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "named"), BAD_VALUES, ids=lambda v: str(v)[:30])
+def test_each_bad_value_is_named_in_one_line(field_dir, path, value, named):
+    import copy
+
+    root, meta = field_dir
+    bad = copy.deepcopy(meta)
+    parent = bad
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    (root / FIELD_FILE).write_text(json.dumps(bad))
+    with pytest.raises(FieldError) as caught:
+        load_field(root)
+    assert named in str(caught.value) and "\n" not in str(caught.value)
+    assert str(root / FIELD_FILE) in str(caught.value)
