@@ -29,6 +29,8 @@ COMMAND_MODULES = (
     "eval.cli_plan",  # plan-trials
     "driveenv.cli_demo",  # demo
 )
+# Commands that resume when run again (train-field says its own --resume command).
+RESUMING = ("poses", "build-scene", "train", "evaluate", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +56,14 @@ def _make_expert(env):
     return make_expert(env)
 
 
+def interrupt_hint(command: str) -> str:
+    """What to run after Ctrl-C: the commands in RESUMING continue where they stopped when run
+    again; the others write their output atomically at the end, so nothing was kept."""
+    if command in RESUMING:
+        return "run the same command again to resume"
+    return "nothing was written; run the same command again to start over"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -66,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interrupt:  # a command may say how it resumes
-        hint = str(interrupt) or "run the same command again to resume"
-        print(f"interrupted: {hint}", file=sys.stderr)
+        print(f"interrupted: {str(interrupt) or interrupt_hint(args.command)}", file=sys.stderr)
         return 130
     return int(result or 0)
 

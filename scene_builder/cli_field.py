@@ -93,15 +93,18 @@ def train_field_command(args) -> int:
         # nerfacto keeps its own step count unless --field-steps changes the embedded default.
         steps = None if config.steps == TrainConfig.steps else config.steps
 
-        train_nerfacto(
-            Path(command.dataset),
-            Path(command.out),
-            max_minutes=config.max_minutes,
-            steps=steps,
-            overwrite=command.overwrite,
-            resume=command.resume,
-            holdout_every=config.holdout_every,
-        )
+        try:
+            train_nerfacto(
+                Path(command.dataset),
+                Path(command.out),
+                max_minutes=config.max_minutes,
+                steps=steps,
+                overwrite=command.overwrite,
+                resume=command.resume,
+                holdout_every=config.holdout_every,
+            )
+        except KeyboardInterrupt:  # nerfstudio keeps its own checkpoints in OUT
+            raise KeyboardInterrupt(_resume_hint(command, saved=True)) from None
         return 0
 
     from common.cleanup import removed_on_failure
@@ -128,8 +131,10 @@ def _resume_hint(command: TrainFieldCommand, saved: bool) -> str:
 
     if not saved:
         return "no training state was saved yet; run the same command again to start over"
-    dataset, out = shlex.quote(command.dataset), shlex.quote(command.out)
-    return f"resume with: driveenv train-field {dataset} --out {out} --resume"
+    words = ["driveenv", "train-field", command.dataset, "--out", command.out]
+    if command.backend != "embedded":
+        words += ["--backend", command.backend]
+    return f"resume with: {shlex.join([*words, '--resume'])}"
 
 
 def _train_embedded(command: TrainFieldCommand, config):

@@ -38,6 +38,12 @@ class SyntheticCommand:
     seed: int = option(0, "seed of the boxes, texture and tasks")
     overwrite: bool = option(False, "replace an existing bundle")
 
+    def __post_init__(self) -> None:
+        if self.seed < 0:  # numpy's generator refuses it with a ValueError traceback
+            from scene_builder.errors import BundleError
+
+            raise BundleError(f"--seed {self.seed}: must be 0 or more")
+
 
 @dataclass
 class MeshCommand:
