@@ -32,7 +32,7 @@ from scene_builder.drivable import DrivableMap, Goal, Pose2D
 from scene_builder.errors import BundleError
 from scene_builder.lighting import PRESETS as DEFAULT_LIGHTING
 from scene_builder.lighting import LightingPreset
-from scene_builder.mesh_check import check_collision_mesh
+from scene_builder.mesh_check import load_checked_mesh
 
 SCHEMA_VERSION = 1
 SCENE_FILE = "scene.json"
@@ -281,7 +281,7 @@ def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
     image = cv2.imread(str(image_path), cv2.IMREAD_GRAYSCALE)
     if image is None:
         raise BundleError(f"{image_path}: not a readable image")
-    check_collision_mesh(root / fields["collision_mesh"])
+    load_checked_mesh(root / fields["collision_mesh"])
     dataset = fields["dataset"]
     return SceneBundle(
         root=root.resolve(),

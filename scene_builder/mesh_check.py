@@ -4,7 +4,8 @@ The SHA-256 table only says that a file is the one the bundle's author listed, n
 mesh: an OBJ with a face index past its vertices makes PyBullet's loader crash the process
 (segmentation fault), garbage makes it raise a bare ``pybullet.error``, and trimesh raises
 IndexError or TypeError for the same files. The mesh is parsed once, when the bundle is loaded
-(trimesh, about 0.1 s for the bird's 31,506 faces), and refused with one line naming the file.
+(trimesh, about 0.1 s for the bird's 31,506 faces), and refused with one line naming the file;
+``driveenv scene-info`` reads the visual mesh for its preview the same way.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ import numpy as np
 from scene_builder.errors import BundleError
 
 
-def check_collision_mesh(path: Path) -> None:
-    """``BundleError`` unless ``path`` is a triangle mesh with finite vertices and valid faces."""
+def load_checked_mesh(path: Path):
+    """The ``trimesh.Trimesh`` at ``path``; ``BundleError`` naming it unless it is a triangle
+    mesh with finite vertices and valid faces."""
     import trimesh
 
     try:
-        mesh = trimesh.load(
-            path, file_type=path.suffix.lstrip(".") or None, force="mesh", process=False
-        )
+        mesh = trimesh.load(path, force="mesh", process=False)
         vertices = np.asarray(mesh.vertices, dtype=float)
         faces = np.asarray(mesh.faces)
     except Exception as error:  # trimesh raises many types for a malformed file
@@ -39,3 +39,4 @@ def check_collision_mesh(path: Path) -> None:
         raise BundleError(
             f"{path}: a face refers to vertex {int(faces.max()) + 1} of {len(vertices)}"
         )
+    return mesh

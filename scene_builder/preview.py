@@ -19,15 +19,14 @@ from common.atomic import atomic_path
 from scene_builder.bundle import SceneBundle
 from scene_builder.camera import local_directions, look_at
 from scene_builder.lighting import scene_lighting
+from scene_builder.mesh_check import load_checked_mesh
 from scene_builder.raycast import MeshCaster
 
 
 def scene_summary(scene: SceneBundle) -> str:
     """A few lines describing the bundle: size, geometry, map, tasks, lighting, field."""
-    import trimesh
-
     drivable = scene.drivable
-    collision = trimesh.load(scene.collision_mesh_path, force="mesh", process=False)
+    collision = load_checked_mesh(scene.collision_mesh_path)
     low, high = drivable.drivable_bounds()
     lines = [
         f"scene {scene.name!r} at {scene.root}",
@@ -109,9 +108,7 @@ def render_preset_views(
             out = field.render(pose[None], np.array(intrinsics), image_size, image_size, code)
             views[name] = change.apply(out.rgb[0].numpy())
         return views
-    import trimesh
-
-    mesh = trimesh.load(scene.visual_mesh_path, force="mesh", process=False)
+    mesh = load_checked_mesh(scene.visual_mesh_path)
     base = MeshViewRenderer(mesh).render(pose, intrinsics, image_size, image_size)
     return {name: lighting.photometric(((name, 1.0),)).apply(base) for name in scene.lighting}
 

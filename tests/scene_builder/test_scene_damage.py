@@ -28,15 +28,15 @@ def pristine(tmp_path_factory):
     return make_synthetic_scene(tmp_path_factory.mktemp("damage") / "scene", seed=0)
 
 
-def _damaged(pristine, tmp_path, content: bytes):
+def _damaged(pristine, tmp_path, content: bytes, name: str = "collision.obj"):
     import shutil
 
     root = tmp_path / "scene"
     shutil.copytree(pristine, root)
-    mesh = root / "collision.obj"
+    mesh = root / name
     mesh.write_bytes(content)
     meta = json.loads((root / "scene.json").read_text())
-    meta["files"]["collision.obj"] = sha256_of(mesh)  # as if the author re-hashed it
+    meta["files"][name] = sha256_of(mesh)  # as if the author re-hashed it
     (root / "scene.json").write_text(json.dumps(meta))
     return root
 
@@ -49,6 +49,15 @@ def test_a_damaged_collision_mesh_is_one_line(pristine, tmp_path, kind, capsys):
     assert main(["scene-info", str(root), "--no-preview"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "collision.obj" in err
+
+
+def test_a_damaged_visual_mesh_is_one_line_in_scene_info(pristine, tmp_path, capsys):
+    header = b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nend_header\n1\n"
+    root = _damaged(pristine, tmp_path, header, name="visual.ply")
+    assert main(["scene-info", str(root), "--preview", str(tmp_path / "p.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "visual.ply: not a readable triangle mesh" in err
+    assert not (tmp_path / "p.png").exists()
 
 
 def test_the_simulator_refuses_it_instead_of_crashing(pristine, tmp_path):
