@@ -32,8 +32,10 @@ def register(subparsers) -> None:
 
 
 def run_demo(args) -> int:
+    from common.cleanup import removed_on_failure
     from driveenv.demo import run_demo as demo
 
     options = make_config(DemoOptions, args)
-    demo(out=options.out, quick=options.quick, scene=options.scene, seed=options.seed)
+    with removed_on_failure(options.out, resumable=lambda out: any(out.iterdir())):
+        demo(out=options.out, quick=options.quick, scene=options.scene, seed=options.seed)
     return 0

@@ -46,3 +46,13 @@ def test_nerfstudio_hint_names_its_backend(tmp_path, monkeypatch, capsys):
     assert main(["train-field", str(tmp_path), "--out", out, "--backend", "nerfstudio"]) == 130
     err = capsys.readouterr().err.strip()
     assert err.endswith(f"--out {out} --backend nerfstudio --resume")
+
+
+def test_a_failed_demo_leaves_no_folder(tmp_path, capsys):
+    from scene_builder.synthetic import make_synthetic_scene
+
+    scene = make_synthetic_scene(tmp_path / "scene", seed=0)
+    (scene / "drivable.png").unlink()
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--scene", str(scene), "--out", str(out)]) == 1
+    assert "drivable.png" in capsys.readouterr().err and not out.exists()
