@@ -35,7 +35,6 @@ from typing import Any
 from agents.errors import AgentError
 from agents.train import RUN_FILE, TrainConfig, evaluate_success, load_run_agent, train
 from common.atomic import write_json_atomic
-from common.errors import DriveEnvError
 
 EVAL_SEED = 500_000
 SWEEP_FILE = "sweep.json"
@@ -142,12 +141,11 @@ def _on_ray(config, seeds, out, episodes, address, progress) -> Iterator[dict]:
             seed = pending.pop(ready[0])
             try:
                 result, digest, data = ray.get(ready[0])
-            except ray.exceptions.RayError as error:
-                cause = getattr(error, "cause", None)
-                if isinstance(cause, DriveEnvError):
-                    raise cause from None
+            except ray.exceptions.RayTaskError as error:  # training raised: as it does locally
+                raise (error.cause if isinstance(error.cause, Exception) else error) from None
+            except ray.exceptions.RayError as error:  # its node or worker died, retries spent
                 raise AgentError(
-                    f"seed {seed}: failed on the cluster ({type(error).__name__}); finished "
+                    f"seed {seed}: lost on the cluster ({type(error).__name__}); finished "
                     "seeds are kept: run the same command again to resume"
                 ) from None
             restore_folder(Blob(digest, data), out / f"seed_{seed}")

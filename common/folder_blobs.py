@@ -121,8 +121,18 @@ def _extract(blob: Blob, parent: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{blob.digest[:12]}.", dir=parent))
     try:
         with tarfile.open(fileobj=io.BytesIO(blob.data), mode="r:") as archive:
-            archive.extractall(tmp, filter="data")
+            archive.extractall(tmp, filter=_plain_member)
     except (tarfile.TarError, OSError) as error:
         shutil.rmtree(tmp, ignore_errors=True)
         raise BlobError(f"blob {blob.digest[:12]}: cannot unpack into {parent} ({error})") from None
     return tmp
+
+
+def _plain_member(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+    """Stricter than ``tarfile``'s ``data`` filter, which it applies after: only the relative
+    files and folders ``pack_folder`` writes; absolute names and links of any kind are refused."""
+    if member.name.startswith(("/", "\\")):
+        raise tarfile.AbsolutePathError(member)
+    if not (member.isfile() or member.isdir()):
+        raise tarfile.SpecialFileError(member)
+    return tarfile.data_filter(member, path)

@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from common.errors import DriveEnvError
 from common.ray_cluster import FolderSharer, SharedFolder, connect, local_folder
 from eval.errors import CampaignError
 from eval.rollouts import AgentSpec, chunk_episodes, save_episode
@@ -80,11 +79,9 @@ def run_chunks_on_ray(chunks: list[_Chunk], address: str) -> Iterator[list[dict[
     scene_ref, scene_folder = ray.put(scene), sharer.share(scene.root)
     pending = {}
     for chunk in chunks:
-        agent = (
-            None
-            if chunk.agent.builtin
-            else sharer.share(chunk.agent.source, agent_files(chunk.agent))
-        )
+        # a run folder travels; a built-in (or a policy factory's own label) is just its name
+        on_disk = not chunk.agent.builtin and Path(chunk.agent.source).is_dir()
+        agent = sharer.share(chunk.agent.source, agent_files(chunk.agent)) if on_disk else None
         light = dataclasses.replace(chunk, scene=None)
         pending[task.remote(light, scene_ref, scene_folder, agent)] = chunk
     failed: list[str] = []
@@ -94,11 +91,11 @@ def run_chunks_on_ray(chunks: list[_Chunk], address: str) -> Iterator[list[dict[
             chunk = pending.pop(ready[0])
             try:
                 episodes = ray.get(ready[0])
-            except ray.exceptions.RayError as error:
-                cause = getattr(error, "cause", None)
-                if isinstance(cause, DriveEnvError):
-                    raise cause from None
-                failed.append(f"{chunk.agent.name}/{chunk.condition} seeds {list(chunk.seeds)}")
+            except ray.exceptions.RayTaskError as error:  # the task raised: as the pool does
+                raise (error.cause if isinstance(error.cause, Exception) else error) from None
+            except ray.exceptions.RayError as error:  # its node or worker died, retries spent
+                where = f"{chunk.agent.name}/{chunk.condition} seeds {list(chunk.seeds)}"
+                failed.append(f"{where}: {type(error).__name__}")
                 continue
             out = chunk.out
             yield [
