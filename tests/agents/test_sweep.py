@@ -90,3 +90,24 @@ def test_ray_without_seeds_is_refused(tmp_path, synthetic_scene, capsys):
     assert "--ray runs a sweep: give the seeds" in capsys.readouterr().err
     with pytest.raises(AgentError, match="episodes=0"):
         sweep_module.sweep(sweep_module.TrainConfig("ppo", str(synthetic_scene)), [0], tmp_path, 0)
+
+
+def test_the_readme_ray_commands_parse():
+    import shlex
+
+    from driveenv.cli import build_parser
+
+    def parse(command: str):
+        return build_parser().parse_args(shlex.split(command))
+
+    evaluate = parse(
+        "evaluate runs/ppo expert --scene assets/scenes/bird --episodes 200 "
+        "--lighting capture,dim --out runs/eval --ray auto"
+    )
+    train = parse(
+        "train tdil --scene runs/synthetic --demos runs/demos.npz --steps 6000 "
+        "--out runs/tdil-sweep --seeds 0-7 --ray auto"
+    )
+    assert (evaluate.ray, train.ray, train.seeds) == ("auto", "auto", "0-7")
+    assert parse("evaluate expert --scene s --out o --ray").ray == ""  # a local Ray instance
+    assert parse("evaluate expert --scene s --out o").ray is None  # the process pool
