@@ -4,6 +4,7 @@ rate, resume by seed, refusals. The Ray path is tested on a Cluster in tests/eva
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -111,3 +112,37 @@ def test_the_readme_ray_commands_parse():
     assert (evaluate.ray, train.ray, train.seeds) == ("auto", "auto", "0-7")
     assert parse("evaluate expert --scene s --out o --ray").ray == ""  # a local Ray instance
     assert parse("evaluate expert --scene s --out o").ray is None  # the process pool
+
+
+def test_a_node_trains_on_its_copies_and_the_run_names_the_users_files(
+    tmp_path, synthetic_scene, expert_demos, monkeypatch
+):
+    """What a Ray worker does for one seed, here in-process: scene and demonstrations come from
+    the node's blob cache, yet the returned run.json names the files on the user's disk."""
+    from agents.sweep import _remote_seed
+    from agents.train import TrainConfig
+    from common.folder_blobs import CACHE_ENV, Blob, pack_folder, restore_folder, unpack_blob
+    from common.ray_cluster import SharedFolder
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    user = tmp_path / "user"  # the driver's disk, gone by the time the node trains
+    scene, demos = user / "scene", user / "demos" / "demos.npz"
+    shutil.copytree(synthetic_scene, scene)
+    demos.parent.mkdir()
+    shutil.copy(expert_demos[0], demos)
+    shared = []
+    for folder, files in ((scene, None), (demos.parent, [demos.name])):
+        blob = pack_folder(folder, files)
+        unpack_blob(blob)  # already on this node: no fetch (ref None would fail)
+        shared.append(SharedFolder(blob.digest, None, len(blob.data)))
+    shutil.rmtree(user)
+    config = TrainConfig(
+        algorithm="bc", scene=str(scene), demos=str(demos), steps=20, seed=3,
+        checkpoint_every=20, eval_episodes=1, max_episode_steps=15,
+    )  # fmt: skip
+    result, digest, data = _remote_seed(config, shared[0], shared[1], episodes=2)
+    run_dir = restore_folder(Blob(digest, data), tmp_path / "sweep" / "seed_3")
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["config"]["demos"] == str(demos) and run["scene"] == str(scene)
+    assert run["seed"] == 3 and result["seed"] == 3 and result["episodes"] == 2
+    assert (run_dir / run["checkpoint"]).is_file()

@@ -37,6 +37,7 @@ from scene_builder.synthetic import make_synthetic_scene
 from tests.eval.fakes import PointRobot, point_env, scripted_policy
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.slow  # a Ray cluster starts in about 20 s: make test, not test-fast
 
 STARTS_ENV = "DRIVEENV_TEST_CHUNK_STARTS"  # where slow_point_env notes each chunk it starts
 
@@ -175,3 +176,31 @@ def test_a_node_killed_mid_campaign_loses_and_duplicates_no_episode(cluster, sce
     record = dict(campaign.records[0], success=not campaign.records[0]["success"])
     assert not save_episode(out, record, {"x": np.zeros(1)})  # a late duplicate is not written
     assert load_campaign(out).records == campaign.records
+
+
+def test_a_chunk_runs_on_the_nodes_copies_alone(swept, scene, tmp_path, monkeypatch):
+    """What a worker does for one chunk, here in-process, after the user's files are gone."""
+    import shutil
+
+    from common.folder_blobs import unpack_blob
+    from common.ray_cluster import SharedFolder
+    from eval.ray_backend import _remote_chunk, agent_files
+    from eval.rollouts import _Chunk, make_policy, make_sim_env
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    user = tmp_path / "user"
+    shutil.copytree(scene.root, user / "scene")
+    shutil.copytree(swept[0] / "seed_0", user / "ppo")
+    copy = load_scene(user / "scene")
+    agent = agent_specs([str(user / "ppo")])[0]
+    shared = []
+    for folder, files in ((copy.root, None), (user / "ppo", agent_files(agent))):
+        blob = pack_folder(folder, files)
+        unpack_blob(blob)
+        shared.append(SharedFolder(blob.digest, None, len(blob.data)))
+    config = CampaignConfig(copy.root, [agent], ["dim"], [0, 1], max_episode_steps=15)
+    chunk = _Chunk(config, None, tmp_path / "out", agent, "dim", (0, 1), make_sim_env, make_policy)
+    shutil.rmtree(user)
+    episodes = _remote_chunk(chunk, copy, *shared)
+    assert [record["seed"] for record, _ in episodes] == [0, 1]
+    assert all(record["agent"] == "ppo" and record["steps"] >= 1 for record, _ in episodes)
