@@ -15,6 +15,7 @@ TRAIN_EXAMPLES = """
   driveenv train tdil --scene runs/synthetic --demos runs/demos.npz --steps 20000 --out runs/tdil
   driveenv train sac --scene assets/scenes/bird --obs rgb --renderer field --num-envs 8 --steps 20000 --out runs/bird-sac
   driveenv train sac ... --hp learning_rate=3e-4 --hp batch_size=128   # override hyper-parameters
+  driveenv train dmix --scene assets/scenes/bird --agents 2 --vehicle diffdrive --steps 30000 --out runs/dmix
 Run the same command again to resume an interrupted run; tensorboard --logdir RUN/tb shows it.
 """
 
@@ -82,10 +83,13 @@ def _demos_options(parser) -> None:
 
 
 def train_command(args) -> int:
+    from agents.marl import MARL_ALGORITHMS
     from agents.train import train
     from common.progress import progress_bar
 
     config = train_config(args)
+    if config.algorithm in MARL_ALGORITHMS:  # several robots: agents.marl's driver
+        from agents.marl.train import train_marl as train
     run_options = make_config(RunOptions, args)
     with progress_bar() as progress:
         run = train(config, run_options.out, overwrite=run_options.overwrite, progress=progress)
