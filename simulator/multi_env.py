@@ -10,7 +10,7 @@ Per robot, per step, the reward is the single-vehicle task's (``simulator.tasks`
 arrives leaves the episode and its body leaves the world (as a delivery robot that drives into
 its dock). Any collision, with the scene or between robots, ends the episode for the whole team,
 since the team can then no longer succeed. ``episode_stats`` scores the team: success (all
-arrived), robot-robot collisions, scene collisions, steps.
+arrived), robots in robot-robot collisions, scene collisions, robots off the map, steps.
 
 Observations (a Dict per robot, the sensors of ``config.obs``):
 - ``state``: the single-vehicle state vector (``simulator.sensors.STATE_FIELDS``) followed by
@@ -178,6 +178,7 @@ class MultiDriveEnv(ParallelEnv):
             "arrived": 0,
             "robot_collisions": 0,
             "scene_collisions": 0,
+            "off_road": 0,
             "steps": 0,
         }
         infos = {a: self._info(i, False, False, False) for i, a in enumerate(self.agents)}
@@ -236,6 +237,7 @@ class MultiDriveEnv(ParallelEnv):
         stats = self.episode_stats
         stats["robot_collisions"] += len({i for pair in robot_hit for i in pair})
         stats["scene_collisions"] += len(scene_hit)
+        stats["off_road"] += len(off_road)
         crashed = bool(scene_hit or robot_hit or off_road)
         rewards, terminations, truncations, infos = {}, {}, {}, {}
         robots_hit = {i for pair in robot_hit for i in pair}

@@ -3,8 +3,8 @@
 ``IQLAgent``, ``VDNAgent``, ``QMIXAgent``, ``DDNAgent`` and ``DMIXAgent`` differ only in their
 mixer (``agents.marl.mixers``); all share the utility network across agents, replay whole
 episodes, train centrally (the mixer sees the global state) and act per agent on each agent's
-own observation history. ``learn`` collects episodes epsilon-greedily and takes
-``updates_per_episode`` gradient steps after each. The checkpoint (``agent.pt``) is a dict of
+own observation history. ``learn`` collects episodes epsilon-greedily and, after each, takes
+one gradient step per ``train_every`` environment steps it lasted. The checkpoint (``agent.pt``) is a dict of
 plain values and state dicts, read back with ``torch.load(weights_only=True)``.
 """
 
@@ -51,6 +51,7 @@ class MARLAgent:
         self.num_timesteps = 0
         self.episodes = 0
         self.losses: list[float] = []
+        self._owed_updates = 0.0
         self.reset()
 
     @classmethod
@@ -135,10 +136,11 @@ class MARLAgent:
             self.buffer.add(episode["arrays"])
             self.num_timesteps += episode["steps"]
             self.episodes += 1
-            if self.buffer.size >= cfg.batch_size:
-                for _ in range(cfg.updates_per_episode):
-                    batch = self.buffer.sample(cfg.batch_size, self.rng)
-                    self.losses.append(self.learner.update(batch))
+            self._owed_updates += episode["steps"] / cfg.train_every
+            while self.buffer.size >= cfg.batch_size and self._owed_updates >= 1.0:
+                batch = self.buffer.sample(cfg.batch_size, self.rng)
+                self.losses.append(self.learner.update(batch))
+                self._owed_updates -= 1.0
             if callback is not None:
                 for _ in range(episode["steps"]):
                     callback(self)

@@ -36,8 +36,8 @@ class MARLConfig:
     gamma: float = 0.99
     batch_size: int = 32
     buffer_episodes: int = 2000
-    target_update: int = 100  # gradient steps between target-network copies
-    updates_per_episode: int = 1
+    target_update: int = 200  # gradient steps between target-network copies
+    train_every: int = 4  # environment steps per gradient step (taken after each episode)
     epsilon_start: float = 1.0
     epsilon_end: float = 0.05
     epsilon_steps: int = 20_000  # environment steps of the linear epsilon decay

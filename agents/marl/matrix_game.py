@@ -28,6 +28,7 @@ HYPERPARAMETERS = {
     "epsilon_end": 1.0,
     "batch_size": 32,
     "target_update": 50,
+    "train_every": 2,  # one update per two-step episode
     "lr": 1e-3,
     "quantiles": 16,
     "mean_quantiles": 16,
