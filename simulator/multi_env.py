@@ -53,7 +53,7 @@ ACTION_SETS = ("discrete", "continuous")
 # (steer, speed as a fraction of max speed); index 0 is "stop, wheels straight"
 DISCRETE_ACTIONS = tuple((steer, speed) for speed in (0.0, 0.5, 1.0) for steer in (0.0, -1.0, 1.0))
 NEIGHBOUR_FIELDS = ("present", "dx", "dy", "heading_cos", "heading_sin", "speed")
-TASK_POOL = 16  # spawn/goal arrangements per environment (see _sample_tasks)
+TASK_POOL = 64  # spawn/goal arrangements per environment (see _sample_tasks)
 GLOBAL_FIELDS = ("present", "x", "y", "heading_cos", "heading_sin", "speed", "goal_dx", "goal_dy")
 
 
@@ -185,15 +185,15 @@ class MultiDriveEnv(ParallelEnv):
         return self._observe(range(self.count)), infos
 
     def _sample_tasks(self) -> list[RobotTask]:
-        """One of ``TASK_POOL`` arrangements, drawn from ``config.seed`` as they are first needed.
+        """A new arrangement for each of the first ``TASK_POOL`` episodes, then one of those.
 
         Routing costs tens of milliseconds per robot, more than a short episode, so the
-        arrangements are reused once the pool is full.
+        arrangements (drawn from ``config.seed`` alone) are reused once the pool is full.
         """
-        index = int(self._rng.integers(TASK_POOL))
-        while len(self._task_pool) <= index:
+        if len(self._task_pool) < TASK_POOL:
             self._task_pool.append(self._draw_tasks())
-        return self._task_pool[index]
+            return self._task_pool[-1]
+        return self._task_pool[int(self._rng.integers(TASK_POOL))]
 
     def _draw_tasks(self) -> list[RobotTask]:
         radius = self.spec.bounding_radius
