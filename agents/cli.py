@@ -50,6 +50,9 @@ class DemosOptions:
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
+    import simulator.cli
+
+    simulator.cli.TEAM_FACTORY = _team_driver  # driveenv rollout --agents N --team RUN
     add_command(
         subparsers,
         "train",
@@ -66,6 +69,12 @@ def register(subparsers) -> None:
         examples=DEMOS_EXAMPLES,
         options=_demos_options,
     )
+
+
+def _team_driver(run_dir):
+    from agents.marl.agent import team_driver
+
+    return team_driver(run_dir)
 
 
 def _train_options(parser) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from agents.errors import AgentError, CheckpointError
+from agents.marl import MARL_ALGORITHMS
 from agents.marl.buffer import EpisodeBuffer
 from agents.marl.learner import Learner, MARLConfig
 from agents.marl.team_env import ParallelTeamEnv, flatten_observation
@@ -197,6 +198,31 @@ class MARLAgent:
         if agent.env is not None:
             _check_sizes(path, agent)
         return agent
+
+
+class TeamDriver:
+    """``observations -> actions`` of a trained team, for videos (``reset`` per episode)."""
+
+    def __init__(self, agent: MARLAgent) -> None:
+        self.agent = agent
+
+    def reset(self) -> None:
+        self.agent.reset()
+
+    def __call__(self, observations):
+        return self.agent.predict(observations)[0]
+
+
+def team_driver(run_dir):
+    """The team of a ``driveenv train iql|vdn|qmix|ddn|dmix`` run and its environment config."""
+    from agents import load_agent
+    from agents.train import read_run
+    from simulator.config import EnvConfig
+
+    run = read_run(run_dir)
+    if run["algorithm"] not in MARL_ALGORITHMS:
+        raise AgentError(f"{run_dir}: a {run['algorithm']} run, not a multi-agent team")
+    return TeamDriver(load_agent(run_dir)), EnvConfig.from_dict(run["env_config"])
 
 
 def _check_sizes(path, agent: MARLAgent) -> None:

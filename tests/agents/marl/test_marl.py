@@ -129,7 +129,9 @@ def test_every_learner_is_registered():
 
 
 @pytest.mark.slow
-def test_driveenv_train_qmix_with_two_robots_writes_a_loadable_run(tmp_path, synthetic_scene):
+def test_driveenv_train_qmix_with_two_robots_writes_a_run_that_rollout_replays(
+    tmp_path, synthetic_scene
+):
     out = tmp_path / "run"
     command = [
         sys.executable, "-m", "driveenv.cli", "train", "qmix", "--scene", str(synthetic_scene),
@@ -146,3 +148,11 @@ def test_driveenv_train_qmix_with_two_robots_writes_a_loadable_run(tmp_path, syn
         assert 0.0 <= run["evaluations"][-1][key] <= 1.0
     agent = load_agent(out)
     assert agent.algorithm == "qmix" and agent.sizes["n_agents"] == 2
+    video = tmp_path / "team.mp4"
+    command = [
+        sys.executable, "-m", "driveenv.cli", "rollout", str(synthetic_scene), "--agents", "2",
+        "--team", str(out), "--out", str(video),
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert video.stat().st_size > 1000 and "team success" in result.stdout
