@@ -4,7 +4,7 @@ DFAC's first check (Sun, Lee, Lee 2021, section 5.1): a game small enough that t
 return's distribution is known in closed form. Two agents, two actions each. In state 1, agent
 0's action picks the next state (0: 2A, 1: 2B) and the reward is 0. In 2A every joint action
 pays 7; in 2B the payoff is [[0, 1], [1, 8]]. Here each final payoff carries uniform noise,
-U(-2, 2) in 2A and U(-4, 4) in 2B, so under a deterministic joint policy the return from
+U(-3, 3) in 2A and U(-4, 4) in 2B, so under a deterministic joint policy the return from
 state 1 (gamma = 1) is payoff + U(-w, w), whose quantile function is payoff + w (2 tau - 1).
 A distributional learner's Z_tot(s1, u*) must match that function at every tau; an
 expected-value learner can only match its mean. Both agents see the one-hot state, which is
@@ -20,7 +20,7 @@ from agents.marl.agent import AGENTS
 
 PAYOFF_2A = np.full((2, 2), 7.0)
 PAYOFF_2B = np.array([[0.0, 1.0], [1.0, 8.0]])
-NOISE = (2.0, 4.0)  # half-widths of the uniform noise in 2A and 2B
+NOISE = (3.0, 4.0)  # half-widths of the uniform noise in 2A and 2B
 HYPERPARAMETERS = {
     "gamma": 1.0,
     "reward_scale": 1.0,
@@ -30,8 +30,9 @@ HYPERPARAMETERS = {
     "target_update": 50,
     "train_every": 2,  # one update per two-step episode
     "lr": 1e-3,
-    "quantiles": 16,
-    "mean_quantiles": 16,
+    "quantiles": 8,
+    "mean_quantiles": 8,
+    "hidden": 32,
 }
 
 
