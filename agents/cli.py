@@ -99,6 +99,12 @@ def train_command(args) -> int:
     config = train_config(args)
     if config.algorithm in MARL_ALGORITHMS:  # several robots: agents.marl's driver
         from agents.marl.train import train_marl as train
+    elif config.env_options.get("agents", 1) > 1:
+        from agents.errors import AgentError
+
+        raise AgentError(
+            f"{config.algorithm} drives one vehicle; --agents needs {'|'.join(MARL_ALGORITHMS)}"
+        )
     run_options = make_config(RunOptions, args)
     with progress_bar() as progress:
         run = train(config, run_options.out, overwrite=run_options.overwrite, progress=progress)

@@ -14,13 +14,10 @@ import numpy as np
 from agents.marl.agent import team_env_of
 
 
-def evaluate_team(
-    agent, env, episodes: int, seed: int, keep_trajectories: bool = False
-) -> dict[str, Any]:
+def evaluate_team(agent, env, episodes: int, seed: int) -> dict[str, Any]:
     """Rates over ``episodes`` greedy episodes of ``env``, seeded ``seed``, ``seed + 1``, ..."""
     team = team_env_of(env)
     rows = []
-    trajectories = []
     for episode in range(episodes):
         result = agent.run_episode(team, epsilon=0.0, seed=seed + episode)
         stats = result["info"]
@@ -33,10 +30,8 @@ def evaluate_team(
                 result["return"],
             )
         )
-        if keep_trajectories:
-            trajectories.append([np.asarray(t) for t in team.env.trajectories])
     success, robot, scene, steps, returns = (np.array(column) for column in zip(*rows, strict=True))
-    summary = {
+    return {
         "success_rate": float(success.mean()),  # the team's: every robot arrived
         "team_success_rate": float(success.mean()),
         "robot_collision_rate": float(robot.mean()),
@@ -44,6 +39,3 @@ def evaluate_team(
         "mean_steps": float(steps.mean()),
         "mean_return": float(returns.mean()),
     }
-    if keep_trajectories:
-        summary["trajectories"] = trajectories
-    return summary
