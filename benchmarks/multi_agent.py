@@ -13,6 +13,10 @@ environment seeded apart from training's and from the periodic evaluations.
 learners: mean team return (the sum of the agents' rewards) over the evaluation episodes, with
 a uniformly random team as the reference row.
 
+``--matrix`` adds DFAC's two-step matrix game (``agents.marl.matrix_game``): for each learner,
+the branch its greedy team takes and the error of its Z_tot(s1) against the closed-form
+quantiles of that policy's return at tau = 0.1, 0.25, 0.5, 0.75, 0.9.
+
 Results are cached in ``--out/results.json``, so the benchmark resumes where it stopped.
 
     .venv/bin/python benchmarks/multi_agent.py --out runs/bench-marl
@@ -134,6 +138,33 @@ def mpe_run(algorithm: str, seed: int, args) -> dict:
     }
 
 
+def matrix_run(algorithm: str, seed: int, args) -> dict:
+    import torch
+
+    from agents.marl import matrix_game
+
+    torch.set_num_threads(1)
+    start = time.process_time()
+    check = matrix_game.quantile_check(matrix_game.train(algorithm, args.matrix_episodes, seed))
+    return {**check, "cpu_minutes": (time.process_time() - start) / 60.0}
+
+
+def matrix_rows(results: dict, args) -> list[list[object]]:
+    rows = []
+    for algorithm in args.algorithms:
+        for seed in args.seeds:
+            run = results.get(f"matrix-{algorithm}@s{seed}")
+            if run is not None:
+                branch = "2A (7)" if run["closed_form"][2] == 7.0 else "2B (8)"
+                learned = " ".join(f"{q:.1f}" for q in run["learned"])
+                truth = " ".join(f"{q:.1f}" for q in run["closed_form"])
+                rows.append(
+                    [algorithm, seed, branch, learned, truth, run["mean_error"]]
+                    + [run["max_quantile_error"]]
+                )
+    return rows
+
+
 def bird_rows(results: dict, args) -> list[list[object]]:
     rows = []
     for robots in args.robots:
@@ -182,16 +213,19 @@ def mpe_rows(results: dict, args) -> list[list[object]]:
 def print_tables(results: dict, args) -> None:
     from results import markdown_table
 
-    print(
-        f"Bird arena, diffdrive robots, state+scan observations, {args.steps} training steps per "
-        f"seed, {args.max_episode_steps}-step episodes, goal radius {args.goal_radius} m, "
-        f"{args.episodes} evaluation episodes per seed, hyper-parameters {BENCH_HP} "
-        f"{args.hp}. Team success: all robots arrived, mean over seeds, 95% t-interval across seeds. "
-        "Robot / scene collision: fraction of evaluation episodes. CPU min: one seed.\n"
-    )
-    header = ["learner", "robots", "seeds", "team success", "95% CI", "per seed"]
-    header += ["robot collision", "scene collision", "CPU min"]
-    print(markdown_table(header, bird_rows(results, args)))
+    rows = bird_rows(results, args)
+    if rows:
+        print(
+            f"Bird arena, diffdrive robots, state+scan observations, {args.steps} training steps "
+            f"per seed, {args.max_episode_steps}-step episodes, goal radius {args.goal_radius} m, "
+            f"{args.episodes} evaluation episodes per seed, hyper-parameters {BENCH_HP} "
+            f"{args.hp}. Team success: all robots arrived, mean over seeds, 95% t-interval "
+            "across seeds. Robot / scene collision: fraction of evaluation episodes. "
+            "CPU min: one seed's training and evaluation.\n"
+        )
+        header = ["learner", "robots", "seeds", "team success", "95% CI", "per seed"]
+        header += ["robot collision", "scene collision", "CPU min"]
+        print(markdown_table(header, rows))
     rows = mpe_rows(results, args)
     if rows:
         print(
@@ -200,13 +234,22 @@ def print_tables(results: dict, args) -> None:
             "episodes (higher is better), mean and std over seeds.\n"
         )
         print(markdown_table(["learner", "seeds", "team return", "std", "CPU min"], rows))
+    rows = matrix_rows(results, args)
+    if rows:
+        print(
+            f"\nTwo-step matrix game, noisy payoffs, {args.matrix_episodes} episodes of uniform "
+            "exploration: Z_tot(s1, greedy) at tau 0.1, 0.25, 0.5, 0.75, 0.9 against the closed "
+            "form of the greedy policy's return (expected-value learners give one number).\n"
+        )
+        header = ["learner", "seed", "greedy branch", "learned quantiles", "closed form"]
+        print(markdown_table([*header, "mean error", "max quantile error"], rows))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/bench-marl")
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS))
-    parser.add_argument("--robots", nargs="+", type=int, default=[2, 3])
+    parser.add_argument("--robots", nargs="*", type=int, default=[2, 3])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200_000, help="training steps per seed")
     parser.add_argument("--max-episode-steps", type=int, default=60)
@@ -217,6 +260,8 @@ def main() -> None:
     )
     parser.add_argument("--mpe", action="store_true", help="add the MPE simple_spread rows")
     parser.add_argument("--mpe-steps", type=int, default=50_000)
+    parser.add_argument("--matrix", action="store_true", help="add the two-step matrix game")
+    parser.add_argument("--matrix-episodes", type=int, default=1500)
     parser.add_argument("--table", action="store_true", help="print the cached rows only")
     args = parser.parse_args()
 
@@ -239,6 +284,12 @@ def main() -> None:
             jobs += [
                 (f"mpe-{a}@s{s}", lambda a=a, s=s: mpe_run(a, s, args))
                 for a in ("random", *args.algorithms)
+                for s in args.seeds
+            ]
+        if args.matrix:
+            jobs += [
+                (f"matrix-{a}@s{s}", lambda a=a, s=s: matrix_run(a, s, args))
+                for a in args.algorithms
                 for s in args.seeds
             ]
         for key, job in jobs:
