@@ -17,6 +17,7 @@ TRAIN_EXAMPLES = """
   driveenv train sac --scene assets/scenes/bird --obs rgb --renderer field --num-envs 8 --steps 20000 --out runs/bird-sac
   driveenv train sac ... --hp learning_rate=3e-4 --hp batch_size=128   # override hyper-parameters
   driveenv train tdil --scene runs/synthetic --demos runs/demos.npz --steps 6000 --out runs/tdil-sweep --seeds 0-7 --ray
+  driveenv train dmix --scene assets/scenes/bird --agents 2 --vehicle diffdrive --steps 30000 --out runs/dmix
 Run the same command again to resume an interrupted run; tensorboard --logdir RUN/tb shows it.
 """
 
@@ -63,6 +64,9 @@ class DemosOptions:
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
+    import simulator.cli
+
+    simulator.cli.TEAM_FACTORY = _team_driver  # driveenv rollout --agents N --team RUN
     add_command(
         subparsers,
         "train",
@@ -81,6 +85,12 @@ def register(subparsers) -> None:
     )
 
 
+def _team_driver(run_dir):
+    from agents.marl.agent import team_driver
+
+    return team_driver(run_dir)
+
+
 def _train_options(parser) -> None:
     from agents.train import TrainConfig
 
@@ -97,11 +107,21 @@ def _demos_options(parser) -> None:
 
 
 def train_command(args) -> int:
+    from agents.marl import MARL_ALGORITHMS
     from agents.train import RUN_FILE, train
     from common.cleanup import removed_on_failure
     from common.progress import progress_bar
 
     config = train_config(args)
+    marl = config.algorithm in MARL_ALGORITHMS
+    if marl:  # several robots: agents.marl's driver (saves no pickles to trust)
+        from agents.marl.train import train_marl as train
+    elif config.env_options.get("agents", 1) > 1:
+        from agents.errors import AgentError
+
+        raise AgentError(
+            f"{config.algorithm} drives one vehicle; --agents needs {'|'.join(MARL_ALGORITHMS)}"
+        )
     run_options = make_config(RunOptions, args)
     if run_options.seeds or args.ray is not None:
         return _sweep_command(config, run_options, args.ray)
@@ -116,7 +136,7 @@ def train_command(args) -> int:
                 run_options.out,
                 overwrite=run_options.overwrite,
                 progress=progress,
-                trust_pickles=run_options.trust_pickles,
+                **({} if marl else {"trust_pickles": run_options.trust_pickles}),
             )
     except KeyboardInterrupt:
         raise KeyboardInterrupt(resume_hint(run_options.overwrite)) from None
