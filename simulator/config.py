@@ -51,7 +51,9 @@ class EnvConfig:
     camera_fov_deg: float = option(90.0, "horizontal field of view of the camera, degrees")
     camera_pitch_deg: float = option(10.0, "downward tilt of the mounted camera, degrees")
     camera_height: float | None = option(
-        None, "camera metres above the ground (default: 0.6 x the vehicle length)"
+        None,
+        "camera metres above the ground (default: the capture camera's height on a road scene,"
+        " else 0.6 x the vehicle length)",
     )
     field_mode: str = option(
         "guided",
@@ -60,7 +62,8 @@ class EnvConfig:
     )
     max_depth: float | None = option(None, "depth clip in metres (default: the scene's arena size)")
     vehicle_length: float | None = option(
-        None, "vehicle length in metres (default: arena size / 10)"
+        None,
+        "vehicle length in metres (default: a 4.5 m car on a road scene, else arena size / 10)",
     )
     scan_rays: int = option(16, "rays of the range scan")
     scan_range: float | None = option(None, "range of the scan in metres (default: arena size / 2)")

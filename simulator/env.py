@@ -29,7 +29,12 @@ from simulator.lighting import EpisodeLighting, choose_lighting
 from simulator.renderers import NullRenderer, Renderer, make_renderer
 from simulator.sensors import STATE_FIELDS, STATE_LIMIT, CameraModel, state_vector
 from simulator.tasks import Task
-from simulator.vehicles import DEFAULT_LENGTH_FRACTION, VehicleState, step_vehicle, vehicle_spec
+from simulator.vehicles import (
+    VehicleState,
+    camera_mount_height,
+    scene_vehicle_spec,
+    step_vehicle,
+)
 from simulator.world import World
 
 ROUTE_LOOKAHEAD_LENGTHS = 2.0  # route target point, in vehicle lengths ahead
@@ -89,9 +94,8 @@ class DriveEnv(gym.Env):
         if not self.scene.spawns and config.spawn == "scene":
             raise ConfigError(f"{self.scene.root}: the scene has no spawns (use spawn='random')")
         arena = float(self.scene.arena_size)
-        length = config.vehicle_length or self.scene.extras.get("vehicle_length")
-        self.vehicle_spec = vehicle_spec(
-            config.vehicle, float(length or DEFAULT_LENGTH_FRACTION * arena)
+        self.vehicle_spec = scene_vehicle_spec(
+            config.vehicle, self.scene.extras, arena, config.vehicle_length
         )
         self.arena_size = arena
         self.max_depth = float(config.max_depth or arena)
@@ -101,7 +105,7 @@ class DriveEnv(gym.Env):
             height=config.image_size,
             fov_deg=config.camera_fov_deg,
             forward_offset=0.3 * self.vehicle_spec.length,
-            mount_height=float(config.camera_height or 0.6 * self.vehicle_spec.length),
+            mount_height=camera_mount_height(config, self.scene.extras, self.vehicle_spec),
             pitch_deg=config.camera_pitch_deg,
         )
         self.observation_space = self._observation_space()
