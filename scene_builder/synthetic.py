@@ -316,8 +316,9 @@ def _road_drivable(config: SyntheticRoadConfig, centre: np.ndarray, cars: list) 
 
 
 def _recorded_route(config: SyntheticRoadConfig, centre: np.ndarray) -> np.ndarray:
-    """The "capture camera's" path: the middle of the right lane, a point every 0.5 m."""
-    arcs = np.arange(0.0, Polyline(centre).length, 0.5)
+    """The "capture camera's" path: the middle of the right lane, a point every 0.5 m, starting
+    and ending a car length inside the road's ends, so a car fits at either end."""
+    arcs = np.arange(5.0, Polyline(centre).length - 5.0, 0.5)
     return _along_road(centre, arcs, config.route_offset)[0]
 
 

@@ -72,6 +72,16 @@ class EnvConfig:
         "scene: the bundle's spawn/goal/route triples; random: new ones drawn each episode",
         choices=SPAWN_MODES,
     )
+    route_lateral_offset: float | None = option(
+        None,
+        "route task: spawns shifted sideways uniformly within +- this many metres of the route"
+        " (default: 1.0 on a road scene, 0 elsewhere)",
+    )
+    route_heading_offset_deg: float | None = option(
+        None,
+        "route task: spawns turned uniformly within +- this many degrees of the route"
+        " (default: 15 on a road scene, 0 elsewhere)",
+    )
     goal_radius: float | None = option(
         None, "goal radius in metres (default: the scene goal's radius)"
     )
@@ -108,6 +118,8 @@ class EnvConfig:
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
+        for name in ("route_lateral_offset", "route_heading_offset_deg"):
+            _not_negative(name, getattr(self, name))
 
     @property
     def sensors(self) -> tuple[str, ...]:
@@ -143,3 +155,10 @@ def _choose(name: str, value: Any, choices: tuple[str, ...]) -> None:
 def _positive(name: str, value: Any) -> None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
         raise ConfigError(f"{name}={value!r}: must be a positive number")
+
+
+def _not_negative(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ConfigError(f"{name}={value!r}: must be a number >= 0")

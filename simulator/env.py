@@ -11,6 +11,12 @@ sub-environment's physics and then render all their cameras in one batched call.
 ``reset(options=...)`` accepts ``task_index`` (which of the scene's spawn/goal/route triples),
 or an explicit ``spawn`` (x, y, yaw) with ``goal`` (x, y[, radius]) and optional ``route``
 (K, 2): experts, tests and evaluation campaigns use them to pose exact situations.
+
+Road scenes (``simulator.routes``): ``spawn="random"`` draws a section of the recorded route for
+both tasks (the goal on the road ahead); the route task's spawns are offset sideways and in
+heading (``route_lateral_offset``, ``route_heading_offset_deg``). A route task's step info holds
+``lateral_deviation`` and, when the episode ends, ``mean_lateral_deviation`` and
+``max_lateral_deviation`` (``simulator.tasks``).
 """
 
 from __future__ import annotations
@@ -22,11 +28,19 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from common.polyline import Polyline
 from scene_builder.bundle import SceneBundle
 from simulator.config import EnvConfig
 from simulator.errors import ActionError, ConfigError
 from simulator.lighting import EpisodeLighting, choose_lighting
 from simulator.renderers import NullRenderer, Renderer, make_renderer
+from simulator.routes import (
+    offset_spawn,
+    random_section,
+    recorded_route,
+    section_length,
+    spawn_offsets,
+)
 from simulator.sensors import STATE_FIELDS, STATE_LIMIT, CameraModel, state_vector
 from simulator.tasks import Task
 from simulator.vehicles import (
@@ -191,7 +205,6 @@ class DriveEnv(gym.Env):
         return dict(self._last_info)
 
     def _choose_task(self, rng: np.random.Generator, options: dict[str, Any]):
-        scene = self.scene
         if "spawn" in options:
             spawn = np.asarray(options["spawn"], dtype=np.float64).reshape(3)
             if "goal" not in options:
@@ -202,28 +215,49 @@ class DriveEnv(gym.Env):
             route = np.stack([spawn[:2], goal[:2]]) if route is None else np.asarray(route)
             return spawn, goal[:2], float(radius), route
         if self.config.spawn == "random" and "task_index" not in options:
-            from scene_builder.drivable import sample_tasks
-
-            spawns, goals, routes = sample_tasks(
-                scene.drivable,
-                1,
-                seed=int(rng.integers(2**31)),
-                clearance=self.vehicle_spec.bounding_radius,
-                goal_radius=self._default_goal_radius(),
-                min_distance=0.25 * self.arena_size,
-            )
-            s, g, route = spawns[0], goals[0], routes[0]
+            spawn, goal, radius, route = self._random_task(rng)
         else:
-            count = len(scene.spawns)
-            index = int(options.get("task_index", rng.integers(count)))
-            if not 0 <= index < count:
-                raise ConfigError(f"task_index={index}: the scene has {count} tasks")
-            s, g = scene.spawns[index], scene.goals[index]
-            route = scene.routes[index] if index < len(scene.routes) else None
-            if route is None or len(route) < 2:
-                route = np.array([[s.x, s.y], [g.x, g.y]])
+            spawn, goal, radius, route = self._scene_task(rng, options)
+        lateral, heading = spawn_offsets(self.config, self.scene.extras)
+        if self.config.task == "route" and (lateral > 0 or heading > 0):
+            drivable = self.scene.drivable
+            spawn = offset_spawn(route, drivable, self.vehicle_spec, lateral, heading, rng)
+        return spawn, goal, radius, route
+
+    def _scene_task(self, rng: np.random.Generator, options: dict[str, Any]):
+        """The bundle's spawn/goal/route triple ``task_index`` (random if not given)."""
+        scene = self.scene
+        count = len(scene.spawns)
+        index = int(options.get("task_index", rng.integers(count)))
+        if not 0 <= index < count:
+            raise ConfigError(f"task_index={index}: the scene has {count} tasks")
+        s, g = scene.spawns[index], scene.goals[index]
+        route = scene.routes[index] if index < len(scene.routes) else None
+        if route is None or len(route) < 2:
+            route = np.array([[s.x, s.y], [g.x, g.y]])
         radius = self.config.goal_radius or g.radius
         return np.array([s.x, s.y, s.yaw]), np.array([g.x, g.y]), float(radius), np.asarray(route)
+
+    def _random_task(self, rng: np.random.Generator):
+        """A new task: a section of a road scene's recorded route, or a drivable-map sample."""
+        recorded = recorded_route(self.scene.extras)
+        if recorded is not None:
+            length = section_length(Polyline(recorded), self.scene.routes)
+            spawn, goal, route = random_section(recorded, length, rng)
+            return spawn, goal, self._default_goal_radius(), route
+        from scene_builder.drivable import sample_tasks
+
+        spawns, goals, routes = sample_tasks(
+            self.scene.drivable,
+            1,
+            seed=int(rng.integers(2**31)),
+            clearance=self.vehicle_spec.bounding_radius,
+            goal_radius=self._default_goal_radius(),
+            min_distance=0.25 * self.arena_size,
+        )
+        s, g = spawns[0], goals[0]
+        radius = self.config.goal_radius or g.radius
+        return np.array([s.x, s.y, s.yaw]), np.array([g.x, g.y]), float(radius), routes[0]
 
     def _default_goal_radius(self) -> float:
         if self.config.goal_radius:
@@ -264,6 +298,10 @@ class DriveEnv(gym.Env):
             route_completion=outcome.route_completion,
             distance_to_goal=outcome.distance_to_goal,
         )
+        if self.task.kind == "route":
+            self._last_info["lateral_deviation"] = self.task.lateral_deviation(vehicle.xy)
+            if outcome.terminated or truncated:
+                self._last_info.update(self.task.lane_metrics())
         return outcome.reward, outcome.terminated, truncated, dict(self._last_info)
 
     def _check_action(self, action) -> np.ndarray:
