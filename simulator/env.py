@@ -15,8 +15,8 @@ or an explicit ``spawn`` (x, y, yaw) with ``goal`` (x, y[, radius]) and optional
 Road scenes (``simulator.routes``): ``spawn="random"`` draws a section of the recorded route for
 both tasks (the goal on the road ahead); the route task's spawns are offset sideways and in
 heading (``route_lateral_offset``, ``route_heading_offset_deg``). A route task's step info holds
-``lateral_deviation`` and, when the episode ends, ``mean_lateral_deviation`` and
-``max_lateral_deviation`` (``simulator.tasks``).
+``lateral_deviation`` and ``mean_lateral_deviation`` / ``max_lateral_deviation`` over the
+episode's steps so far, so the episode's last info holds its lane metrics (``simulator.tasks``).
 """
 
 from __future__ import annotations
@@ -298,10 +298,6 @@ class DriveEnv(gym.Env):
             route_completion=outcome.route_completion,
             distance_to_goal=outcome.distance_to_goal,
         )
-        if self.task.kind == "route":
-            self._last_info["lateral_deviation"] = self.task.lateral_deviation(vehicle.xy)
-            if outcome.terminated or truncated:
-                self._last_info.update(self.task.lane_metrics())
         return outcome.reward, outcome.terminated, truncated, dict(self._last_info)
 
     def _check_action(self, action) -> np.ndarray:
@@ -317,11 +313,11 @@ class DriveEnv(gym.Env):
 
     def _info(self, **outcome) -> dict[str, Any]:
         v = self.vehicle
-        return {
-            **outcome,
-            "lighting": self.lighting.name,
-            "pose": np.array([v.x, v.y, v.yaw]),
-        }
+        info = {**outcome, "lighting": self.lighting.name, "pose": np.array([v.x, v.y, v.yaw])}
+        if self.task.kind == "route":  # lane keeping; every info of an env has the same keys
+            info["lateral_deviation"] = self.task.lateral_deviation(v.xy)
+            info.update(self.task.lane_metrics())
+        return info
 
     # ----------------------------------------------------------------- observations
     def camera_pose(self) -> np.ndarray:
