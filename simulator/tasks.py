@@ -15,7 +15,8 @@ Episodes terminate on success, collision or leaving the drivable area; they are 
 ``max_episode_steps`` by the environment.
 
 Lane keeping (route task): after every step the vehicle centre's distance to the nearest point of
-the route is its lateral deviation; ``lane_metrics`` gives their mean and maximum over the
+the route is its lateral deviation (before the route's start or past its end, the distance to
+that end point); ``lane_metrics`` gives their mean and maximum over the
 episode's steps (the spawn itself, offset on purpose, is not counted).
 """
 

@@ -147,3 +147,13 @@ def test_check_env_on_a_road_scene(road_scene):
         check_env(env, skip_render_check=True)
     finally:
         env.close()
+
+
+def test_negative_route_offsets_are_refused():
+    from simulator import EnvConfig
+    from simulator.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="route_lateral_offset=-1.0: must be a number >= 0"):
+        EnvConfig(route_lateral_offset=-1.0)
+    with pytest.raises(ConfigError, match="route_heading_offset_deg"):
+        EnvConfig(route_heading_offset_deg=float("nan"))
