@@ -1,4 +1,4 @@
-"""Polylines on the ground: arc length, nearest point, points and sections at an arc length.
+"""Polylines on the ground: arc length, nearest point, point and section at an arc length.
 
 A route (the recorded camera path of a road scene, or a task's route) is an (N, 2) array of
 x, y points in metres. Both the scene builder (synthetic road sections) and the simulator (route
@@ -18,8 +18,6 @@ class Projection:
 
     arc: float  # metres along the polyline
     distance: float  # metres from the query point (the lateral deviation)
-    point: np.ndarray  # (2,)
-    tangent: np.ndarray  # (2,) unit direction of the segment it lies on
 
 
 class Polyline:
@@ -48,8 +46,6 @@ class Polyline:
         return Projection(
             arc=float(self.arc[i] + t[i] * self.segment_lengths[i]),
             distance=float(np.sqrt(squared[i])),
-            point=nearest[i],
-            tangent=segments[i] / self.segment_lengths[i],
         )
 
     def at(self, arc: float) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +61,3 @@ class Polyline:
         start, end = sorted((min(max(start, 0.0), self.length), min(max(end, 0.0), self.length)))
         inner = self.points[(self.arc > start) & (self.arc < end)]
         return np.vstack([self.at(start)[0], inner, self.at(end)[0]])
-
-    def resample(self, spacing: float) -> np.ndarray:
-        """Points every ``spacing`` metres along, the last point included."""
-        count = max(int(np.ceil(self.length / spacing)), 1)
-        return np.stack([self.at(a)[0] for a in np.linspace(0.0, self.length, count + 1)])
