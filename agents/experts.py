@@ -1,13 +1,16 @@
 """Privileged scripted drivers: a shortest path on the drivable map, followed by pure pursuit.
 
 The expert reads ``env.unwrapped.privileged_state()`` (pose, velocity, goal, route, drivable map,
-vehicle spec), which learning agents never see. At the start of each episode it plans the shortest
+vehicle spec), which learning agents never see. On a route task it tracks the route itself (lane
+keeping: from an offset spawn it steers back onto the route rather than cutting across the road).
+On a goal task, at the start of each episode it plans the shortest
 path from the vehicle to the goal on the drivable grid, keeping the vehicle's bounding radius of
 clearance from the edges (half of it, then the task's own route if the map is too tight), and then
 tracks that path with pure pursuit (Coulter 1992): aim at the path point one look-ahead distance
 ahead and steer along the circular arc through it. The car turns that arc's curvature into a
 steering angle with its wheelbase and regulates speed with its accelerator (slower in tight turns
-and near the goal); the differential-drive robot turns it into left/right wheel speeds. Pure
+and near the goal; the look-ahead grows with speed, ``lookahead_seconds`` ahead at least, as in
+speed-scheduled pure pursuit for road cars); the differential-drive robot turns it into left/right wheel speeds. Pure
 pursuit is a few lines of geometry, so no control library is needed.
 
 ``make_expert(env)`` returns an ``Expert`` with SB3's ``predict(obs, deterministic=True)`` shape;
@@ -23,6 +26,8 @@ import numpy as np
 
 from agents.errors import AgentError
 
+SEARCH_SEGMENTS = 4  # path segments ahead searched for the vehicle's projection each step
+
 
 @dataclass(frozen=True)
 class ExpertConfig:
@@ -33,6 +38,7 @@ class ExpertConfig:
     turn_slowdown: float = 0.6  # speed factor lost at the sharpest turn
     goal_slowdown_lengths: float = 2.0  # start slowing this many lengths before the goal
     min_speed_fraction: float = 0.25  # never slower than this near the goal
+    lookahead_seconds: float = 0.8  # at speed, look at least this far ahead in time
 
 
 class Expert:
@@ -48,6 +54,8 @@ class Expert:
 
     # ------------------------------------------------------------------ planning
     def _plan(self, state: dict) -> np.ndarray:
+        if state["task"] == "route" and len(state["route"]) >= 2:
+            return np.asarray(state["route"], dtype=np.float64)  # lane keeping: the route itself
         start, goal = state["pose"][:2], state["goal"][:2]
         radius = state["vehicle"].bounding_radius
         for clearance in (radius, 0.5 * radius, 0.0):
@@ -69,14 +77,14 @@ class Expert:
         if self._path is None or key != self._goal_key or jumped:
             self._path = self._plan(state)
             self._goal_key = key
-            self._progress = 0
+            self._progress = _nearest_segment(self._path, xy)
         self._last_xy = xy.copy()
 
     def _lookahead_point(self, xy: np.ndarray, lookahead: float) -> np.ndarray:
         """The path point ``lookahead`` metres past the vehicle's projection on the path."""
         path = self._path
         best, best_distance, best_t = self._progress, math.inf, 0.0
-        for i in range(self._progress, min(self._progress + 4, len(path) - 1)):
+        for i in range(self._progress, min(self._progress + SEARCH_SEGMENTS, len(path) - 1)):
             segment = path[i + 1] - path[i]
             t = float(np.clip(np.dot(xy - path[i], segment) / max(segment @ segment, 1e-12), 0, 1))
             distance = float(np.linalg.norm(path[i] + t * segment - xy))
@@ -105,7 +113,10 @@ class Expert:
         x, y, yaw = state["pose"]
         xy = np.array([x, y])
         goal_distance = float(np.linalg.norm(state["goal"][:2] - xy))
-        lookahead = max(cfg.lookahead_lengths * spec.length, 1e-6)
+        speed_now = abs(float(state["velocity"][0]))
+        lookahead = max(
+            cfg.lookahead_lengths * spec.length, cfg.lookahead_seconds * speed_now, 1e-6
+        )
         target = self._lookahead_point(xy, min(lookahead, goal_distance + 0.5 * lookahead))
         dx, dy = target - xy
         local_x = math.cos(yaw) * dx + math.sin(yaw) * dy
@@ -145,6 +156,16 @@ class Expert:
     def predict(self, observation=None, state=None, episode_start=None, deterministic=True):
         """SB3-shaped: ``(action, None)``; the observation is not used."""
         return self.action(), None
+
+
+def _nearest_segment(path: np.ndarray, xy: np.ndarray) -> int:
+    """Index of the path segment nearest to ``xy`` (where tracking starts)."""
+    if len(path) < 2:
+        return 0
+    starts, segments = path[:-1], np.diff(path, axis=0)
+    lengths_sq = np.maximum((segments**2).sum(axis=1), 1e-12)
+    t = np.clip(((xy - starts) * segments).sum(axis=1) / lengths_sq, 0.0, 1.0)
+    return int(np.argmin(((starts + t[:, None] * segments - xy) ** 2).sum(axis=1)))
 
 
 def make_expert(env, config: ExpertConfig | None = None) -> Expert:

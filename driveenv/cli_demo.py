@@ -26,7 +26,8 @@ def register(subparsers) -> None:
         "demo",
         run_demo,
         help="Run the whole pipeline on the shipped bird scene and write a report.",
-        examples="  driveenv demo --quick\n  driveenv demo --out runs/demo",
+        examples="  driveenv demo --quick\n  driveenv demo --out runs/demo\n"
+        "  driveenv demo --quick --scene assets/scenes/street",
         options=lambda parser: add_config(parser, DemoOptions),
     )
 

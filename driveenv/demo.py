@@ -9,6 +9,10 @@
 4. pair the field campaign with the shipped example trial log and write the HTML report;
 5. print where the report is and the headline numbers.
 
+On a road scene (``--scene assets/scenes/street``: ``extras["scene_kind"] == "road"``) every
+agent trains and is evaluated on the route task (lane keeping from offset spawns) instead of goals,
+and a scene without a radiance field is evaluated with the mesh camera only.
+
 Every stage is the library call behind the matching CLI command, and every stage resumes: a
 second ``driveenv demo`` with the same options reuses the finished runs and episodes. The
 budgets below keep the full demo and ``--quick`` within the times the README gives; the quick
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,7 @@ from eval.errors import EvalError
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_SCENE = ASSETS / "scenes" / "bird"
 EXAMPLE_TRIALS = ASSETS / "examples" / "real_trials_example.csv"
+ROAD_EPISODE_STEPS = 150  # at least, on a road scene
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,18 @@ class _Stages:
             self.started = None
 
 
+def _task(scene) -> str:
+    """The demo's task: the route along a road scene's recorded route, goals on a table top."""
+    from simulator.vehicles import is_road_scene
+
+    return "route" if is_road_scene(scene.extras) else "goal"
+
+
+def _renderers(scene) -> tuple[str, ...]:
+    """The cameras to evaluate with: the radiance field (when the scene has one) and the mesh."""
+    return ("field", "mesh") if scene.field_dir is not None else ("mesh",)
+
+
 def _record_demos(scene, plan: DemoPlan, target: Path, seed: int) -> Path:
     """Expert demonstrations on state observations (the imitation agents' training data)."""
     from agents.demos import record_demos, save_demos
@@ -94,7 +111,7 @@ def _record_demos(scene, plan: DemoPlan, target: Path, seed: int) -> Path:
         scene=scene.root,
         obs="state",
         renderer="none",
-        task="goal",
+        task=_task(scene),
         spawn="random",
         max_episode_steps=plan.max_episode_steps,
         seed=seed,
@@ -118,7 +135,7 @@ def _train_agents(path: Path, scene, plan: DemoPlan, out: Path, seed: int) -> li
     demos = _record_demos(scene, plan, out / "demos.npz", seed)
     common = dict(
         scene=str(path),
-        task="goal",
+        task=_task(scene),
         seed=seed,
         max_episode_steps=plan.max_episode_steps,
         eval_episodes=plan.eval_episodes,
@@ -134,7 +151,7 @@ def _train_agents(path: Path, scene, plan: DemoPlan, out: Path, seed: int) -> li
         "ppo": TrainConfig(
             algorithm="ppo",
             obs="rgb+state",  # images, and the goal (which no image shows) from the state
-            renderer="field",
+            renderer=_renderers(scene)[0],
             num_envs=plan.ppo_envs,
             steps=plan.ppo_steps,
             checkpoint_every=plan.ppo_steps,
@@ -181,7 +198,7 @@ def _evaluate(scene, runs: list[Path], plan: DemoPlan, out: Path, seed: int) -> 
     from eval.rollouts import CampaignConfig, agent_specs, run_campaign
 
     campaigns = {}
-    for renderer in ("field", "mesh"):
+    for renderer in _renderers(scene):
         config = CampaignConfig(
             scene=scene.root,
             agents=agent_specs([str(r) for r in runs] + ["expert"]),
@@ -190,6 +207,7 @@ def _evaluate(scene, runs: list[Path], plan: DemoPlan, out: Path, seed: int) -> 
             renderer=renderer,
             max_episode_steps=plan.max_episode_steps,
             workers=1,
+            task=_task(scene),
         )
         campaigns[renderer] = run_campaign(config, out / f"eval-{renderer}", scene=scene)
     return campaigns
@@ -197,8 +215,8 @@ def _evaluate(scene, runs: list[Path], plan: DemoPlan, out: Path, seed: int) -> 
 
 def _success_table(campaigns: dict) -> list[dict[str, Any]]:
     rows = []
-    field = campaigns["field"]
-    for agent in field.agents:
+    first = next(iter(campaigns.values()))
+    for agent in first.agents:
         row: dict[str, Any] = {"agent": agent}
         for renderer, campaign in campaigns.items():
             outcomes = campaign.outcomes(agent)
@@ -230,18 +248,23 @@ def run_demo(
 
     stages.start(1, f"scene {scene}")
     bundle = load_scene(scene)
+    if _task(bundle) == "route":  # a 40 m route section takes a car about 7 s, 70 steps
+        plan = replace(plan, max_episode_steps=max(plan.max_episode_steps, ROAD_EPISODE_STEPS))
     print(scene_summary(bundle))
     preview = write_preview(bundle, out / "scene_preview.png", image_size=96 if quick else 160)
     print(f"  preview: {preview}")
 
     stages.start(
         2,
-        "training agents (SAC on state+scan, PPO on field images + state, diffusion policy and BC from demos)",
+        f"training agents on the {_task(bundle)} task (SAC on state+scan, PPO on"
+        f" {_renderers(bundle)[0]} images + state, diffusion policy and BC from demos)",
     )
     runs = _train_agents(scene, bundle, plan, out, seed)
 
     stages.start(
-        3, f"evaluating under {', '.join(plan.conditions)} with the field and mesh cameras"
+        3,
+        f"evaluating ({_task(bundle)} task) under {', '.join(plan.conditions)} with the"
+        f" {' and '.join(_renderers(bundle))} camera(s)",
     )
     campaigns = _evaluate(bundle, runs, plan, out, seed)
 
@@ -250,7 +273,7 @@ def run_demo(
     )
     report = write_report(
         ReportConfig(
-            sim=out / "eval-field",
+            sim=out / f"eval-{_renderers(bundle)[0]}",
             real=EXAMPLE_TRIALS,
             scene=bundle,
             out=out / "report",

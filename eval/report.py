@@ -80,6 +80,22 @@ def _condition_row(campaign: Campaign, agent: str, condition: str, real_trials, 
         ),
         "real": _rate_json(np.array([t.success for t in real_trials]), confidence),
         "real_collision": _rate_json(np.array([t.collision for t in real_trials]), confidence),
+        **_lane_keeping(campaign, agent, condition),
+    }
+
+
+def _lane_keeping(campaign: Campaign, agent: str, condition: str) -> dict[str, float]:
+    """Route tasks: mean of the episodes' mean lateral deviation, and the largest one (metres)."""
+    rows = [
+        r
+        for r in campaign.records
+        if r["agent"] == agent and r["condition"] == condition and "max_lateral_deviation" in r
+    ]
+    if not rows:
+        return {}
+    return {
+        "sim_mean_lateral_deviation": float(np.mean([r["mean_lateral_deviation"] for r in rows])),
+        "sim_max_lateral_deviation": float(np.max([r["max_lateral_deviation"] for r in rows])),
     }
 
 
@@ -392,4 +408,6 @@ def _episode_column_help() -> dict[str, str]:
         "off_road": "left the drivable area (e.g. drove off the table edge)",
         "route_completion": "at the episode's end, the fraction of the route reached (route task) or of the "
         "start-to-goal distance closed (goal task; success already counts within the goal radius)",
+        "mean_lateral_deviation": "route task: the vehicle's mean distance to the route over the "
+        "episode's steps, metres (lane keeping); max_lateral_deviation: the largest",
     }

@@ -53,11 +53,14 @@ EPISODE_COLUMNS = (
     "collision",
     "off_road",
     "route_completion",
+    "mean_lateral_deviation",  # route task (lane keeping): metres from the route, over the steps
+    "max_lateral_deviation",  # empty for goal tasks
     "duration",
     "path_length",
     "steps",
     "return",
 )
+LANE_METRICS = ("mean_lateral_deviation", "max_lateral_deviation")
 SEEDS_PER_CHUNK = 4
 
 Policy = Callable[[Any], np.ndarray]
@@ -191,6 +194,7 @@ def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, Any], dict[st
         "route_completion": float(
             info.get("route_completion", float(bool(info.get("success", False))))
         ),
+        **{key: float(info[key]) for key in LANE_METRICS if key in info},
         "duration": steps * control_period(env),
         "path_length": float(np.nansum(step_lengths)),
         "steps": steps,

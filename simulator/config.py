@@ -55,7 +55,9 @@ class EnvConfig:
     camera_fov_deg: float = option(90.0, "horizontal field of view of the camera, degrees")
     camera_pitch_deg: float = option(10.0, "downward tilt of the mounted camera, degrees")
     camera_height: float | None = option(
-        None, "camera metres above the ground (default: 0.6 x the vehicle length)"
+        None,
+        "camera metres above the ground (default: the capture camera's height on a road scene,"
+        " else 0.6 x the vehicle length)",
     )
     field_mode: str = option(
         "guided",
@@ -64,7 +66,8 @@ class EnvConfig:
     )
     max_depth: float | None = option(None, "depth clip in metres (default: the scene's arena size)")
     vehicle_length: float | None = option(
-        None, "vehicle length in metres (default: arena size / 10)"
+        None,
+        "vehicle length in metres (default: a 4.5 m car on a road scene, else arena size / 10)",
     )
     scan_rays: int = option(16, "rays of the range scan")
     scan_range: float | None = option(None, "range of the scan in metres (default: arena size / 2)")
@@ -72,6 +75,16 @@ class EnvConfig:
         "scene",
         "scene: the bundle's spawn/goal/route triples; random: new ones drawn each episode",
         choices=SPAWN_MODES,
+    )
+    route_lateral_offset: float | None = option(
+        None,
+        "route task: spawns shifted sideways uniformly within +- this many metres of the route"
+        " (default: 1.0 on a road scene, 0 elsewhere)",
+    )
+    route_heading_offset_deg: float | None = option(
+        None,
+        "route task: spawns turned uniformly within +- this many degrees of the route"
+        " (default: 15 on a road scene, 0 elsewhere)",
     )
     goal_radius: float | None = option(
         None, "goal radius in metres (default: the scene goal's radius)"
@@ -113,6 +126,8 @@ class EnvConfig:
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
+        for name in ("route_lateral_offset", "route_heading_offset_deg"):
+            _not_negative(name, getattr(self, name))
 
     @property
     def sensors(self) -> tuple[str, ...]:
@@ -179,3 +194,10 @@ def _check_types(config: EnvConfig) -> None:
             ok, want = isinstance(value, str), "a string"
         if not ok:
             raise ConfigError(f"{field.name}={value!r}: must be {want}")
+
+
+def _not_negative(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise ConfigError(f"{name}={value!r}: must be a number >= 0")

@@ -11,6 +11,12 @@ sub-environment's physics and then render all their cameras in one batched call.
 ``reset(options=...)`` accepts ``task_index`` (which of the scene's spawn/goal/route triples),
 or an explicit ``spawn`` (x, y, yaw) with ``goal`` (x, y[, radius]) and optional ``route``
 (K, 2): experts, tests and evaluation campaigns use them to pose exact situations.
+
+Road scenes (``simulator.routes``): ``spawn="random"`` draws a section of the recorded route for
+both tasks (the goal on the road ahead); the route task's spawns are offset sideways and in
+heading (``route_lateral_offset``, ``route_heading_offset_deg``). A route task's step info holds
+``lateral_deviation`` and ``mean_lateral_deviation`` / ``max_lateral_deviation`` over the
+episode's steps so far, so the episode's last info holds its lane metrics (``simulator.tasks``).
 """
 
 from __future__ import annotations
@@ -22,14 +28,27 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from common.polyline import Polyline
 from scene_builder.bundle import SceneBundle
 from simulator.config import EnvConfig
 from simulator.errors import ActionError, ConfigError
 from simulator.lighting import EpisodeLighting, choose_lighting
 from simulator.renderers import NullRenderer, Renderer, make_renderer
+from simulator.routes import (
+    offset_spawn,
+    random_section,
+    recorded_route,
+    section_length,
+    spawn_offsets,
+)
 from simulator.sensors import STATE_FIELDS, STATE_LIMIT, CameraModel, state_vector
 from simulator.tasks import Task
-from simulator.vehicles import DEFAULT_LENGTH_FRACTION, VehicleState, step_vehicle, vehicle_spec
+from simulator.vehicles import (
+    VehicleState,
+    camera_mount_height,
+    scene_vehicle_spec,
+    step_vehicle,
+)
 from simulator.world import World
 
 ROUTE_LOOKAHEAD_LENGTHS = 2.0  # route target point, in vehicle lengths ahead
@@ -89,9 +108,8 @@ class DriveEnv(gym.Env):
         if not self.scene.spawns and config.spawn == "scene":
             raise ConfigError(f"{self.scene.root}: the scene has no spawns (use spawn='random')")
         arena = float(self.scene.arena_size)
-        length = config.vehicle_length or self.scene.extras.get("vehicle_length")
-        self.vehicle_spec = vehicle_spec(
-            config.vehicle, float(length or DEFAULT_LENGTH_FRACTION * arena)
+        self.vehicle_spec = scene_vehicle_spec(
+            config.vehicle, self.scene.extras, arena, config.vehicle_length
         )
         self.arena_size = arena
         self.max_depth = float(config.max_depth or arena)
@@ -101,7 +119,7 @@ class DriveEnv(gym.Env):
             height=config.image_size,
             fov_deg=config.camera_fov_deg,
             forward_offset=0.3 * self.vehicle_spec.length,
-            mount_height=float(config.camera_height or 0.6 * self.vehicle_spec.length),
+            mount_height=camera_mount_height(config, self.scene.extras, self.vehicle_spec),
             pitch_deg=config.camera_pitch_deg,
         )
         self.observation_space = self._observation_space()
@@ -187,7 +205,6 @@ class DriveEnv(gym.Env):
         return dict(self._last_info)
 
     def _choose_task(self, rng: np.random.Generator, options: dict[str, Any]):
-        scene = self.scene
         if "spawn" in options:
             spawn = np.asarray(options["spawn"], dtype=np.float64).reshape(3)
             if "goal" not in options:
@@ -198,28 +215,49 @@ class DriveEnv(gym.Env):
             route = np.stack([spawn[:2], goal[:2]]) if route is None else np.asarray(route)
             return spawn, goal[:2], float(radius), route
         if self.config.spawn == "random" and "task_index" not in options:
-            from scene_builder.drivable import sample_tasks
-
-            spawns, goals, routes = sample_tasks(
-                scene.drivable,
-                1,
-                seed=int(rng.integers(2**31)),
-                clearance=self.vehicle_spec.bounding_radius,
-                goal_radius=self._default_goal_radius(),
-                min_distance=0.25 * self.arena_size,
-            )
-            s, g, route = spawns[0], goals[0], routes[0]
+            spawn, goal, radius, route = self._random_task(rng)
         else:
-            count = len(scene.spawns)
-            index = int(options.get("task_index", rng.integers(count)))
-            if not 0 <= index < count:
-                raise ConfigError(f"task_index={index}: the scene has {count} tasks")
-            s, g = scene.spawns[index], scene.goals[index]
-            route = scene.routes[index] if index < len(scene.routes) else None
-            if route is None or len(route) < 2:
-                route = np.array([[s.x, s.y], [g.x, g.y]])
+            spawn, goal, radius, route = self._scene_task(rng, options)
+        lateral, heading = spawn_offsets(self.config, self.scene.extras)
+        if self.config.task == "route" and (lateral > 0 or heading > 0):
+            drivable = self.scene.drivable
+            spawn = offset_spawn(route, drivable, self.vehicle_spec, lateral, heading, rng)
+        return spawn, goal, radius, route
+
+    def _scene_task(self, rng: np.random.Generator, options: dict[str, Any]):
+        """The bundle's spawn/goal/route triple ``task_index`` (random if not given)."""
+        scene = self.scene
+        count = len(scene.spawns)
+        index = int(options.get("task_index", rng.integers(count)))
+        if not 0 <= index < count:
+            raise ConfigError(f"task_index={index}: the scene has {count} tasks")
+        s, g = scene.spawns[index], scene.goals[index]
+        route = scene.routes[index] if index < len(scene.routes) else None
+        if route is None or len(route) < 2:
+            route = np.array([[s.x, s.y], [g.x, g.y]])
         radius = self.config.goal_radius or g.radius
         return np.array([s.x, s.y, s.yaw]), np.array([g.x, g.y]), float(radius), np.asarray(route)
+
+    def _random_task(self, rng: np.random.Generator):
+        """A new task: a section of a road scene's recorded route, or a drivable-map sample."""
+        recorded = recorded_route(self.scene.extras)
+        if recorded is not None:
+            length = section_length(Polyline(recorded), self.scene.routes)
+            spawn, goal, route = random_section(recorded, length, rng)
+            return spawn, goal, self._default_goal_radius(), route
+        from scene_builder.drivable import sample_tasks
+
+        spawns, goals, routes = sample_tasks(
+            self.scene.drivable,
+            1,
+            seed=int(rng.integers(2**31)),
+            clearance=self.vehicle_spec.bounding_radius,
+            goal_radius=self._default_goal_radius(),
+            min_distance=0.25 * self.arena_size,
+        )
+        s, g = spawns[0], goals[0]
+        radius = self.config.goal_radius or g.radius
+        return np.array([s.x, s.y, s.yaw]), np.array([g.x, g.y]), float(radius), routes[0]
 
     def _default_goal_radius(self) -> float:
         if self.config.goal_radius:
@@ -275,11 +313,11 @@ class DriveEnv(gym.Env):
 
     def _info(self, **outcome) -> dict[str, Any]:
         v = self.vehicle
-        return {
-            **outcome,
-            "lighting": self.lighting.name,
-            "pose": np.array([v.x, v.y, v.yaw]),
-        }
+        info = {**outcome, "lighting": self.lighting.name, "pose": np.array([v.x, v.y, v.yaw])}
+        if self.task.kind == "route":  # lane keeping; every info of an env has the same keys
+            info["lateral_deviation"] = self.task.lateral_deviation(v.xy)
+            info.update(self.task.lane_metrics())
+        return info
 
     # ----------------------------------------------------------------- observations
     def camera_pose(self) -> np.ndarray:

@@ -13,6 +13,11 @@ Reward per step (the same shaping for both tasks, all terms documented here):
 
 Episodes terminate on success, collision or leaving the drivable area; they are truncated at
 ``max_episode_steps`` by the environment.
+
+Lane keeping (route task): after every step the vehicle centre's distance to the nearest point of
+the route is its lateral deviation (before the route's start or past its end, the distance to
+that end point); ``lane_metrics`` gives their mean and maximum over the
+episode's steps (the spawn itself, offset on purpose, is not counted).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from common.polyline import Polyline
 
 PROGRESS_REWARD = 10.0
 SUCCESS_REWARD = 10.0
@@ -48,32 +55,34 @@ class Task:
         self.route = np.asarray(route, dtype=np.float64).reshape(-1, 2)
         if len(self.route) < 2:
             self.route = np.stack([self.route[0], self.goal_xy])
-        segments = np.diff(self.route, axis=0)
-        self._segment_lengths = np.linalg.norm(segments, axis=1)
-        self._arc_start = np.concatenate([[0.0], np.cumsum(self._segment_lengths)])[:-1]
-        self.route_length = float(self._segment_lengths.sum())
+        self._line = Polyline(self.route)
+        self.route_length = self._line.length
         self._initial_distance = 1.0
         self._progress = 0.0  # metres along the route (route) or distance gained (goal)
         self._best_arc = 0.0  # furthest arc length reached (route)
+        self._deviations: list[float] = []
 
     def reset(self, xy: np.ndarray) -> None:
         distance = self.distance_to_goal(xy)
         self._initial_distance = max(distance, 1e-6)
-        self._progress = self._route_arc(xy) if self.kind == "route" else 0.0
+        self._progress = self._line.project(xy).arc if self.kind == "route" else 0.0
         self._best_arc = self._progress
+        self._deviations = []
 
     def distance_to_goal(self, xy: np.ndarray) -> float:
         return math.hypot(xy[0] - self.goal_xy[0], xy[1] - self.goal_xy[1])
 
-    def _route_arc(self, xy: np.ndarray) -> float:
-        """Arc length of the point of the route nearest to ``xy``."""
-        starts = self.route[:-1]
-        segments = np.diff(self.route, axis=0)
-        lengths_sq = np.maximum(self._segment_lengths**2, 1e-12)
-        t = np.clip(((xy - starts) * segments).sum(axis=1) / lengths_sq, 0.0, 1.0)
-        nearest = starts + t[:, None] * segments
-        best = int(np.argmin(((nearest - xy) ** 2).sum(axis=1)))
-        return float(self._arc_start[best] + t[best] * self._segment_lengths[best])
+    def lateral_deviation(self, xy: np.ndarray) -> float:
+        """Metres from ``xy`` to the nearest point of the route."""
+        return self._line.project(xy).distance
+
+    def lane_metrics(self) -> dict[str, float]:
+        """Mean and maximum lateral deviation over the steps so far (0 before the first)."""
+        deviations = self._deviations or [0.0]
+        return {
+            "mean_lateral_deviation": float(np.mean(deviations)),
+            "max_lateral_deviation": float(np.max(deviations)),
+        }
 
     def completion(self, xy: np.ndarray) -> float:
         """Fraction of the task done: route arc reached (route) or distance closed (goal)."""
@@ -85,17 +94,15 @@ class Task:
         """Where to head now: the goal (goal task) or the route point ``lookahead`` m ahead."""
         if self.kind == "goal":
             return self.goal_xy
-        arc = min(self._best_arc + lookahead, self.route_length)
-        index = int(np.searchsorted(self._arc_start, arc, side="right") - 1)
-        index = min(max(index, 0), len(self._segment_lengths) - 1)
-        t = (arc - self._arc_start[index]) / max(self._segment_lengths[index], 1e-12)
-        return self.route[index] + min(t, 1.0) * (self.route[index + 1] - self.route[index])
+        return self._line.at(min(self._best_arc + lookahead, self.route_length))[0]
 
     def step(self, xy: np.ndarray, collision: bool, off_road: bool) -> StepOutcome:
         """Score the vehicle's new position; see the module docstring for the reward."""
         distance = self.distance_to_goal(xy)
         if self.kind == "route":
-            arc = self._route_arc(xy)
+            nearest = self._line.project(xy)
+            self._deviations.append(nearest.distance)
+            arc = nearest.arc
             gained = arc - self._progress
             self._progress = arc
             self._best_arc = max(self._best_arc, arc)

@@ -2,7 +2,9 @@
 
 The scene's collision mesh is a static concave triangle mesh (``GEOM_FORCE_CONCAVE_TRIMESH``,
 Bullet's BVH triangle mesh, the only exact shape for a reconstructed scene); the vehicle is its
-URDF loaded at the scene's scale. Vehicles are kinematic (``simulator.vehicles``), so the world
+collision box, built from its ``VehicleSpec`` (length x width, from ``ground_clearance`` up to
+``height``: the chassis of the URDFs in ``assets/vehicles`` for a table-top vehicle, and a road
+car's own 4.5 x 1.8 x 1.5 m, which no uniform scaling of a URDF gives). Vehicles are kinematic (``simulator.vehicles``), so the world
 never integrates dynamics: each sub-step places the vehicle body at its new pose and asks Bullet
 for the closest points between the body and the scene within zero distance, i.e. the contacts.
 ``getClosestPoints`` is used rather than a contact query, which Bullet's broadphase would filter
@@ -27,6 +29,20 @@ from simulator.vehicles import VehicleSpec
 OPEN_CLIENTS: set[int] = set()
 
 
+def vehicle_body(spec: VehicleSpec, client: int) -> int:
+    """A static collision box for ``spec`` in ``client``, origin on the ground under its centre."""
+    tall = spec.height - spec.ground_clearance
+    shape = pybullet.createCollisionShape(
+        pybullet.GEOM_BOX,
+        halfExtents=(0.5 * spec.length, 0.5 * spec.width, 0.5 * tall),
+        collisionFramePosition=(0.0, 0.0, spec.ground_clearance + 0.5 * tall),
+        physicsClientId=client,
+    )
+    return pybullet.createMultiBody(
+        baseMass=0, baseCollisionShapeIndex=shape, physicsClientId=client
+    )
+
+
 class World:
     """A PyBullet DIRECT client holding the scene's collision mesh and one vehicle body."""
 
@@ -48,12 +64,7 @@ class World:
             self.scene_body = pybullet.createMultiBody(
                 baseMass=0, baseCollisionShapeIndex=shape, physicsClientId=self.client
             )
-            self.vehicle_body = pybullet.loadURDF(
-                str(spec.urdf_path),
-                globalScaling=spec.length,
-                useFixedBase=True,
-                physicsClientId=self.client,
-            )
+            self.vehicle_body = vehicle_body(spec, self.client)
         except BaseException:
             self.close()
             raise

@@ -192,6 +192,8 @@ BIRD_OPTIONS = {
     "scan_rays": 8,
     "scan_range": 0.3,
     "spawn": "random",
+    "route_lateral_offset": 0.02,
+    "route_heading_offset_deg": 10.0,
     "goal_radius": 0.05,
     "physics_dt": 0.04,
     "action_repeat": 3,
