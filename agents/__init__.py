@@ -18,6 +18,12 @@ ALGORITHMS: dict[str, str] = {
     "diffusion": "agents.diffusion_policy:DiffusionPolicyAgent",
     "qsm": "agents.qsm:QSMAgent",
     "dxmi": "agents.dxmi:DxMIAgent",
+    # several robots in one scene (driveenv train ... --agents N): agents.marl
+    "iql": "agents.marl.agent:IQLAgent",
+    "vdn": "agents.marl.agent:VDNAgent",
+    "qmix": "agents.marl.agent:QMIXAgent",
+    "ddn": "agents.marl.agent:DDNAgent",
+    "dmix": "agents.marl.agent:DMIXAgent",
 }
 
 

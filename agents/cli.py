@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 
 from common.commands import add_command
 from common.config_cli import add_config, make_config, option
+from common.ray_cluster import add_ray_flag
 from simulator.cli import add_env_options
 
 TRAIN_EXAMPLES = """
@@ -15,6 +16,8 @@ TRAIN_EXAMPLES = """
   driveenv train tdil --scene runs/synthetic --demos runs/demos.npz --steps 20000 --out runs/tdil
   driveenv train sac --scene assets/scenes/bird --obs rgb --renderer field --num-envs 8 --steps 20000 --out runs/bird-sac
   driveenv train sac ... --hp learning_rate=3e-4 --hp batch_size=128   # override hyper-parameters
+  driveenv train tdil --scene runs/synthetic --demos runs/demos.npz --steps 6000 --out runs/tdil-sweep --seeds 0-7 --ray
+  driveenv train dmix --scene assets/scenes/bird --agents 2 --vehicle diffdrive --steps 30000 --out runs/dmix
 Run the same command again to resume an interrupted run; tensorboard --logdir RUN/tb shows it.
 """
 
@@ -38,6 +41,10 @@ class RunOptions:
     out: str = option(help="run directory (run.json, checkpoint, tb/)")
     overwrite: bool = option(False, "replace an existing run in --out")
     trust_pickles: bool = option(False, TRUST_PICKLES_HELP)
+    seeds: str | None = option(
+        None, "train once per seed (e.g. 0-7) into OUT/seed_K and pool their success"
+    )
+    sweep_episodes: int = option(100, "evaluation episodes per seed after a --seeds sweep")
 
 
 @dataclass
@@ -57,6 +64,9 @@ class DemosOptions:
 
 def register(subparsers) -> None:
     """Add this module's sub-commands to the ``driveenv`` parser."""
+    import simulator.cli
+
+    simulator.cli.TEAM_FACTORY = _team_driver  # driveenv rollout --agents N --team RUN
     add_command(
         subparsers,
         "train",
@@ -75,6 +85,12 @@ def register(subparsers) -> None:
     )
 
 
+def _team_driver(run_dir):
+    from agents.marl.agent import team_driver
+
+    return team_driver(run_dir)
+
+
 def _train_options(parser) -> None:
     from agents.train import TrainConfig
 
@@ -82,6 +98,7 @@ def _train_options(parser) -> None:
     add_env_options(parser)  # TrainConfig's environment fields take the group's flags
     add_config(parser, TrainConfig, exclude=("env_options",), title="training options")
     add_config(parser, RunOptions)
+    add_ray_flag(parser, "a --seeds sweep's seeds")
 
 
 def _demos_options(parser) -> None:
@@ -90,12 +107,24 @@ def _demos_options(parser) -> None:
 
 
 def train_command(args) -> int:
+    from agents.marl import MARL_ALGORITHMS
     from agents.train import RUN_FILE, train
     from common.cleanup import removed_on_failure
     from common.progress import progress_bar
 
     config = train_config(args)
+    marl = config.algorithm in MARL_ALGORITHMS
+    if marl:  # several robots: agents.marl's driver (saves no pickles to trust)
+        from agents.marl.train import train_marl as train
+    elif config.env_options.get("agents", 1) > 1:
+        from agents.errors import AgentError
+
+        raise AgentError(
+            f"{config.algorithm} drives one vehicle; --agents needs {'|'.join(MARL_ALGORITHMS)}"
+        )
     run_options = make_config(RunOptions, args)
+    if run_options.seeds or args.ray is not None:
+        return _sweep_command(config, run_options, args.ray)
 
     def resumable(out):  # run.json written: the same command resumes from it
         return (out / RUN_FILE).is_file()
@@ -107,7 +136,7 @@ def train_command(args) -> int:
                 run_options.out,
                 overwrite=run_options.overwrite,
                 progress=progress,
-                trust_pickles=run_options.trust_pickles,
+                **({} if marl else {"trust_pickles": run_options.trust_pickles}),
             )
     except KeyboardInterrupt:
         raise KeyboardInterrupt(resume_hint(run_options.overwrite)) from None
@@ -122,6 +151,30 @@ def resume_hint(overwrite: bool) -> str:
     if overwrite:
         return "run the same command again without --overwrite to resume"
     return "run the same command again to resume"
+
+
+def _sweep_command(config, run_options: RunOptions, ray_address: str | None) -> int:
+    from agents.errors import AgentError
+    from agents.sweep import sweep, sweep_table
+    from common.progress import progress_bar
+    from common.seeds import parse_seed_list
+
+    if not run_options.seeds:
+        raise AgentError("--ray runs a sweep: give the seeds to train, e.g. --seeds 0-7")
+    seeds = parse_seed_list(run_options.seeds)
+    with progress_bar() as progress:
+        state = sweep(
+            config,
+            seeds,
+            run_options.out,
+            episodes=run_options.sweep_episodes,
+            ray_address=ray_address,
+            overwrite=run_options.overwrite,
+            progress=progress,
+        )
+    print(sweep_table(state))
+    print(f"{run_options.out}: {config.algorithm} over seeds {run_options.seeds}")
+    return 0
 
 
 def train_config(args):

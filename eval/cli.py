@@ -6,12 +6,14 @@ from dataclasses import dataclass
 
 from common.commands import add_command
 from common.config_cli import add_config, make_config, option
+from common.ray_cluster import add_ray_flag
 from simulator.cli import add_env_options
 
 EVALUATE_EXAMPLES = """
   driveenv evaluate runs/ppo runs/sac expert --scene assets/scenes/bird --episodes 20 \\
       --lighting capture,dim --out runs/eval --workers 2
   driveenv evaluate runs/ppo --scene runs/scene --seeds 0-9,100 --out runs/eval  # run again to resume
+  driveenv evaluate runs/ppo expert --scene assets/scenes/bird --episodes 200 --out runs/eval --ray auto
 """
 
 REPORT_EXAMPLES = """
@@ -68,6 +70,7 @@ def _evaluate_options(parser) -> None:
     add_config(parser, EvaluateOptions, positional=("runs",))
     add_env_options(parser, include=CAMPAIGN_ENV_OPTIONS)
     add_config(parser, CampaignConfig, include=("workers",))
+    add_ray_flag(parser, "the campaign's episode chunks")
 
 
 def _report_options(parser) -> None:
@@ -126,7 +129,7 @@ def run_evaluate(args) -> int:
         shutil.rmtree(out)
     existed, resumed = out.exists(), (out / CAMPAIGN_FILE).is_file()
     try:
-        campaign = run_campaign(config, out)
+        campaign = run_campaign(config, out, ray_address=args.ray)
     except BaseException as error:
         if not resumed:
             _remove_unstarted(out, existed)

@@ -26,7 +26,7 @@ import functools
 import io
 import json
 import multiprocessing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,8 +273,8 @@ class _Chunk:
     policy_factory: PolicyFactory
 
 
-def _run_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
-    """Worker: one agent, one condition, a few seeds; each episode saved the moment it ends."""
+def chunk_episodes(chunk: _Chunk) -> Iterator[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """One agent, one condition, a few seeds: each episode's (record, trajectory) as it ends."""
     try:
         import torch
 
@@ -282,21 +282,35 @@ def _run_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
     except ImportError:  # pragma: no cover - torch is a dependency
         pass
     env = chunk.env_factory(chunk.config, chunk.agent, chunk.condition, chunk.scene)
-    records = []
     try:
         for seed in chunk.seeds:
             policy = chunk.policy_factory(chunk.agent, env, seed)
             record, trajectory = run_episode(env, policy, seed)
-            record = {"agent": chunk.agent.name, "condition": chunk.condition, **record}
-            record_path, trajectory_path = episode_paths(
-                chunk.out, chunk.agent.name, chunk.condition, seed
-            )
-            with atomic_path(trajectory_path) as tmp, open(tmp, "wb") as stream:
-                np.savez_compressed(stream, **trajectory)
-            write_json_atomic(record_path, record)  # last: its presence marks the episode done
-            records.append(record)
+            yield {"agent": chunk.agent.name, "condition": chunk.condition, **record}, trajectory
     finally:
         env.close()
+
+
+def save_episode(out: Path, record: dict[str, Any], trajectory: dict[str, np.ndarray]) -> bool:
+    """Write one finished episode's files unless it already has them (False then): an episode is
+    written once, whichever worker or retry reports it."""
+    record_path, trajectory_path = episode_paths(
+        out, record["agent"], record["condition"], record["seed"]
+    )
+    if record_path.is_file():
+        return False
+    with atomic_path(trajectory_path) as tmp, open(tmp, "wb") as stream:
+        np.savez_compressed(stream, **trajectory)
+    write_json_atomic(record_path, record)  # last: its presence marks the episode done
+    return True
+
+
+def _run_chunk(chunk: _Chunk) -> list[dict[str, Any]]:
+    """Worker process: run the chunk, saving each episode the moment it ends."""
+    records = []
+    for record, trajectory in chunk_episodes(chunk):
+        save_episode(chunk.out, record, trajectory)
+        records.append(record)
     return records
 
 
@@ -344,11 +358,14 @@ def run_campaign(
     policy_factory: PolicyFactory = make_policy,
     show_progress: bool = True,
     scene: SceneBundle | None = None,
+    ray_address: str | None = None,
 ) -> Campaign:
     """Run every missing episode of the campaign into ``out`` and return the whole campaign.
 
     ``scene``: the loaded bundle of ``config.scene`` when the caller holds it; otherwise it is
-    loaded here, once for the whole campaign.
+    loaded here, once for the whole campaign. ``ray_address``: run the chunks as Ray tasks
+    (``eval.ray_backend``) on the cluster there (``auto``: the running one; ``""``: a local Ray
+    instance) instead of the ``config.workers`` process pool; None (default): the pool.
     """
     from scene_builder.bundle import load_scene
 
@@ -370,14 +387,19 @@ def run_campaign(
                 )
     total = len(config.agents) * len(config.conditions) * len(config.seeds)
     done_before = total - sum(len(c.seeds) for c in pending)
-    _execute(pending, config.workers, total, done_before, show_progress)
+    _execute(pending, config.workers, total, done_before, show_progress, ray_address)
     campaign = load_campaign(out)
     write_episodes_csv(out / EPISODES_FILE, campaign.records)
     return campaign
 
 
 def _execute(
-    chunks: list[_Chunk], workers: int, total: int, done: int, show_progress: bool
+    chunks: list[_Chunk],
+    workers: int,
+    total: int,
+    done: int,
+    show_progress: bool,
+    ray_address: str | None = None,
 ) -> None:
     from common.progress import progress_bar
 
@@ -395,6 +417,12 @@ def _execute(
                 status=f"{last.get('agent', '')} {last.get('condition', '')} {wins}/{len(records)} ok",
             )
 
+        if ray_address is not None:
+            from eval.ray_backend import run_chunks_on_ray
+
+            for records in run_chunks_on_ray(chunks, ray_address):
+                advance(records)
+            return
         if workers <= 1 or len(chunks) <= 1:
             for chunk in chunks:
                 advance(_run_chunk(chunk))

@@ -1,7 +1,8 @@
 """The Gymnasium simulator: PyBullet physics over a scene bundle, cameras rendered from the radiance field or the baked mesh.
 
 Public API: ``EnvConfig``, ``make_env``, ``make_vec``, ``DriveEnv``,
-``DriveVectorEnv``; ``simulator.sb3.to_sb3_vec`` adapts a vector env to Stable-Baselines3.
+``DriveVectorEnv``, ``make_multi`` and ``MultiDriveEnv`` (several robots, a PettingZoo
+ParallelEnv); ``simulator.sb3.to_sb3_vec`` adapts a vector env to Stable-Baselines3.
 Importing the package registers ``driveenv/Drive-v0`` with gymnasium; the classes load lazily so
 that ``driveenv --help`` does not pay for PyBullet and open3d.
 """
@@ -20,6 +21,8 @@ _LAZY = {
     "make_env": "simulator.env",
     "DriveVectorEnv": "simulator.vector",
     "make_vec": "simulator.vector",
+    "MultiDriveEnv": "simulator.multi_env",
+    "make_multi": "simulator.multi_env",
 }
 __all__ = ["ENV_ID", *_LAZY]
 

@@ -12,6 +12,8 @@ from simulator.errors import SimulatorError
 
 # ``env -> policy`` for ``--policy expert``, set by the top-level CLI (see ``make_policy``).
 EXPERT_FACTORY = None
+# ``run_dir -> (team policy, EnvConfig)`` for ``rollout --agents N --team RUN``, set by agents.cli.
+TEAM_FACTORY = None
 
 
 ENV_OPTIONS = "environment options (simulator.config.EnvConfig)"
@@ -20,6 +22,7 @@ ROLLOUT_EXAMPLES = """
   driveenv rollout assets/scenes/bird --policy expert --out runs/bird_expert.mp4
   driveenv rollout runs/synthetic --policy random --renderer mesh --episodes 3 --out random.mp4
   driveenv rollout assets/scenes/bird --renderer field --lighting random --out field.mp4 --overwrite
+  driveenv rollout assets/scenes/bird --agents 2 --team runs/dmix --episodes 3 --out team.mp4
 """
 
 
@@ -32,6 +35,9 @@ class RolloutOptions:
     episodes: int = option(1, "episodes to record, seeded seed, seed+1, ...")
     fps: int = option(10, "frames per second of the video")
     overwrite: bool = option(False, "replace an existing video")
+    team: str | None = option(
+        None, "with --agents N: a run of driveenv train iql|vdn|qmix|ddn|dmix"
+    )
 
 
 def register(subparsers) -> None:
@@ -118,6 +124,10 @@ def _rollout(args) -> int:
     from common.progress import progress_bar
     from simulator.env import make_env
 
+    if args.agents > 1 or args.team:  # several robots: simulator.multi_rollout
+        from simulator.multi_rollout import team_rollout
+
+        return team_rollout(args, _config(args), TEAM_FACTORY)
     out = Path(args.out)
     if out.suffix.lower() != ".mp4":
         raise SimulatorError(f"{out}: the video must be an .mp4 file")

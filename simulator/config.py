@@ -82,6 +82,7 @@ class EnvConfig:
     )
     max_episode_steps: int = option(300, "environment steps before an episode is cut off")
     seed: int = option(0, "seed of the environment's randomness")
+    agents: int = option(1, "robots in one scene (simulator.make_multi; 1: the single-vehicle env)")
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -104,6 +105,8 @@ class EnvConfig:
         _positive("max_episode_steps", self.max_episode_steps)
         _positive("physics_dt", self.physics_dt)
         _positive("scan_rays", self.scan_rays)
+        if not isinstance(self.agents, int) or isinstance(self.agents, bool) or self.agents < 1:
+            raise ConfigError(f"agents={self.agents!r}: must be a positive integer")
         if not 10.0 <= self.camera_fov_deg <= 170.0:
             raise ConfigError(f"camera_fov_deg={self.camera_fov_deg}: must be in [10, 170]")
         for name in ("camera_height", "max_depth", "vehicle_length", "scan_range", "goal_radius"):

@@ -1,0 +1,103 @@
+"""One PyBullet world holding the scene and several vehicle bodies.
+
+``simulator.world.World`` loads the scene mesh and the first vehicle; the others are the same
+URDF loaded into the same client. Contacts are Bullet's closest points within zero distance,
+as in ``World``: each body against the scene mesh, and each pair of bodies against each other.
+A body that has left the episode (its robot arrived) is parked far below the ground, where it
+touches nothing and no scan ray reaches it.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pybullet
+
+from simulator.vehicles import VehicleSpec
+from simulator.world import World
+
+PARK_DEPTH = -1.0e3  # metres below the ground where an absent robot's body waits
+
+
+class MultiWorld:
+    """The scene mesh and ``count`` vehicle bodies in one DIRECT client."""
+
+    def __init__(self, collision_mesh, spec: VehicleSpec, count: int) -> None:
+        self.spec = spec
+        self.world = World(collision_mesh, spec)
+        client = self.world.client
+        self.bodies = [self.world.vehicle_body]
+        try:
+            for _ in range(count - 1):
+                self.bodies.append(
+                    pybullet.loadURDF(
+                        str(spec.urdf_path),
+                        globalScaling=spec.length,
+                        useFixedBase=True,
+                        physicsClientId=client,
+                    )
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    def place(self, index: int, x: float, y: float, yaw: float) -> None:
+        half = 0.5 * yaw
+        pybullet.resetBasePositionAndOrientation(
+            self.bodies[index],
+            (x, y, 0.0),
+            (0.0, 0.0, math.sin(half), math.cos(half)),
+            physicsClientId=self.world.client,
+        )
+
+    def park(self, index: int) -> None:
+        """Move robot ``index``'s body out of the scene (far below the ground, spread apart)."""
+        pybullet.resetBasePositionAndOrientation(
+            self.bodies[index],
+            (10.0 * index, 0.0, PARK_DEPTH),
+            (0.0, 0.0, 0.0, 1.0),
+            physicsClientId=self.world.client,
+        )
+
+    def _touching(self, a: int, b: int) -> bool:
+        return bool(pybullet.getClosestPoints(a, b, 0.0, physicsClientId=self.world.client))
+
+    def scene_contacts(self, indices) -> set[int]:
+        """The robots among ``indices`` whose bodies touch the scene mesh."""
+        scene = self.world.scene_body
+        return {i for i in indices if self._touching(self.bodies[i], scene)}
+
+    def robot_contacts(self, indices) -> set[tuple[int, int]]:
+        """The pairs (i, j), i < j, among ``indices`` whose bodies touch each other."""
+        return {
+            (i, j)
+            for i, j in combinations(sorted(indices), 2)
+            if self._touching(self.bodies[i], self.bodies[j])
+        }
+
+    def range_scan(
+        self, index: int, x: float, y: float, yaw: float, count: int, max_range: float
+    ) -> np.ndarray:
+        """Distances (count,) to the scene or another robot along a horizontal fan of rays.
+
+        The same fan as ``World.range_scan`` (360 degrees from straight ahead, mid-body
+        height); hits on the robot's own body are ignored.
+        """
+        spec = self.spec
+        z = spec.ground_clearance + 0.5 * (spec.height - spec.ground_clearance)
+        angles = yaw + np.arange(count) * (2.0 * math.pi / count)
+        starts = np.stack([np.full(count, x), np.full(count, y), np.full(count, z)], axis=1)
+        ends = starts + max_range * np.stack(
+            [np.cos(angles), np.sin(angles), np.zeros(count)], axis=1
+        )
+        hits = pybullet.rayTestBatch(
+            starts.tolist(), ends.tolist(), physicsClientId=self.world.client
+        )
+        own = self.bodies[index]
+        fractions = np.array([h[2] if h[0] not in (-1, own) else 1.0 for h in hits])
+        return (fractions * max_range).astype(np.float32)
+
+    def close(self) -> None:
+        self.world.close()
