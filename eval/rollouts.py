@@ -297,7 +297,7 @@ def save_episode(out: Path, record: dict[str, Any], trajectory: dict[str, np.nda
     record_path, trajectory_path = episode_paths(
         out, record["agent"], record["condition"], record["seed"]
     )
-    if record_path.is_file():
+    if is_finished(record_path, EPISODE_COLUMNS, warn=False):
         return False
     with atomic_path(trajectory_path) as tmp, open(tmp, "wb") as stream:
         np.savez_compressed(stream, **trajectory)
