@@ -35,6 +35,7 @@ import numpy as np
 
 from common.atomic import atomic_path, write_json_atomic, write_text_atomic
 from common.config_cli import option
+from eval.episode import Policy, run_episode
 from eval.errors import CampaignError
 from eval.records import is_finished, read_record
 
@@ -60,7 +61,6 @@ EPISODE_COLUMNS = (
 )
 SEEDS_PER_CHUNK = 4
 
-Policy = Callable[[Any], np.ndarray]
 EnvFactory = Callable[["CampaignConfig", "AgentSpec", str, "SceneBundle"], Any]
 PolicyFactory = Callable[["AgentSpec", Any, int], Policy]
 
@@ -158,45 +158,6 @@ def scene_identity(scene: str | Path | SceneBundle) -> dict[str, str]:
     from scene_builder.bundle import as_scene
 
     return as_scene(scene).identity()
-
-
-# --- one episode --------------------------------------------------------------------------------
-
-
-def control_period(env) -> float:
-    """Seconds per environment step, from the env's config (1.0 if it has none: then steps)."""
-    config = getattr(env.unwrapped, "config", None)
-    return float(getattr(config, "control_dt", None) or getattr(env.unwrapped, "dt", 1.0))
-
-
-def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Roll one episode to its end; return its record (without agent/condition) and trajectory."""
-    obs, info = env.reset(seed=seed)
-    poses = [np.asarray(info.get("pose", (np.nan, np.nan, np.nan)), dtype=float)]
-    total_reward, steps, done = 0.0, 0, False
-    while not done:
-        action = policy(obs)
-        obs, reward, terminated, truncated, info = env.step(action)
-        total_reward += float(reward)
-        steps += 1
-        poses.append(np.asarray(info.get("pose", (np.nan, np.nan, np.nan)), dtype=float))
-        done = terminated or truncated
-    trajectory = np.stack(poses)
-    step_lengths = np.linalg.norm(np.diff(trajectory[:, :2], axis=0), axis=1)
-    record = {
-        "seed": int(seed),
-        "success": bool(info.get("success", False)),
-        "collision": bool(info.get("collision", False)),
-        "off_road": bool(info.get("off_road", False)),
-        "route_completion": float(
-            info.get("route_completion", float(bool(info.get("success", False))))
-        ),
-        "duration": steps * control_period(env),
-        "path_length": float(np.nansum(step_lengths)),
-        "steps": steps,
-        "return": total_reward,
-    }
-    return record, {"x": trajectory[:, 0], "y": trajectory[:, 1], "yaw": trajectory[:, 2]}
 
 
 # --- environment and policy for an agent ---------------------------------------------------------
