@@ -176,7 +176,9 @@ def memory_main(args) -> None:
     rows = []
     for renderer, steps in runs:
         config = EnvConfig(scene=scene, obs="rgb", renderer=renderer, image_size=64)
+        started = time.perf_counter()
         found = memory_run(config, steps)
+        print(f"{renderer}: {steps:,} steps in {time.perf_counter() - started:.0f} s", flush=True)
         growth = found["rss_end"] - found["rss_first"]
         ratio = found["cpu_ms_first"] / found["cpu_ms_last"]  # end speed / start speed, CPU
         ok = "yes" if growth < 20 and ratio >= 0.9 else "no"

@@ -35,13 +35,17 @@ def read_record(path: Path, columns: Iterable[str]) -> dict[str, Any]:
     return record
 
 
-def is_finished(path: Path, columns: Iterable[str]) -> bool:
-    """Whether the episode of record ``path`` is done; a damaged record is reported and redone."""
+def is_finished(path: Path, columns: Iterable[str], warn: bool = True) -> bool:
+    """Whether the episode of record ``path`` is done; a damaged record is not (it is redone,
+    and replaced when the episode is saved again), and ``warn`` says so on stderr."""
     if not path.is_file():
         return False
     try:
         read_record(path, columns)
     except CampaignError as error:
-        print(f"warning: {str(error).split('; ')[0]}; recomputing that episode", file=sys.stderr)
+        if warn:
+            print(
+                f"warning: {str(error).split('; ')[0]}; recomputing that episode", file=sys.stderr
+            )
         return False
     return True

@@ -35,6 +35,7 @@ import numpy as np
 
 from common.atomic import atomic_path, write_json_atomic, write_text_atomic
 from common.config_cli import option
+from eval.episode import LANE_METRICS, Policy, run_episode
 from eval.errors import CampaignError
 from eval.records import is_finished, read_record
 
@@ -60,10 +61,9 @@ EPISODE_COLUMNS = (
     "steps",
     "return",
 )
-LANE_METRICS = ("mean_lateral_deviation", "max_lateral_deviation")
+RECORD_KEYS = tuple(c for c in EPISODE_COLUMNS if c not in LANE_METRICS)  # every record has these
 SEEDS_PER_CHUNK = 4
 
-Policy = Callable[[Any], np.ndarray]
 EnvFactory = Callable[["CampaignConfig", "AgentSpec", str, "SceneBundle"], Any]
 PolicyFactory = Callable[["AgentSpec", Any, int], Policy]
 
@@ -161,46 +161,6 @@ def scene_identity(scene: str | Path | SceneBundle) -> dict[str, str]:
     from scene_builder.bundle import as_scene
 
     return as_scene(scene).identity()
-
-
-# --- one episode --------------------------------------------------------------------------------
-
-
-def control_period(env) -> float:
-    """Seconds per environment step, from the env's config (1.0 if it has none: then steps)."""
-    config = getattr(env.unwrapped, "config", None)
-    return float(getattr(config, "control_dt", None) or getattr(env.unwrapped, "dt", 1.0))
-
-
-def run_episode(env, policy: Policy, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Roll one episode to its end; return its record (without agent/condition) and trajectory."""
-    obs, info = env.reset(seed=seed)
-    poses = [np.asarray(info.get("pose", (np.nan, np.nan, np.nan)), dtype=float)]
-    total_reward, steps, done = 0.0, 0, False
-    while not done:
-        action = policy(obs)
-        obs, reward, terminated, truncated, info = env.step(action)
-        total_reward += float(reward)
-        steps += 1
-        poses.append(np.asarray(info.get("pose", (np.nan, np.nan, np.nan)), dtype=float))
-        done = terminated or truncated
-    trajectory = np.stack(poses)
-    step_lengths = np.linalg.norm(np.diff(trajectory[:, :2], axis=0), axis=1)
-    record = {
-        "seed": int(seed),
-        "success": bool(info.get("success", False)),
-        "collision": bool(info.get("collision", False)),
-        "off_road": bool(info.get("off_road", False)),
-        "route_completion": float(
-            info.get("route_completion", float(bool(info.get("success", False))))
-        ),
-        **{key: float(info[key]) for key in LANE_METRICS if key in info},
-        "duration": steps * control_period(env),
-        "path_length": float(np.nansum(step_lengths)),
-        "steps": steps,
-        "return": total_reward,
-    }
-    return record, {"x": trajectory[:, 0], "y": trajectory[:, 1], "yaw": trajectory[:, 2]}
 
 
 # --- environment and policy for an agent ---------------------------------------------------------
@@ -301,7 +261,7 @@ def save_episode(out: Path, record: dict[str, Any], trajectory: dict[str, np.nda
     record_path, trajectory_path = episode_paths(
         out, record["agent"], record["condition"], record["seed"]
     )
-    if record_path.is_file():
+    if is_finished(record_path, RECORD_KEYS, warn=False):
         return False
     with atomic_path(trajectory_path) as tmp, open(tmp, "wb") as stream:
         np.savez_compressed(stream, **trajectory)
@@ -382,7 +342,7 @@ def run_campaign(
             todo = [
                 s
                 for s in config.seeds
-                if not is_finished(episode_paths(out, agent.name, condition, s)[0], EPISODE_COLUMNS)
+                if not is_finished(episode_paths(out, agent.name, condition, s)[0], RECORD_KEYS)
             ]
             for start in range(0, len(todo), SEEDS_PER_CHUNK):
                 seeds = tuple(todo[start : start + SEEDS_PER_CHUNK])
@@ -506,7 +466,7 @@ def load_campaign(eval_dir: str | Path) -> Campaign:
             for seed in meta["seeds"]:
                 record_path = episode_paths(root, agent, condition, seed)[0]
                 if record_path.is_file():
-                    records.append(read_record(record_path, EPISODE_COLUMNS))
+                    records.append(read_record(record_path, RECORD_KEYS))
     return Campaign(root, meta, records)
 
 

@@ -190,8 +190,10 @@ def _check_types(config: EnvConfig) -> None:
             ok, want = number and math.isfinite(value), "a finite number"
         elif "Path" in kinds:
             ok, want = isinstance(value, str | os.PathLike), "a path"
-        else:
+        elif "str" in kinds:
             ok, want = isinstance(value, str), "a string"
+        else:  # another annotation (a tuple, a list): its own check in __post_init__
+            continue
         if not ok:
             raise ConfigError(f"{field.name}={value!r}: must be {want}")
 

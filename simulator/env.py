@@ -101,6 +101,8 @@ class DriveEnv(gym.Env):
         bundle, config = scene_and_config(config, options)
         if render_mode not in (None, "rgb_array"):
             raise ConfigError(f"render_mode={render_mode!r}: only 'rgb_array' is supported")
+        if config.agents != 1:
+            raise ConfigError(f"agents={config.agents}: one vehicle here; use simulator.make_multi")
         self.config = config
         self.sensors = config.sensors  # read every step
         self.render_mode = render_mode

@@ -218,6 +218,7 @@ def write_paired_campaign(
                 success = bool(sim[a, c, seed])
                 record = {"agent": agent, "condition": condition, "seed": seed, "success": success}
                 record.update(collision=False, off_road=False, route_completion=float(success))
+                record.update(duration=10.0, path_length=0.3, steps=10, **{"return": 0.0})
                 path.write_text(json.dumps(record))
                 np.savez(trajectory, x=np.linspace(0, 0.3, 5), y=np.zeros(5), yaw=np.zeros(5))
             for seed in range(trials):

@@ -210,7 +210,8 @@ def test_every_config_field_is_a_keyword_and_check_env_renders(factory):
 
     if not (BIRD_SCENE / "scene.json").is_file():
         pytest.skip(f"the shipped bird scene is not built yet ({BIRD_SCENE})")
-    assert {f.name for f in fields(EnvConfig)} == set(BIRD_OPTIONS)
+    # agents is make_multi's field: the single-vehicle env refuses anything but 1 (tested below)
+    assert {f.name for f in fields(EnvConfig)} - {"agents"} == set(BIRD_OPTIONS)
     default = EnvConfig()
     assert all(getattr(default, k) != v for k, v in BIRD_OPTIONS.items())
     if factory == "make_env":
@@ -229,6 +230,11 @@ def test_every_config_field_is_a_keyword_and_check_env_renders(factory):
         check_env(env.unwrapped, skip_render_check=factory == "make_env")  # no spec to rebuild
     finally:
         env.close()
+
+
+def test_single_vehicle_env_refuses_several_agents():
+    with pytest.raises(ConfigError, match="make_multi"):
+        make_env(scene=str(BIRD_SCENE), agents=2)
 
 
 @pytest.mark.parametrize("renderer", ["mesh", "field"])
