@@ -218,7 +218,8 @@ def estimate(
     mb = costs["mb"]
     return "\n".join(
         [
-            f"- Workers: {nodes} nodes x {cores} cores = {workers} Ray workers (one chunk each).",
+            f"- Workers: {nodes} nodes x {cores} cores (assumed) = {workers} Ray workers, one "
+            "chunk each.",
             f"- Episode cost: {episode_core_s:.3f} core-s per episode (the in-process run "
             f"above: CPU time / episodes), so the workers could run {workers} / "
             f"{episode_core_s:.3f} = {rate:,.0f} episodes/s.",
@@ -240,6 +241,9 @@ def estimate(
             "driver that submits every chunk and writes every episode is, and the scene transfer "
             "is a start-up cost paid once per node. Raising it means larger chunks (fewer tasks) "
             "and one results file per chunk instead of two per episode.",
+            f"- Heavier episodes move it back: with {workers} workers the driver's writes stop "
+            f"being the limit once an episode costs more than {workers} / {driver:,.0f} = "
+            f"{workers / driver:.1f} core-s.",
         ]
     )
 
