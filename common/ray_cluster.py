@@ -97,10 +97,6 @@ class FolderSharer:
             self._shared[key] = SharedFolder(blob.digest, ref, len(blob.data))
         return self._shared[key]
 
-    @property
-    def bytes_shared(self) -> int:
-        return sum(folder.size for folder in self._shared.values())
-
 
 def local_folder(folder: SharedFolder, cache_dir: str | Path | None = None) -> Path:
     """On a worker: the folder's copy in this node's cache, fetched and unpacked if missing."""

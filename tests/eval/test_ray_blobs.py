@@ -104,3 +104,13 @@ def test_restore_replaces_a_folder_whole(folder, tmp_path):
     restore_folder(pack_folder(folder), target)
     assert sorted(p.name for p in target.iterdir()) == ["agent.zip", "run.json", "sub"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["seed_0"]
+
+
+def test_without_ray_the_flag_is_one_line_naming_the_extra(monkeypatch):
+    import sys
+
+    from common.ray_cluster import ClusterError, connect
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ClusterError, match=r"pip install 'driveenv\[ray\]'"):
+        connect("auto")
