@@ -14,6 +14,7 @@ module level.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ def connect(address: str | None):
         return ray
     try:
         if address:
+            _check_reachable(address)
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
@@ -80,6 +82,21 @@ def connect(address: str | None):
             f"--ray {address or ''}: cannot start or reach {where} ({first})"
         ) from None
     return ray
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after Ray's minutes of retries, when nothing listens at HOST:PORT
+    (``auto`` and ``ray://`` addresses are left to Ray)."""
+    host, _, port = address.rpartition(":")
+    if not host or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ClusterError(
+            f"--ray {address}: no Ray head answers there ({error.strerror or error}); "
+            "start one with 'ray start --head' or give its address"
+        ) from None
 
 
 class FolderSharer:

@@ -114,3 +114,16 @@ def test_without_ray_the_flag_is_one_line_naming_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
     with pytest.raises(ClusterError, match=r"pip install 'driveenv\[ray\]'"):
         connect("auto")
+
+
+def test_an_address_where_no_head_listens_fails_at_once(monkeypatch):
+    import time
+
+    ray = pytest.importorskip("ray")
+    from common.ray_cluster import ClusterError, connect
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    start = time.perf_counter()
+    with pytest.raises(ClusterError, match="--ray 127.0.0.1:1: no Ray head answers there"):
+        connect("127.0.0.1:1")
+    assert time.perf_counter() - start < 30  # Ray's own retries take minutes
