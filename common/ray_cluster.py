@@ -100,19 +100,23 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 class FolderSharer:
-    """Puts each folder into the object store once per driver (keyed by path and file list)."""
+    """Puts each distinct content into the object store once per driver: a folder is packed once
+    (by path and file list), and folders with the same bytes share one object (by hash)."""
 
     def __init__(self, ray):
         self.ray = ray
-        self._shared: dict[tuple[str, tuple[str, ...] | None], SharedFolder] = {}
+        self._digests: dict[tuple[str, tuple[str, ...] | None], str] = {}
+        self._shared: dict[str, SharedFolder] = {}
 
     def share(self, root: str | Path, include: list[str] | None = None) -> SharedFolder:
         key = (str(Path(root).resolve()), None if include is None else tuple(sorted(include)))
-        if key not in self._shared:
+        if key not in self._digests:
             blob = pack_folder(root, include)
-            ref = self.ray.put(blob.data)
-            self._shared[key] = SharedFolder(blob.digest, ref, len(blob.data))
-        return self._shared[key]
+            if blob.digest not in self._shared:
+                ref = self.ray.put(blob.data)
+                self._shared[blob.digest] = SharedFolder(blob.digest, ref, len(blob.data))
+            self._digests[key] = blob.digest
+        return self._shared[self._digests[key]]
 
 
 def local_folder(folder: SharedFolder, cache_dir: str | Path | None = None) -> Path:
