@@ -84,13 +84,20 @@ def count_episode_writes() -> list[tuple]:
 
 
 def kill_busy_node(cluster, out: Path, starts: Path, killed: list) -> None:
-    """Once the first chunk is written, kill the node that started the latest chunk."""
+    """Once the first chunk is written, wait for a chunk that starts after it and kill its node
+    at once, while it runs that chunk."""
     while not any((out / "episodes").rglob("*.json")):
         time.sleep(0.01)
-    latest = max(starts.iterdir(), key=lambda p: p.stat().st_mtime_ns).read_text()
-    node = next(n for n in cluster.worker_nodes if n.node_id == latest)
-    cluster.remove_node(node, allow_graceful=False)
-    killed.append(latest)
+    before, deadline = set(starts.iterdir()), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = [p for p in starts.iterdir() if p not in before and p.read_text()]
+        if new:
+            busy = new[0].read_text()
+            node = next(n for n in cluster.worker_nodes if n.node_id == busy)
+            cluster.remove_node(node, allow_graceful=False)
+            killed.append(busy)
+            return
+        time.sleep(0.005)
 
 
 def _noop() -> None:
@@ -218,7 +225,8 @@ def estimate(
     mb = costs["mb"]
     return "\n".join(
         [
-            f"- Workers: {nodes} nodes x {cores} cores = {workers} Ray workers (one chunk each).",
+            f"- Workers: {nodes} nodes x {cores} cores (assumed) = {workers} Ray workers, one "
+            "chunk each.",
             f"- Episode cost: {episode_core_s:.3f} core-s per episode (the in-process run "
             f"above: CPU time / episodes), so the workers could run {workers} / "
             f"{episode_core_s:.3f} = {rate:,.0f} episodes/s.",
@@ -240,6 +248,9 @@ def estimate(
             "driver that submits every chunk and writes every episode is, and the scene transfer "
             "is a start-up cost paid once per node. Raising it means larger chunks (fewer tasks) "
             "and one results file per chunk instead of two per episode.",
+            f"- Heavier episodes move it back: with {workers} workers the driver's writes stop "
+            f"being the limit once an episode costs more than {workers} / {driver:,.0f} = "
+            f"{workers / driver:.1f} core-s.",
         ]
     )
 

@@ -14,6 +14,7 @@ module level.
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,7 @@ def connect(address: str | None):
         return ray
     try:
         if address:
+            _check_reachable(address)
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(include_dashboard=False, log_to_driver=False)
@@ -82,24 +84,39 @@ def connect(address: str | None):
     return ray
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, not after Ray's minutes of retries, when nothing listens at HOST:PORT
+    (``auto`` and ``ray://`` addresses are left to Ray)."""
+    host, _, port = address.rpartition(":")
+    if not host or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise ClusterError(
+            f"--ray {address}: no Ray head answers there ({error.strerror or error}); "
+            "start one with 'ray start --head' or give its address"
+        ) from None
+
+
 class FolderSharer:
-    """Puts each folder into the object store once per driver (keyed by path and file list)."""
+    """Puts each distinct content into the object store once per driver: a folder is packed once
+    (by path and file list), and folders with the same bytes share one object (by hash)."""
 
     def __init__(self, ray):
         self.ray = ray
-        self._shared: dict[tuple[str, tuple[str, ...] | None], SharedFolder] = {}
+        self._digests: dict[tuple[str, tuple[str, ...] | None], str] = {}
+        self._shared: dict[str, SharedFolder] = {}
 
     def share(self, root: str | Path, include: list[str] | None = None) -> SharedFolder:
         key = (str(Path(root).resolve()), None if include is None else tuple(sorted(include)))
-        if key not in self._shared:
+        if key not in self._digests:
             blob = pack_folder(root, include)
-            ref = self.ray.put(blob.data)
-            self._shared[key] = SharedFolder(blob.digest, ref, len(blob.data))
-        return self._shared[key]
-
-    @property
-    def bytes_shared(self) -> int:
-        return sum(folder.size for folder in self._shared.values())
+            if blob.digest not in self._shared:
+                ref = self.ray.put(blob.data)
+                self._shared[blob.digest] = SharedFolder(blob.digest, ref, len(blob.data))
+            self._digests[key] = blob.digest
+        return self._shared[self._digests[key]]
 
 
 def local_folder(folder: SharedFolder, cache_dir: str | Path | None = None) -> Path:

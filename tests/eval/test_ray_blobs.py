@@ -104,3 +104,48 @@ def test_restore_replaces_a_folder_whole(folder, tmp_path):
     restore_folder(pack_folder(folder), target)
     assert sorted(p.name for p in target.iterdir()) == ["agent.zip", "run.json", "sub"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["seed_0"]
+
+
+def test_without_ray_the_flag_is_one_line_naming_the_extra(monkeypatch):
+    import sys
+
+    from common.ray_cluster import ClusterError, connect
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    with pytest.raises(ClusterError, match=r"pip install 'driveenv\[ray\]'"):
+        connect("auto")
+
+
+def test_an_address_where_no_head_listens_fails_at_once(monkeypatch):
+    import time
+
+    ray = pytest.importorskip("ray")
+    from common.ray_cluster import ClusterError, connect
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    start = time.perf_counter()
+    with pytest.raises(ClusterError, match="--ray 127.0.0.1:1: no Ray head answers there"):
+        connect("127.0.0.1:1")
+    assert time.perf_counter() - start < 30  # Ray's own retries take minutes
+
+
+def test_a_content_goes_into_the_object_store_once(folder, tmp_path):
+    import shutil
+
+    from common.ray_cluster import FolderSharer
+
+    class Store:  # stands in for the ray module: counts what is put
+        def __init__(self):
+            self.puts = []
+
+        def put(self, data):
+            self.puts.append(data)
+            return len(self.puts)
+
+    store = Store()
+    sharer = FolderSharer(store)
+    shutil.copytree(folder, tmp_path / "same")
+    first = sharer.share(folder)
+    assert sharer.share(folder) == first == sharer.share(tmp_path / "same")  # same bytes
+    assert sharer.share(folder, ["run.json"]).digest != first.digest
+    assert len(store.puts) == 2 and first.size == len(store.puts[0])

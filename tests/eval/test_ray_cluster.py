@@ -143,15 +143,20 @@ def slow_point_env(config, agent, condition, scene):
 
 
 def kill_a_busy_node(cluster, out: Path, done: threading.Event) -> None:
-    """Once the first chunk is written, kill the node that started the latest chunk (it is
-    running it: a chunk takes 1.6 s)."""
+    """Once the first chunk is written, wait for a chunk that starts after it and kill its node
+    at once: that chunk (1.6 s) is running then."""
     while not any((out / "episodes").rglob("*.json")):
         time.sleep(0.02)
-    notes = sorted(cluster.starts.iterdir(), key=lambda p: p.stat().st_mtime_ns)
-    busy = notes[-1].read_text()
-    node = next(n for n in cluster.cluster.worker_nodes if n.node_id == busy)
-    cluster.cluster.remove_node(node, allow_graceful=False)
-    done.set()
+    before, deadline = set(cluster.starts.iterdir()), time.monotonic() + 30
+    while time.monotonic() < deadline:
+        new = [p for p in cluster.starts.iterdir() if p not in before and p.read_text()]
+        if new:
+            busy = new[0].read_text()
+            node = next(n for n in cluster.cluster.worker_nodes if n.node_id == busy)
+            cluster.cluster.remove_node(node, allow_graceful=False)
+            done.set()
+            return
+        time.sleep(0.01)
 
 
 def test_a_node_killed_mid_campaign_loses_and_duplicates_no_episode(cluster, scene, tmp_path):
