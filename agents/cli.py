@@ -155,12 +155,15 @@ def resume_hint(overwrite: bool) -> str:
 
 def _sweep_command(config, run_options: RunOptions, ray_address: str | None) -> int:
     from agents.errors import AgentError
+    from agents.marl import MARL_ALGORITHMS
     from agents.sweep import sweep, sweep_table
     from common.progress import progress_bar
     from common.seeds import parse_seed_list
 
     if not run_options.seeds:
         raise AgentError("--ray runs a sweep: give the seeds to train, e.g. --seeds 0-7")
+    if config.algorithm in MARL_ALGORITHMS:
+        raise AgentError(f"--seeds: {config.algorithm} trains one run per command (no sweeps yet)")
     seeds = parse_seed_list(run_options.seeds)
     with progress_bar() as progress:
         state = sweep(

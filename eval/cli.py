@@ -81,8 +81,9 @@ def _report_options(parser) -> None:
 
 def _campaign(args):
     """The campaign config of the parsed arguments, checked against the scene's presets."""
+    from common.seeds import parse_seed_list
     from eval.errors import CampaignError
-    from eval.rollouts import CampaignConfig, agent_specs, parse_seeds
+    from eval.rollouts import CampaignConfig, agent_specs
     from scene_builder.bundle import load_scene
     from simulator.config import EnvConfig
 
@@ -102,7 +103,7 @@ def _campaign(args):
         raise CampaignError(f"--workers {args.workers}: must be at least 1")
     first = options.seed
     seeds = (
-        parse_seeds(options.seeds)
+        parse_seed_list(options.seeds)
         if options.seeds
         else list(range(first, first + options.episodes))
     )

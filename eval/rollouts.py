@@ -144,18 +144,6 @@ class CampaignConfig:
             raise CampaignError(f"episode seeds repeat: {self.seeds}")
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"0-9"``, ``"1,5,7"`` or a mix (``"0-4,10"``) to a list of ints."""
-    seeds: list[int] = []
-    try:
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            first, _, last = part.partition("-")
-            seeds.extend(range(int(first), int(last) + 1) if last else [int(first)])
-    except ValueError:
-        raise CampaignError(f"--seeds {text!r}: expected integers >= 0 like 0-9 or 1,5,7") from None
-    return seeds
-
-
 def scene_identity(scene: str | Path | SceneBundle) -> dict[str, str]:
     """Name, path and SHA-256 of a scene's scene.json (which holds the hashes of all its files)."""
     from scene_builder.bundle import as_scene

@@ -10,6 +10,7 @@ import dataclasses
 
 import pytest
 
+from common.seeds import SeedsError, parse_seed_list
 from eval.errors import CampaignError
 from eval.rollouts import (
     AgentSpec,
@@ -19,7 +20,6 @@ from eval.rollouts import (
     load_campaign,
     make_policy,
     make_sim_env,
-    parse_seeds,
     run_campaign,
 )
 from scene_builder.bundle import load_scene
@@ -102,9 +102,9 @@ def test_other_scene_is_refused(scene, tmp_path):
 
 
 def test_parse_seeds_and_agent_names(tmp_path):
-    assert parse_seeds("0-3,7") == [0, 1, 2, 3, 7]
-    with pytest.raises(CampaignError, match="--seeds 'a'"):
-        parse_seeds("a")
+    assert parse_seed_list("0-3,7") == [0, 1, 2, 3, 7]
+    with pytest.raises(SeedsError, match="--seeds 'a'"):
+        parse_seed_list("a")
     (tmp_path / "x" / "ppo").mkdir(parents=True)
     (tmp_path / "y" / "ppo").mkdir(parents=True)
     assert [s.name for s in agent_specs([str(tmp_path / "x" / "ppo"), "random"])] == [
