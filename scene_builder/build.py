@@ -35,6 +35,12 @@ from scene_builder.errors import BundleError
 from scene_builder.mesh import MeshConfig
 
 STAGES = ("frames", "poses", "align", "field", "mesh", "bundle")
+KIND_NOTES = {
+    "road": "the cameras look along their path: ground, map and tasks follow the path",
+    "arena": "the cameras look across their path: an area they circle",
+}
+# A map with less of its region drivable than this cannot hold an arena's tasks.
+MIN_DRIVABLE_SHARE = 0.03
 
 
 @dataclass
@@ -234,7 +240,8 @@ class SceneBuild:
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(self.folder("frames"), target)
         result = recover_poses(target, SfmConfig(seed=self.config.seed), overwrite=True)
-        report(result.summary().splitlines()[0] if hasattr(result, "summary") else "poses done")
+        for line in result.summary().splitlines():  # models, tries, warnings: all of it
+            report(line)
 
     def _stage_align(self, report) -> None:
         from scene_builder.align import AlignConfig, align_dataset
@@ -247,7 +254,15 @@ class SceneBuild:
             up=self.config.up, scale=self.config.scale, seed=self.config.seed
         )
         result = align_dataset(target, config)
-        report(result.summary().splitlines()[0] if hasattr(result, "summary") else "aligned")
+        for line in result.summary().splitlines():
+            report(line)
+        kind = result.extras.get("scene_kind", "arena")
+        report(f"scene kind: {kind} ({KIND_NOTES[kind]})")
+        if kind == "road" and not result.metric:
+            report(
+                "warning: no --scale, so the car is sized in camera heights (1.5 m each); "
+                "give --scale camera-height=H for metres"
+            )
 
     def _stage_field(self, report) -> None:
         from scene_builder.train import STATE_FILE, train_field
@@ -289,11 +304,12 @@ class SceneBuild:
             geometry = geometry_from_field(
                 self.folder("field"), self.folder("align"), self.config.mesh
             )
-        geometry.save(self.folder("mesh"))
         report(
-            f"{geometry.stats['faces']} faces, map {geometry.drivable.grid.mean() * 100:.0f}% "
+            f"{geometry.stats['faces']} faces, map {geometry.drivable.grid.mean() * 100:.1f}% "
             f"drivable of a {2 * geometry.region.radius:.2f} m square"
         )
+        check_geometry(geometry, report)
+        geometry.save(self.folder("mesh"))
 
     def _stage_bundle(self, report) -> None:
         from scene_builder.mesh import Geometry
@@ -316,6 +332,43 @@ class SceneBuild:
             overwrite=True,  # run() refused an existing bundle unless --overwrite
         )
         report(f"wrote {self.out}")
+
+
+def check_geometry(geometry, report: Callable[[str], None]) -> None:
+    """Stop the build when the geometry cannot make a usable scene, saying what to change."""
+    stats = geometry.stats
+    if stats.get("scene_kind") == "road":
+        report(
+            f"road: route {stats['route_length']:.1f} m, {stats['route_covered'] * 100:.0f}% on "
+            f"drivable cells, drivable width median {stats['width_median']:.2f} m, "
+            f"min {stats['width_min']:.2f} m"
+        )
+        from scene_builder.geometry.ground import RoadPrior
+        from scene_builder.road import MIN_ROUTE_CARS
+
+        road = RoadPrior.from_json(stats["road"])
+        car = road.vehicle_size()["vehicle_length"]
+        if stats["route_length"] < MIN_ROUTE_CARS * car:
+            raise BundleError(
+                f"the camera path is {stats['route_length']:.1f} long, under "
+                f"{MIN_ROUTE_CARS:.0f} car lengths ({car:.2f}): no route to drive; film a longer "
+                "stretch of road, or check --scale camera-height"
+            )
+        return
+    share = float(geometry.drivable.grid.mean())
+    if share < MIN_DRIVABLE_SHARE:
+        ground = stats.get("ground_prior")
+        raise BundleError(
+            f"the drivable map is {share * 100:.1f}% of the region (under "
+            f"{MIN_DRIVABLE_SHARE * 100:.0f}%): "
+            + (
+                "no ground was found under the region: raise --ground-tolerance, lower "
+                "--region-radius, or film the ground around the scene from more sides"
+                if ground
+                else "the cameras do not circle an area, so there is no ground prior: film "
+                "around the area, or film along a road (the camera looking where it goes)"
+            )
+        )
 
 
 def _jsonable(value: Any) -> Any:
