@@ -194,6 +194,7 @@ class SceneBuild:
         if self.out.exists() and not overwrite:
             raise BundleError(f"{self.out}: already exists (pass --overwrite to rebuild it)")
         report = report or (lambda stage, message: print(f"[{stage}] {message}", flush=True))
+        self._check_inputs()
         self.work.mkdir(parents=True, exist_ok=True)
         for index, stage in enumerate(STAGES, start=1):
             label = f"{index}/{len(STAGES)} {stage}"
@@ -213,6 +214,14 @@ class SceneBuild:
             self.results.append(StageResult(stage, self.folder(stage), seconds, False))
             report(label, f"done in {seconds:.1f} s")
         return self.out
+
+    def _check_inputs(self) -> None:
+        """Refuse a missing input before the first stage (a typo would otherwise cost a stage)."""
+        if not self.source.exists():
+            raise BundleError(f"{self.source}: no such video or image folder")
+        poses = self.config.poses_from
+        if poses and not Path(poses).expanduser().exists():
+            raise BundleError(f"--poses {poses}: no such COLMAP folder or poses_bounds.npy")
 
     # ------------------------------------------------------------------ stages
     def _stage_frames(self, report) -> None:
