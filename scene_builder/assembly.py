@@ -114,10 +114,12 @@ def write_bundle(
 ):
     """Sample tasks on the geometry's drivable map and write the bundle (field and dataset copied).
 
-    The recommended vehicle length (``extras["vehicle_length"]``) comes from the drivable area
-    (``recommended_vehicle_length``); spawns and goals keep 0.6 of it (about the vehicle's
-    bounding radius) from anything not drivable by default; the goal radius is 6% of the arena
-    radius.
+    A road (geometry from a forward capture, ``stats["road"]``): tasks are sections of the
+    recorded route and the extras hold the scene kind, the recorded route, the camera height and
+    a car's size (``_road_tasks``). An arena: the recommended vehicle length
+    (``extras["vehicle_length"]``) comes from the drivable area (``recommended_vehicle_length``);
+    spawns and goals keep 0.6 of it (about the vehicle's bounding radius) from anything not
+    drivable by default; the goal radius is 6% of the arena radius.
     """
     import tempfile
 
@@ -242,7 +244,8 @@ def _copy_dataset_at_field_resolution(dataset, dest: Path, field_dir: Path) -> N
     meta_path = field_dir / "field.json"
     meta = json.loads(meta_path.read_text())
     factor = int(meta.get("downscale", 1) or 1)
-    skip = shutil.ignore_patterns("images", "transforms.json", STAGE_FILE, STATE_FILE)
+    # .sfm: structure from motion's work folder (its database is larger than the field)
+    skip = shutil.ignore_patterns("images", "transforms.json", ".sfm", STAGE_FILE, STATE_FILE)
     shutil.copytree(dataset.root, dest, ignore=skip)
     (dest / "images").mkdir()
     frames = []
