@@ -10,6 +10,7 @@ moves the look.
 
     .venv/bin/python benchmarks/fidelity_bird.py                  # every held-out frame
     .venv/bin/python benchmarks/fidelity_bird.py --frames 4 --width 68
+    .venv/bin/python benchmarks/fidelity_bird.py --scene assets/scenes/street   # fidelity_street
 """
 
 from __future__ import annotations
@@ -71,7 +72,8 @@ def main() -> None:
                     f"| {name} | {preset} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} "
                     f"| {s['ssim']:.3f} ± {s['ssim_std']:.3f} |"
                 )
-    write_section("fidelity_bird", printed.getvalue(), load_at_start=load_at_start)
+    section = "fidelity_bird" if scene.name == "bird" else f"fidelity_{scene.name}"
+    write_section(section, printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

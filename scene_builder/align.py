@@ -39,6 +39,26 @@ from scene_builder.datasets import (
     save_dataset,
 )
 from scene_builder.errors import DatasetError
+from scene_builder.geometry.ground import (
+    ROAD,
+    capture_kind,
+    ground_heights,
+    path_up,
+    steep_floor,
+)
+from scene_builder.similarity import PoseComparison, compare_poses, umeyama
+
+__all__ = [
+    "AlignConfig",
+    "AlignReport",
+    "PoseComparison",
+    "align_dataset",
+    "alignment_similarity",
+    "compare_poses",
+    "fit_ground_plane",
+    "source_poses",
+    "umeyama",
+]
 
 UP_METHODS = ("auto", "cameras", "ground")
 # A ground plane needs this many sparse points to be trusted.
@@ -63,7 +83,8 @@ class AlignConfig:
     up: str = option(
         "auto",
         "ground: RANSAC plane of the sparse points; cameras: mean camera up; "
-        "auto: ground when it is found, else cameras",
+        "auto: ground when it is found, else cameras (a forward capture, whose cameras look "
+        "along their path, takes up square to the path unless this is ground)",
         choices=UP_METHODS,
     )
     camera_height: float | None = None  # metres of the cameras above the ground
@@ -120,7 +141,7 @@ class AlignConfig:
 @dataclass
 class AlignReport:
     root: Path
-    up_method: str  # "ground" or "cameras"
+    up_method: str  # "ground", "cameras" or "path" (a forward capture)
     ground_inliers: int
     scale: float  # metres per source unit (1.0 when no measurement was given)
     metric: bool
@@ -130,76 +151,14 @@ class AlignReport:
 
     def summary(self) -> str:
         units = "m" if self.metric else "SfM units (no --scale given)"
-        ground = (
-            f"ground plane from {self.ground_inliers} sparse points"
-            if self.up_method == "ground"
-            else "up from the cameras"
-        )
+        ground = {
+            "ground": f"ground plane from {self.ground_inliers} sparse points",
+            "path": "a forward capture: up square to the camera path, ground along it",
+        }.get(self.up_method, "up from the cameras")
         return (
             f"{self.root}: aligned, {ground} (tilt {self.tilt_deg:.1f} deg from camera up); "
             f"cameras {self.camera_height:.3f} {units} above the ground; scale {self.scale:.5g}"
         )
-
-
-# --- similarity tools -------------------------------------------------------------------------
-
-
-def umeyama(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """The 4x4 similarity ``s*R | t`` that best maps ``source`` points (N,3) onto ``target``.
-
-    Least squares in the sense of Umeyama (1991), with the reflection case handled.
-    """
-    source = np.asarray(source, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    mean_s, mean_t = source.mean(0), target.mean(0)
-    centred_s, centred_t = source - mean_s, target - mean_t
-    covariance = centred_t.T @ centred_s / len(source)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.eye(3)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[2, 2] = -1
-    rotation = u @ sign @ vt
-    variance = (centred_s**2).sum() / len(source)
-    scale = float(np.trace(np.diag(singular) @ sign) / variance)
-    similarity = np.eye(4)
-    similarity[:3, :3] = scale * rotation
-    similarity[:3, 3] = mean_t - scale * rotation @ mean_s
-    return similarity
-
-
-@dataclass(frozen=True)
-class PoseComparison:
-    """Per-frame errors of estimated poses against reference poses, after a similarity."""
-
-    rotation_deg: np.ndarray
-    position: np.ndarray  # in reference units
-    extent: float  # diagonal of the reference camera centres' bounding box
-    similarity: np.ndarray  # reference_from_estimated
-
-    @property
-    def median_rotation_deg(self) -> float:
-        return float(np.median(self.rotation_deg))
-
-    @property
-    def median_position_share(self) -> float:
-        """Median camera-position error as a share of the reference trajectory's extent."""
-        return float(np.median(self.position) / self.extent)
-
-
-def compare_poses(estimated: np.ndarray, reference: np.ndarray) -> PoseComparison:
-    """Align ``estimated`` camera centres to ``reference`` (Umeyama) and measure the errors."""
-    estimated, reference = np.asarray(estimated), np.asarray(reference)
-    similarity = umeyama(estimated[:, :3, 3], reference[:, :3, 3])
-    moved = apply_similarity(similarity, estimated)
-    relative = np.einsum("nji,njk->nik", reference[:, :3, :3], moved[:, :3, :3])
-    cosine = np.clip((np.trace(relative, axis1=1, axis2=2) - 1) / 2, -1.0, 1.0)
-    centres = reference[:, :3, 3]
-    return PoseComparison(
-        rotation_deg=np.degrees(np.arccos(cosine)),
-        position=np.linalg.norm(moved[:, :3, 3] - centres, axis=1),
-        extent=float(np.linalg.norm(centres.max(0) - centres.min(0))),
-        similarity=similarity,
-    )
 
 
 # --- ground and up ----------------------------------------------------------------------------
@@ -385,6 +344,9 @@ def alignment_similarity(
     sparse = load_sparse_points(dataset)
     points = sparse[0] if sparse is not None and len(sparse[0]) >= MIN_GROUND_POINTS else None
 
+    kind = capture_kind(poses)
+    if kind == ROAD and config.up != "ground":
+        return _road_similarity(dataset, config, points)
     plane = None
     if config.up != "cameras" and points is not None:
         plane = fit_ground_plane(points, centres, up, config)
@@ -409,9 +371,27 @@ def alignment_similarity(
             )
         ground = float((centres @ up).min())  # unknown: put the ground at the lowest camera
 
+    similarity, report = _similarity(dataset, config, up, ground, centres @ up - ground)
+    report.up_method = "ground" if plane is not None else "cameras"
+    report.ground_inliers = plane.inliers if plane is not None else 0
+    report.tilt_deg = tilt
+    report.extras["scene_kind"] = kind
+    return similarity, report
+
+
+def _similarity(
+    dataset: PosedDataset,
+    config: AlignConfig,
+    up: np.ndarray,
+    ground: float,
+    camera_heights: np.ndarray,
+) -> tuple[np.ndarray, AlignReport]:
+    """The similarity putting ``up`` on +z, the ground level ``ground`` (along ``up``) at z = 0
+    and the first camera's heading on +x, scaled by ``config``; and its report."""
+    poses = dataset.poses
+    centres = poses[:, :3, 3]
     x_axis = _heading(poses, centres, up)
     rotation = np.stack([x_axis, np.cross(up, x_axis), up])
-    camera_heights = centres @ up - ground
     scale = _scale(config, centres, camera_heights, dataset.root)
     centroid = centres.mean(0)
     origin = centroid - (centroid @ up - ground) * up
@@ -420,12 +400,38 @@ def alignment_similarity(
     similarity[:3, 3] = -scale * rotation @ origin
     report = AlignReport(
         root=dataset.root,
-        up_method="ground" if plane is not None else "cameras",
-        ground_inliers=plane.inliers if plane is not None else 0,
+        up_method="cameras",
+        ground_inliers=0,
         scale=scale,
         metric=config.camera_height is not None or config.distance is not None,
         camera_height=float(np.median(camera_heights) * scale),
-        tilt_deg=tilt,
+        tilt_deg=0.0,
+    )
+    return similarity, report
+
+
+def _road_similarity(
+    dataset: PosedDataset, config: AlignConfig, points: np.ndarray | None
+) -> tuple[np.ndarray, AlignReport]:
+    """A forward capture's world frame (``geometry.ground``): up square to the camera path,
+    each camera's height over the floor seen near it, the ground level their median below."""
+    poses = dataset.poses
+    centres = poses[:, :3, 3]
+    up = path_up(poses)
+    floor = floor_depth(points, centres, up) if points is not None else None
+    if floor is None:
+        raise DatasetError(
+            f"{dataset.root}: a forward capture, but too few sparse points below the cameras to "
+            "find the road (film with the road in view, or with more texture on it)"
+        )
+    heights = ground_heights(points, centres, up, steep_floor(points, centres, up) or floor[0])
+    ground = float(np.median(centres @ up - heights))
+    similarity, report = _similarity(dataset, config, up, ground, heights)
+    report.up_method = "path"
+    tilt = np.degrees(np.arccos(np.clip(up @ cameras_up(poses), -1, 1)))
+    report.tilt_deg = float(tilt)
+    report.extras.update(
+        scene_kind=ROAD, camera_heights=[round(float(h * report.scale), 5) for h in heights]
     )
     return similarity, report
 
@@ -463,6 +469,7 @@ def align_dataset(dataset_dir: str | Path, config: AlignConfig | None = None) ->
     dataset.world_from_source = similarity @ dataset.world_from_source
     dataset.extras["alignment"] = {
         **{k: v for k, v in asdict(report).items() if k not in ("root", "extras")},
+        **report.extras,
         "config": asdict(config),
     }
     save_dataset(dataset)

@@ -33,6 +33,7 @@ def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, c
     from common.progress import progress_bar
     from scene_builder.datasets import load_dataset
     from scene_builder.fields import load_field
+    from scene_builder.geometry.ground import RoadPrior
     from scene_builder.mesh import extract_geometry
 
     render_field = load_field(field_dir)
@@ -53,8 +54,13 @@ def geometry_from_field(field_dir: str | Path, dataset_dir: str | Path | None, c
         def progress(done: int, total: int, what: str) -> None:
             bar.update(task, completed=done, total=total, description=f"rendering {what}")
 
-        geometry = extract_geometry(render_field, dataset.poses, intrinsics, size, config, progress)
+        road = RoadPrior.from_dataset(dataset)
+        geometry = extract_geometry(
+            render_field, dataset.poses, intrinsics, size, config, progress, road=road
+        )
     geometry.stats["dataset"] = str(dataset.root)
+    if road is not None:
+        geometry.stats["road"] = road.to_json()
     return geometry
 
 
@@ -108,28 +114,25 @@ def write_bundle(
 ):
     """Sample tasks on the geometry's drivable map and write the bundle (field and dataset copied).
 
-    The recommended vehicle length (``extras["vehicle_length"]``) comes from the drivable area
-    (``recommended_vehicle_length``); spawns and goals keep 0.6 of it (about the vehicle's
-    bounding radius) from anything not drivable by default; the goal radius is 6% of the arena
-    radius.
+    A road (geometry from a forward capture, ``stats["road"]``): tasks are sections of the
+    recorded route and the extras hold the scene kind, the recorded route, the camera height and
+    a car's size (``_road_tasks``). An arena: the recommended vehicle length
+    (``extras["vehicle_length"]``) comes from the drivable area (``recommended_vehicle_length``);
+    spawns and goals keep 0.6 of it (about the vehicle's bounding radius) from anything not
+    drivable by default; the goal radius is 6% of the arena radius.
     """
     import tempfile
 
     from scene_builder.bundle import write_scene
     from scene_builder.datasets import load_dataset
-    from scene_builder.drivable import sample_tasks
     from scene_builder.train import STATE_FILE
 
-    radius = geometry.region.radius
-    vehicle_length = recommended_vehicle_length(geometry.drivable)
-    spawns, goals, routes = sample_tasks(
-        geometry.drivable,
-        tasks,
-        seed=seed,
-        clearance=task_clearance or 0.6 * vehicle_length,
-        goal_radius=goal_radius or 0.06 * radius,
-        min_distance=0.3 * radius,
-    )
+    if geometry.stats.get("road") is not None:
+        spawns, goals, routes, kind_extras = _road_tasks(geometry, tasks, seed, goal_radius)
+    else:
+        spawns, goals, routes, kind_extras = _arena_tasks(
+            geometry, tasks, seed, task_clearance, goal_radius
+        )
     dataset = load_dataset(dataset_dir) if dataset_dir is not None else None
     skip = shutil.ignore_patterns(STATE_FILE, STAGE_FILE)  # optimiser state: as large as the field
     parent = Path(out).expanduser().resolve().parent
@@ -155,12 +158,62 @@ def write_bundle(
             dataset_dir=dataset_copy,
             extras={
                 "region": geometry.region.to_json(),
-                "vehicle_length": vehicle_length,
+                **kind_extras,
                 "mesh_stats": {k: v for k, v in geometry.stats.items() if k != "config"},
                 **(extras or {}),
             },
             overwrite=overwrite,
         )
+
+
+def _arena_tasks(geometry, tasks, seed, task_clearance, goal_radius):
+    """Tasks scattered over an arena's drivable map, and its vehicle length (the table-top rule:
+    ``recommended_vehicle_length``); a BundleError saying what to change when too few fit."""
+    from scene_builder.drivable import NoPathError, sample_tasks
+
+    radius = geometry.region.radius
+    vehicle_length = recommended_vehicle_length(geometry.drivable)
+    clearance = task_clearance or 0.6 * vehicle_length
+    try:
+        spawns, goals, routes = sample_tasks(
+            geometry.drivable,
+            tasks,
+            seed=seed,
+            clearance=clearance,
+            goal_radius=goal_radius or 0.06 * radius,
+            min_distance=0.3 * radius,
+        )
+    except NoPathError as error:
+        share = geometry.drivable.grid.mean() * 100
+        raise BundleError(
+            f"{error}; the map is {share:.1f}% drivable of a {2 * radius:.1f} m square: lower "
+            f"--task-clearance (now {clearance:.3g} m), or rebuild the map (--ground-tolerance, "
+            "--region-radius), or film the ground around the scene from more sides"
+        ) from None
+    extras = {"scene_kind": "arena", "vehicle_length": vehicle_length}
+    return spawns, goals, routes, extras
+
+
+def _road_tasks(geometry, tasks, seed, goal_radius):
+    """Tasks along a road's recorded route (``road.road_tasks``), and the road's extras (the
+    contract with the simulator: scene kind, recorded route, camera height, the car's size)."""
+    import numpy as np
+
+    from scene_builder.geometry.ground import RoadPrior
+    from scene_builder.road import recorded_route, road_tasks
+
+    road = RoadPrior.from_json(geometry.stats["road"])
+    spawns, goals, routes = road_tasks(geometry.drivable, road, tasks, seed, goal_radius)
+    extras = {
+        "scene_kind": "road",
+        "recorded_route": np.round(recorded_route(road), 4).tolist(),
+        "camera_height": round(float(np.mean(road.camera_heights)), 4),
+        **road.vehicle_size(),
+        "metric": road.metric,
+        "vehicle_rule": "a 4.5 x 1.8 x 1.5 m car"
+        + ("" if road.metric else ", in units where the capture camera rides 1.5 m high"),
+    }
+    return spawns, goals, routes, extras
 
 
 def recommended_vehicle_length(drivable) -> float:
@@ -191,7 +244,8 @@ def _copy_dataset_at_field_resolution(dataset, dest: Path, field_dir: Path) -> N
     meta_path = field_dir / "field.json"
     meta = json.loads(meta_path.read_text())
     factor = int(meta.get("downscale", 1) or 1)
-    skip = shutil.ignore_patterns("images", "transforms.json", STAGE_FILE, STATE_FILE)
+    # .sfm: structure from motion's work folder (its database is larger than the field)
+    skip = shutil.ignore_patterns("images", "transforms.json", ".sfm", STAGE_FILE, STATE_FILE)
     shutil.copytree(dataset.root, dest, ignore=skip)
     (dest / "images").mkdir()
     frames = []

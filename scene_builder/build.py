@@ -35,6 +35,12 @@ from scene_builder.errors import BundleError
 from scene_builder.mesh import MeshConfig
 
 STAGES = ("frames", "poses", "align", "field", "mesh", "bundle")
+KIND_NOTES = {
+    "road": "the cameras look along their path: ground, map and tasks follow the path",
+    "arena": "the cameras look across their path: an area they circle",
+}
+# A map with less of its region drivable than this cannot hold an arena's tasks.
+MIN_DRIVABLE_SHARE = 0.03
 
 
 @dataclass
@@ -188,6 +194,7 @@ class SceneBuild:
         if self.out.exists() and not overwrite:
             raise BundleError(f"{self.out}: already exists (pass --overwrite to rebuild it)")
         report = report or (lambda stage, message: print(f"[{stage}] {message}", flush=True))
+        self._check_inputs()
         self.work.mkdir(parents=True, exist_ok=True)
         for index, stage in enumerate(STAGES, start=1):
             label = f"{index}/{len(STAGES)} {stage}"
@@ -207,6 +214,14 @@ class SceneBuild:
             self.results.append(StageResult(stage, self.folder(stage), seconds, False))
             report(label, f"done in {seconds:.1f} s")
         return self.out
+
+    def _check_inputs(self) -> None:
+        """Refuse a missing input before the first stage (a typo would otherwise cost a stage)."""
+        if not self.source.exists():
+            raise BundleError(f"{self.source}: no such video or image folder")
+        poses = self.config.poses_from
+        if poses and not Path(poses).expanduser().exists():
+            raise BundleError(f"--poses {poses}: no such COLMAP folder or poses_bounds.npy")
 
     # ------------------------------------------------------------------ stages
     def _stage_frames(self, report) -> None:
@@ -234,7 +249,8 @@ class SceneBuild:
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(self.folder("frames"), target)
         result = recover_poses(target, SfmConfig(seed=self.config.seed), overwrite=True)
-        report(result.summary().splitlines()[0] if hasattr(result, "summary") else "poses done")
+        for line in result.summary().splitlines():  # models, tries, warnings: all of it
+            report(line)
 
     def _stage_align(self, report) -> None:
         from scene_builder.align import AlignConfig, align_dataset
@@ -247,7 +263,15 @@ class SceneBuild:
             up=self.config.up, scale=self.config.scale, seed=self.config.seed
         )
         result = align_dataset(target, config)
-        report(result.summary().splitlines()[0] if hasattr(result, "summary") else "aligned")
+        for line in result.summary().splitlines():
+            report(line)
+        kind = result.extras.get("scene_kind", "arena")
+        report(f"scene kind: {kind} ({KIND_NOTES[kind]})")
+        if kind == "road" and not result.metric:
+            report(
+                "warning: no --scale, so the car is sized in camera heights (1.5 m each); "
+                "give --scale camera-height=H for metres"
+            )
 
     def _stage_field(self, report) -> None:
         from scene_builder.train import STATE_FILE, train_field
@@ -289,11 +313,12 @@ class SceneBuild:
             geometry = geometry_from_field(
                 self.folder("field"), self.folder("align"), self.config.mesh
             )
-        geometry.save(self.folder("mesh"))
         report(
-            f"{geometry.stats['faces']} faces, map {geometry.drivable.grid.mean() * 100:.0f}% "
+            f"{geometry.stats['faces']} faces, map {geometry.drivable.grid.mean() * 100:.1f}% "
             f"drivable of a {2 * geometry.region.radius:.2f} m square"
         )
+        check_geometry(geometry, report)
+        geometry.save(self.folder("mesh"))
 
     def _stage_bundle(self, report) -> None:
         from scene_builder.mesh import Geometry
@@ -316,6 +341,43 @@ class SceneBuild:
             overwrite=True,  # run() refused an existing bundle unless --overwrite
         )
         report(f"wrote {self.out}")
+
+
+def check_geometry(geometry, report: Callable[[str], None]) -> None:
+    """Stop the build when the geometry cannot make a usable scene, saying what to change."""
+    stats = geometry.stats
+    if stats.get("scene_kind") == "road":
+        report(
+            f"road: route {stats['route_length']:.1f} m, {stats['route_covered'] * 100:.0f}% on "
+            f"drivable cells, drivable width median {stats['width_median']:.2f} m, "
+            f"min {stats['width_min']:.2f} m"
+        )
+        from scene_builder.geometry.ground import RoadPrior
+        from scene_builder.road import MIN_ROUTE_CARS
+
+        road = RoadPrior.from_json(stats["road"])
+        car = road.vehicle_size()["vehicle_length"]
+        if stats["route_length"] < MIN_ROUTE_CARS * car:
+            raise BundleError(
+                f"the camera path is {stats['route_length']:.1f} m long, under "
+                f"{MIN_ROUTE_CARS:.0f} car lengths ({car:.2f} m): no route to drive; film a "
+                "longer stretch of road, or check --scale camera-height"
+            )
+        return
+    share = float(geometry.drivable.grid.mean())
+    if share < MIN_DRIVABLE_SHARE:
+        ground = stats.get("ground_prior")
+        raise BundleError(
+            f"the drivable map is {share * 100:.1f}% of the region (under "
+            f"{MIN_DRIVABLE_SHARE * 100:.0f}%): "
+            + (
+                "no ground was found under the region: raise --ground-tolerance, lower "
+                "--region-radius, or film the ground around the scene from more sides"
+                if ground
+                else "the cameras do not circle an area, so there is no ground prior: film "
+                "around the area, or film along a road (the camera looking where it goes)"
+            )
+        )
 
 
 def _jsonable(value: Any) -> Any:

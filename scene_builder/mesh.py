@@ -38,12 +38,18 @@ each uses what it uses:
    beyond the table's edge, which meet no ground, are cliffs. Small islands are dropped,
    one-cell gaps in the ground are closed.
 6. Optional, for parts that must be dynamic: ``convex_parts`` (CoACD, extra ``driveenv[coacd]``).
+
+A forward capture (a street walked or driven; ``align`` records it as a road with a ground
+profile under the camera path) takes ``road_geometry`` instead: the region, side views and
+ground prior follow the path, the road's ground is a sheet on the profile, and the drivable
+map is grown from the driven corridor (``scene_builder.geometry.road_fusion``,
+``scene_builder.road``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -55,11 +61,12 @@ from scene_builder.drivable import drivable_from_mesh
 from scene_builder.errors import MeshError
 from scene_builder.geometry.baking import bake_vertex_colours
 from scene_builder.geometry.cleanup import clean_mesh, convex_parts, fill_small_holes
+from scene_builder.geometry.ground import RoadPrior
 from scene_builder.geometry.points import captured_views, ground_plate, obstacle_shapes
 from scene_builder.geometry.trust import fusion_view, ground_area
 from scene_builder.geometry.tsdf import fuse_tsdf
 from scene_builder.geometry.types import DepthView, Geometry, Progress, Region
-from scene_builder.geometry.views import arena_region, render_depth_views
+from scene_builder.geometry.views import arena_region, render_depth_views, render_views
 
 __all__ = [
     "DepthView",
@@ -116,7 +123,9 @@ class MeshConfig:
         2.0, "arena radius as this x the cameras' largest distance from the orbit centre"
     )
     region_radius: float | None = option(
-        None, "arena radius in metres around the orbit centre (overrides --region-factor)"
+        None,
+        "arena radius in metres around the orbit centre, or a road's camera path (overrides "
+        "--region-factor / --road-margin)",
     )
     min_component_fraction: float = option(
         0.05, "drop mesh components with fewer faces than this x the largest's"
@@ -131,6 +140,14 @@ class MeshConfig:
     min_island_fraction: float = option(
         0.05, "drop drivable islands smaller than this x the largest"
     )
+    # Road scenes (a forward capture; scene_builder.geometry.road_fusion): lengths in metres, or
+    # in camera heights / 1.5 without a metric scale.
+    road_width: float = option(
+        4.0, "road: metres each side of the camera path where the ground prior applies"
+    )
+    road_margin: float = option(
+        15.0, "road: metres of surroundings kept beyond the camera path (the region)"
+    )
 
     def __post_init__(self) -> None:
         if self.target_faces < 100 or self.resolution < 16:
@@ -140,6 +157,31 @@ class MeshConfig:
             )
         if not 0 <= self.min_surface_opacity <= 1:
             raise MeshError(f"--min-surface-opacity {self.min_surface_opacity}: must be in [0, 1]")
+        positive = {
+            "--region-factor": self.region_factor,
+            "--region-radius": self.region_radius,
+            "--map-resolution": self.map_resolution,
+            "--ground-tolerance": self.ground_tolerance,
+            "--road-width": self.road_width,
+            "--truncation-voxels": self.truncation_voxels,
+        }
+        bad = [
+            f"{flag} {value}"
+            for flag, value in positive.items()
+            if value is not None and value <= 0
+        ]
+        if self.road_margin < 0:
+            bad.append(f"--road-margin {self.road_margin}")
+        if bad:
+            raise MeshError(f"{', '.join(bad)}: must be positive")
+        fractions = {
+            "--min-accumulation": self.min_accumulation,
+            "--min-component-fraction": self.min_component_fraction,
+            "--min-island-fraction": self.min_island_fraction,
+        }
+        outside = [f"{flag} {value}" for flag, value in fractions.items() if not 0 <= value <= 1]
+        if outside:
+            raise MeshError(f"{', '.join(outside)}: must be in [0, 1]")
         if self.max_training_views < 1 or self.virtual_views < 0 or not 0 < self.render_scale <= 1:
             raise MeshError(
                 f"--max-training-views {self.max_training_views} / --virtual-views "
@@ -155,8 +197,10 @@ def extract_geometry(
     image_size: tuple[int, int],
     config: MeshConfig | None = None,
     progress: Progress | None = None,
+    road: RoadPrior | None = None,
 ) -> Geometry:
-    """Collision mesh, coloured visual mesh and drivable map from a field (module docstring).
+    """Collision mesh, coloured visual mesh and drivable map from a field (module docstring);
+    with a ``road`` prior (a forward capture), ``road_geometry`` instead.
 
     ``poses`` (N, 4, 4) and ``intrinsics`` (N, 4) are the training cameras in the world frame
     (z up, ground z = 0) at full ``image_size`` (width, height); ``render_field`` offers the
@@ -166,6 +210,8 @@ def extract_geometry(
     poses = np.asarray(poses, dtype=np.float64)
     if len(poses) == 0:
         raise MeshError("no camera poses to render depth from")
+    if road is not None:
+        return road_geometry(render_field, poses, intrinsics, image_size, road, config, progress)
     region = arena_region(poses, config)
     stats: dict[str, Any] = {"config": asdict(config)}
     timer = time.perf_counter()
@@ -263,4 +309,56 @@ def _finish(
         stats=stats,
     )
     stats["map_s"] = time.perf_counter() - tick
+    return Geometry(collision, visual, drivable, region, stats)
+
+
+def road_geometry(
+    render_field,
+    poses: np.ndarray,
+    intrinsics: np.ndarray,
+    image_size: tuple[int, int],
+    road: RoadPrior,
+    config: MeshConfig,
+    progress: Progress | None = None,
+) -> Geometry:
+    """Geometry of a forward capture (``scene_builder.geometry.road_fusion``): the field's depth
+    from the training and side views, fused with the ground prior along the camera path; the
+    road's ground and the driven corridor replaced by a sheet on the ground profile; the road
+    drivable map (``scene_builder.road``)."""
+    from scene_builder.geometry import road_fusion
+    from scene_builder.road import road_drivable_map
+
+    region = road_fusion.road_region(road, poses, config)
+    stats: dict[str, Any] = {"config": asdict(config), "scene_kind": "road"}
+    timer = time.perf_counter()
+    no_rings = replace(config, virtual_views=0)
+    views = render_depth_views(
+        render_field, poses, intrinsics, image_size, region, no_rings, progress
+    )
+    sides = road_fusion.side_poses(road, poses, config)
+    if len(sides):
+        size = config.virtual_size
+        focal = 0.5 * size / np.tan(np.radians(35))
+        side_intrinsics = np.tile([focal, focal, size / 2, size / 2], (len(sides), 1))
+        views += render_views(
+            render_field, sides, side_intrinsics, size, size, config, progress, "side views"
+        )
+    stats["render_s"] = time.perf_counter() - timer
+    stats["views"] = len(views)
+    timer = time.perf_counter()
+    voxel = 2 * region.radius / config.resolution
+    views = [road_fusion.road_fusion_view(view, road, config) for view in views]
+    fused = fuse_tsdf(views, region, voxel, config)
+    cleaned = clean_mesh(fused, region, config)
+    collision = road_fusion.road_collision(cleaned, road, config, cell=voxel)
+    stats["fuse_s"] = time.perf_counter() - timer
+    stats["faces"] = len(collision.faces)
+    stats["voxel_size"] = voxel
+    timer = time.perf_counter()
+    visual = collision.copy()
+    visual.visual.vertex_colors = bake_vertex_colours(collision, views, 3 * voxel)
+    stats["bake_s"] = time.perf_counter() - timer
+    timer = time.perf_counter()
+    drivable = road_drivable_map(collision, visual, road, region, config, stats)
+    stats["map_s"] = time.perf_counter() - timer
     return Geometry(collision, visual, drivable, region, stats)
