@@ -215,11 +215,15 @@ def main() -> None:
         print(f"{name}: {json.dumps(result)}", flush=True)
     from results import tee, write_section
 
+    name = load_scene(scene, verify_hashes=False).name
     with tee() as printed:
-        print(table(results, load_scene(scene, verify_hashes=False).name))
+        print(table(results, name))
         loads = ", ".join(f"{n} {r['load_1min']:.1f}" for n, r in results.items())
         print(f"\n1-minute load average at the end of each row: {loads} ({os.cpu_count()} cores)")
-    write_section("street_drive", printed.getvalue())
+    # one section per scene: the synthetic street's, and each street bundle's
+    write_section(
+        "street_drive" if args.scene is None else f"street_drive {name}", printed.getvalue()
+    )
 
 
 if __name__ == "__main__":

@@ -85,11 +85,12 @@ class _Box:
     size: np.ndarray  # (2,) extents along its own x and y
     height: float
     yaw: float
+    base: float = 0.0  # height of the ground it stands on
 
     def mesh(self, colour: np.ndarray) -> trimesh.Trimesh:
         box = trimesh.creation.box(extents=(self.size[0], self.size[1], self.height))
         box.apply_transform(trimesh.transformations.rotation_matrix(self.yaw, (0, 0, 1)))
-        box.apply_translation((self.centre[0], self.centre[1], self.height / 2))
+        box.apply_translation((self.centre[0], self.centre[1], self.base + self.height / 2))
         box.visual.vertex_colors = _rgba(np.tile(colour, (len(box.vertices), 1)))
         return box
 
@@ -203,6 +204,7 @@ class SyntheticRoadConfig:
     task_length: float = 40.0
     goal_radius: float = 2.0
     camera_height: float = 1.5
+    grade: float = 0.0  # the road climbs this many metres per metre along it (0.05: 5 %)
 
 
 def _centre_line(config: SyntheticRoadConfig) -> np.ndarray:
@@ -258,7 +260,7 @@ def _road_ground(config: SyntheticRoadConfig, centre: np.ndarray, rng) -> trimes
     gx, gy = np.meshgrid(xs, ys)
     s, d = _road_frame(centre, np.stack([gx, gy], axis=-1))
     s, d = s.ravel(), d.ravel()
-    z = np.where(np.abs(d) > config.road_half_width, config.kerb_height, 0.0)
+    z = np.where(np.abs(d) > config.road_half_width, config.kerb_height, 0.0) + _rise(config, s)
     ids = np.arange(gx.size).reshape(gx.shape)
     a, b, c, e = ids[:-1, :-1], ids[:-1, 1:], ids[1:, 1:], ids[1:, :-1]
     faces = np.concatenate(
@@ -267,6 +269,11 @@ def _road_ground(config: SyntheticRoadConfig, centre: np.ndarray, rng) -> trimes
     ground = trimesh.Trimesh(np.stack([gx.ravel(), gy.ravel(), z], axis=1), faces, process=False)
     ground.visual.vertex_colors = _rgba(_road_colours(config, s, d, rng))
     return ground
+
+
+def _rise(config: SyntheticRoadConfig, arc):
+    """Ground height at ``arc`` metres along the road (its grade; flat before its start)."""
+    return config.grade * np.maximum(arc, 0.0)
 
 
 def _along_road(centre: np.ndarray, arcs: np.ndarray, lateral: float):
@@ -287,15 +294,19 @@ def _road_obstacles(config: SyntheticRoadConfig, centre: np.ndarray, rng) -> tup
     slots = slots[rng.random(len(slots)) < 0.7]
     lateral = 0.5 * (config.lane_width + config.road_half_width)
     points, yaws = _along_road(centre, slots, lateral)
-    cars = [_Box(p, np.array([4.5, 1.8]), 1.5, y) for p, y in zip(points, yaws, strict=True)]
+    cars = [
+        _Box(p, np.array([4.5, 1.8]), 1.5, y, float(_rise(config, arc)))
+        for p, y, arc in zip(points, yaws, slots, strict=True)
+    ]
     buildings = []
     for side in (1.0, -1.0):
         depth = 6.0
         arcs = np.arange(4.0, length - 4.0, 13.0)
         points, yaws = _along_road(centre, arcs, side * (config.building_setback + depth / 2))
-        for p, y in zip(points, yaws, strict=True):
+        for p, y, arc in zip(points, yaws, arcs, strict=True):
             size = np.array([rng.uniform(8.0, 11.0), depth])
-            buildings.append(_Box(p, size, float(rng.uniform(6.0, 14.0)), y))
+            base = float(_rise(config, arc)) - 2.0  # sunk in, so a slope leaves no gap under it
+            buildings.append(_Box(p, size, float(rng.uniform(6.0, 14.0)) + 2.0, y, base))
     return cars, buildings
 
 

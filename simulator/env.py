@@ -46,6 +46,7 @@ from simulator.tasks import Task
 from simulator.vehicles import (
     VehicleState,
     camera_mount_height,
+    is_road_scene,
     scene_vehicle_spec,
     step_vehicle,
 )
@@ -138,6 +139,8 @@ class DriveEnv(gym.Env):
             self.close()
             raise
         self.vehicle = VehicleState()
+        self._terrain = is_road_scene(self.scene.extras)  # follow the ground's height
+        self._ground_z = 0.0
         self.task: Task | None = None
         self.lighting: EpisodeLighting | None = None
         self._steps = 0
@@ -194,7 +197,11 @@ class DriveEnv(gym.Env):
         self.lighting = choose_lighting(
             self.config.lighting, self.scene.lighting, rng, self.config.photometric_augmentation
         )
-        self._world.place_vehicle(self.vehicle.x, self.vehicle.y, self.vehicle.yaw)
+        self._ground_z = 0.0
+        if self._terrain:
+            found = self._world.ground_height(self.vehicle.x, self.vehicle.y)
+            self._ground_z = 0.0 if found is None else found
+        self._world.place_vehicle(self.vehicle.x, self.vehicle.y, self.vehicle.yaw, self._ground_z)
         self._steps = 0
         self._trajectory = [(self.vehicle.x, self.vehicle.y)]
         self._last_info = self._info(
@@ -282,7 +289,10 @@ class DriveEnv(gym.Env):
         collision = off_road = False
         for _ in range(self.config.action_repeat):
             step_vehicle(self.vehicle_spec, vehicle, action, self.config.physics_dt)
-            world.place_vehicle(vehicle.x, vehicle.y, vehicle.yaw)
+            if self._terrain:
+                found = world.ground_height(vehicle.x, vehicle.y, self._ground_z)
+                self._ground_z = self._ground_z if found is None else found
+            world.place_vehicle(vehicle.x, vehicle.y, vehicle.yaw, self._ground_z)
             if world.in_collision():
                 collision = True
                 break
@@ -323,7 +333,9 @@ class DriveEnv(gym.Env):
 
     # ----------------------------------------------------------------- observations
     def camera_pose(self) -> np.ndarray:
-        return self.camera.camera_to_world(self.vehicle.x, self.vehicle.y, self.vehicle.yaw)
+        pose = self.camera.camera_to_world(self.vehicle.x, self.vehicle.y, self.vehicle.yaw)
+        pose[2, 3] += self._ground_z  # the mount height is above the ground under the vehicle
+        return pose
 
     def render_cameras(self, envs: list[DriveEnv]) -> list[dict[str, np.ndarray]]:
         """Camera images of ``envs`` (sharing this env's renderer) in one batched call."""

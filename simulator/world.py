@@ -11,6 +11,12 @@ for the closest points between the body and the scene within zero distance, i.e.
 out between two static bodies.
 The vehicle's collision body starts a little above the ground, so flat ground is not a contact;
 an obstacle, a wall or the bird is. PyBullet also casts the optional range scan.
+
+Ground height. A table top is the plane z = 0. A road can slope, so on a road scene the
+environment follows the terrain: ``ground_height`` casts a vertical ray that ignores the vehicle
+(its body is in its own collision group) and the vehicle is placed at the height found. The ray
+starts ``ground_clearance`` above the last height, so the car rolls onto what its clearance
+allows (a slope, a low kerb) and anything taller meets its collision box as an obstacle.
 """
 
 from __future__ import annotations
@@ -27,6 +33,10 @@ from simulator.vehicles import VehicleSpec
 
 # The open PyBullet clients of this process, so tests can prove that none leaks.
 OPEN_CLIENTS: set[int] = set()
+VEHICLE_GROUP = 4  # collision group of the vehicle body; static scene bodies are Bullet's group 2
+SCENE_RAYS = 3  # ray mask: Bullet's default and static groups, not the vehicle
+GROUND_SEARCH = 1000.0  # metres: the first ground search spans the whole scene
+GROUND_DROP = 2.0  # metres below the last ground height a later search reaches
 
 
 def vehicle_body(spec: VehicleSpec, client: int) -> int:
@@ -65,16 +75,21 @@ class World:
                 baseMass=0, baseCollisionShapeIndex=shape, physicsClientId=self.client
             )
             self.vehicle_body = vehicle_body(spec, self.client)
+            pybullet.setCollisionFilterGroupMask(
+                self.vehicle_body, -1, VEHICLE_GROUP, 0, physicsClientId=self.client
+            )
+            self.base_z = 0.0  # ground height under the vehicle
         except BaseException:
             self.close()
             raise
 
-    def place_vehicle(self, x: float, y: float, yaw: float) -> None:
-        """Put the vehicle body at ground pose (x, y, yaw)."""
+    def place_vehicle(self, x: float, y: float, yaw: float, z: float = 0.0) -> None:
+        """Put the vehicle body at ground pose (x, y, yaw), on ground at height ``z``."""
         half = 0.5 * yaw
+        self.base_z = z
         pybullet.resetBasePositionAndOrientation(
             self.vehicle_body,
-            (x, y, 0.0),
+            (x, y, z),
             (0.0, 0.0, math.sin(half), math.cos(half)),
             physicsClientId=self.client,
         )
@@ -85,6 +100,23 @@ class World:
             self.vehicle_body, self.scene_body, 0.0, physicsClientId=self.client
         )
         return len(contacts) > 0
+
+    def ground_height(self, x: float, y: float, last: float | None = None) -> float | None:
+        """The scene's surface height at (x, y), or None where there is none.
+
+        With ``last`` (the height a moment ago) the ray runs from ``ground_clearance`` above it
+        down to ``GROUND_DROP`` below; without, it runs up from far below and the lowest
+        surface is the ground (on a road scene, what stands on it is above it).
+        """
+        if last is None:
+            start, end = (x, y, -GROUND_SEARCH), (x, y, GROUND_SEARCH)
+        else:
+            start = (x, y, last + self.spec.ground_clearance)
+            end = (x, y, last - GROUND_DROP)
+        hit = pybullet.rayTest(
+            start, end, collisionFilterMask=SCENE_RAYS, physicsClientId=self.client
+        )[0]
+        return float(hit[3][2]) if hit[0] == self.scene_body else None
 
     def ground_below(self, x: float, y: float, depth: float) -> bool:
         """Whether a downward ray from above (x, y) hits the scene within ``depth`` below z = 0."""
@@ -100,7 +132,7 @@ class World:
         The rays leave the vehicle's body centre at mid-body height, evenly spread over 360
         degrees starting straight ahead.
         """
-        z = self.spec.ground_clearance + 0.5 * (self.spec.height - self.spec.ground_clearance)
+        z = self.base_z + 0.5 * (self.spec.height + self.spec.ground_clearance)
         angles = yaw + np.arange(count) * (2.0 * math.pi / count)
         starts = np.stack([np.full(count, x), np.full(count, y), np.full(count, z)], axis=1)
         ends = starts + max_range * np.stack(

@@ -157,3 +157,30 @@ def test_negative_route_offsets_are_refused():
         EnvConfig(route_lateral_offset=-1.0)
     with pytest.raises(ConfigError, match="route_heading_offset_deg"):
         EnvConfig(route_heading_offset_deg=float("nan"))
+
+
+@pytest.fixture(scope="module")
+def sloped_road(tmp_path_factory):
+    """The synthetic street climbing 5 % along its length (its first straight runs along +x)."""
+    from scene_builder.synthetic import SyntheticRoadConfig, make_synthetic_road
+
+    config = SyntheticRoadConfig(grade=0.05)
+    return make_synthetic_road(tmp_path_factory.mktemp("sloped") / "road", config=config)
+
+
+def test_the_car_and_its_camera_follow_a_sloping_road(sloped_road):
+    """On the first straight the ground is at 0.05 x: the car drives up it without touching it,
+    and the camera stays at the capture height above the ground under the car."""
+    env = make_env(scene=sloped_road, task="route", max_episode_steps=30)
+    try:
+        start, goal = [10.0, -1.25, 0.0], [30.0, -1.25]
+        env.reset(options={"spawn": start, "goal": goal, "route": [start[:2], goal]})
+        assert env.camera_pose()[2, 3] == pytest.approx(0.05 * 10.0 + 1.5, abs=1e-3)
+        for _ in range(20):
+            *_, terminated, _, info = env.step([0.0, 1.0])
+            assert not terminated and not info["collision"]
+            x = info["pose"][0]
+            assert env.camera_pose()[2, 3] == pytest.approx(0.05 * x + 1.5, abs=1e-3)
+        assert x > 15.0  # 6 m up the slope
+    finally:
+        env.close()
