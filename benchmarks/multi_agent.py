@@ -22,6 +22,7 @@ Results are cached in ``--out/results.json``, so the benchmark resumes where it 
     .venv/bin/python benchmarks/multi_agent.py --out runs/bench-marl
     .venv/bin/python benchmarks/multi_agent.py --out runs/bench-marl --robots 2 --steps 6000 --mpe
     .venv/bin/python benchmarks/multi_agent.py --out runs/bench-marl --table   # print cached rows
+    .venv/bin/python benchmarks/multi_agent.py --out runs/bench-marl --table --write  # and write them
 """
 
 from __future__ import annotations
@@ -175,13 +176,14 @@ def bird_rows(results: dict, args) -> list[list[object]]:
                 continue
             rates = [r["team_success_rate"] for r in runs]
             low, high = t_interval(rates)
+            interval = f"[{low:.2f}, {high:.2f}]" if len(rates) > 1 else "n/a (one seed)"
             rows.append(
                 [
                     algorithm,
                     robots,
                     len(runs),
                     float(np.mean(rates)),
-                    f"[{low:.2f}, {high:.2f}]",
+                    interval,
                     " ".join(f"{rate:.2f}" for rate in rates),
                     float(np.mean([r["robot_collision_rate"] for r in runs])),
                     float(np.mean([r["scene_collision_rate"] for r in runs])),
@@ -226,6 +228,12 @@ def print_tables(results: dict, args) -> None:
         header = ["learner", "robots", "seeds", "team success", "95% CI", "per seed"]
         header += ["robot collision", "scene collision", "CPU min"]
         print(markdown_table(header, rows))
+        short = [f"{row[0]}-{row[1]}" for row in rows if row[2] < len(args.seeds)]
+        if short:
+            print(
+                f"\nRows with fewer than the {len(args.seeds)} seeds asked for ({', '.join(short)}):"
+                " the other seeds' runs did not finish; CPU min gives the cost of each."
+            )
     rows = mpe_rows(results, args)
     if rows:
         print(
@@ -263,6 +271,7 @@ def main() -> None:
     parser.add_argument("--matrix", action="store_true", help="add the two-step matrix game")
     parser.add_argument("--matrix-episodes", type=int, default=1500)
     parser.add_argument("--table", action="store_true", help="print the cached rows only")
+    parser.add_argument("--write", action="store_true", help="with --table: write them too")
     args = parser.parse_args()
 
     from results import load, tee, write_section
@@ -299,7 +308,7 @@ def main() -> None:
                 print(f"{key}: {json.dumps(results[key])}", flush=True)
     with tee() as printed:
         print_tables(results, args)
-    if not args.table:
+    if not args.table or args.write:
         write_section("multi_agent", printed.getvalue(), load_at_start=load_at_start)
 
 
