@@ -199,7 +199,6 @@ BIRD_OPTIONS = {
     "action_repeat": 3,
     "max_episode_steps": 50,
     "seed": 7,
-    "agents": 2,  # read by simulator.make_multi; a DriveEnv drives one vehicle whatever it says
 }
 
 
