@@ -170,10 +170,11 @@ def bird_rows(results: dict, args) -> list[list[object]]:
     rows = []
     for robots in args.robots:
         for algorithm in args.algorithms:
-            runs = [results.get(f"{algorithm}-{robots}@s{seed}") for seed in args.seeds]
-            runs = [r for r in runs if r is not None]
-            if not runs:
+            found = {s: results.get(f"{algorithm}-{robots}@s{s}") for s in args.seeds}
+            found = {s: r for s, r in found.items() if r is not None}
+            if not found:
                 continue
+            runs = list(found.values())
             rates = [r["team_success_rate"] for r in runs]
             low, high = t_interval(rates)
             interval = f"[{low:.2f}, {high:.2f}]" if len(rates) > 1 else "n/a (one seed)"
@@ -184,7 +185,7 @@ def bird_rows(results: dict, args) -> list[list[object]]:
                     len(runs),
                     float(np.mean(rates)),
                     interval,
-                    " ".join(f"{rate:.2f}" for rate in rates),
+                    " ".join(f"s{s} {r['team_success_rate']:.2f}" for s, r in found.items()),
                     float(np.mean([r["robot_collision_rate"] for r in runs])),
                     float(np.mean([r["scene_collision_rate"] for r in runs])),
                     float(np.mean([r["cpu_minutes"] for r in runs])),
@@ -215,6 +216,8 @@ def mpe_rows(results: dict, args) -> list[list[object]]:
 def print_tables(results: dict, args) -> None:
     from results import markdown_table
 
+    if args.note:
+        print(args.note + "\n")
     rows = bird_rows(results, args)
     if rows:
         print(
@@ -272,6 +275,7 @@ def main() -> None:
     parser.add_argument("--matrix-episodes", type=int, default=1500)
     parser.add_argument("--table", action="store_true", help="print the cached rows only")
     parser.add_argument("--write", action="store_true", help="with --table: write them too")
+    parser.add_argument("--note", default="", help="a line to print above the tables")
     args = parser.parse_args()
 
     from results import load, tee, write_section
