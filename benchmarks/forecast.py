@@ -91,7 +91,7 @@ def current_forecast(real, sim_successes, limit: int):
 
 
 def methods(rng, draws, regime, correlation, trials, forecast_draws):
-    from eval.ppi import ppi_mean, wilson
+    from eval.ppi import grouped_priors, ppi_mean, wilson
 
     real, paired, unpaired, sim_successes, truth = campaigns(
         rng, draws, regime, correlation, trials
@@ -102,7 +102,7 @@ def methods(rng, draws, regime, correlation, trials, forecast_draws):
     rows = {"realised correlation": realised}
     low, high = wilson(real.mean(axis=1), real.shape[1], CONFIDENCE)
     rows["real trials only"] = (real.mean(axis=1), low, high, truth)
-    e = ppi_mean(real, paired, unpaired, CONFIDENCE)
+    e = ppi_mean(real, paired, unpaired, CONFIDENCE, pseudo=grouped_priors(real, paired, AGENTS))
     rows["prediction-powered"] = (e.estimate, e.low, e.high, truth)
     if forecast_draws:
         centre, low, high = current_forecast(real, sim_successes, forecast_draws)
