@@ -64,7 +64,7 @@ class FewStepSampler(nn.Module):
         clip: float | None = None,
     ) -> None:
         super().__init__()
-        self.denoiser = denoiser
+        self.denoiser, self.schedule = denoiser, schedule
         self.timesteps = sampler_timesteps(schedule.num_steps, num_steps)
         self.clip = clip
         ab = schedule.alpha_bars

@@ -115,3 +115,33 @@ def test_train_command_and_energy_map(tmp_path, synthetic_scene, expert_demos):
     assert np.isnan(grid).sum() > 0.5 * grid.size  # cells never driven through have none
     png = base64.b64decode(energy_map(agent, successful, drivable))
     assert png.startswith(b"\x89PNG")
+    report_shows_the_energy_map(tmp_path, synthetic_scene, out)
+
+
+def report_shows_the_energy_map(tmp_path, scene, run_dir):
+    """A campaign with the DxMI run and a scripted agent: the report maps the DxMI one only."""
+    from eval.report import ReportConfig, write_report
+    from eval.rollouts import AgentSpec, CampaignConfig, run_campaign
+    from tests.eval.fakes import point_env, scripted_policy
+
+    agents = [AgentSpec("dx", str(run_dir)), AgentSpec("scripted", "toward")]
+    config = CampaignConfig(scene, agents, ["capture"], [0, 1])
+
+    def policy(agent, env, seed):  # the campaign's outcomes do not matter here, only its agents
+        return scripted_policy(AgentSpec(agent.name, "toward"), env, seed)
+
+    run_campaign(config, tmp_path / "eval", point_env, policy, False)
+    html = write_report(
+        ReportConfig(
+            sim=tmp_path / "eval",
+            scene=scene,
+            out=tmp_path / "report",
+            n_bootstrap=50,
+            fidelity=False,
+        )
+    )
+    summary = json.loads((html.parent / "summary.json").read_text())
+    assert summary["energy_maps"] == [{"agent": "dx"}]  # a map, no skip reason
+    text = html.read_text()
+    assert 'id="energy"' in text and 'alt="learned energy of dx' in text
+    assert "learned energy of scripted" not in text
