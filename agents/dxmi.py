@@ -62,7 +62,6 @@ class DxMIAgentConfig:
     value_lr: float = 1e-3
     hidden: int = 256
     perturbed_negatives: float = 1.0  # noise-perturbed expert chunks as extra energy negatives
-    anchor_weight: float = 0.0  # the denoiser's imitation (epsilon) loss kept during DxMI
 
     def generative(self, batch_size: int) -> DxMIConfig:
         shared = {f.name for f in fields(DxMIConfig)}

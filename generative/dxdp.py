@@ -64,7 +64,7 @@ class FewStepSampler(nn.Module):
         clip: float | None = None,
     ) -> None:
         super().__init__()
-        self.denoiser, self.schedule = denoiser, schedule
+        self.denoiser = denoiser
         self.timesteps = sampler_timesteps(schedule.num_steps, num_steps)
         self.clip = clip
         ab = schedule.alpha_bars

@@ -14,9 +14,7 @@ conditioning tensor (N, C)):
 - a T-step sampler (``generative.dxdp.FewStepSampler``, fine-tuned from a pretrained DDPM's
   noise predictor) that minimises ``E[E(x_T)] - tau * H``: a maximum-entropy RL problem whose
   reward is the negative energy, solved by DxDP (per-step values learned by temporal
-  differences, each step improved by its one-step look-ahead). Optionally (``anchor_weight``,
-  another addition) the denoiser keeps its DDPM epsilon loss on the data as an anchor, so
-  that an energy still being learned cannot pull the sampler far from what it imitated.
+  differences, each step improved by its one-step look-ahead).
 
 At the fixed point the sampler's distribution is the data's, and E is -tau log p(x) up to a
 constant: an energy that ranks data above anything else without any MCMC. In imitation the
@@ -34,7 +32,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from generative.diffusion import epsilon_loss
 from generative.dxdp import DxDP, DxDPConfig, FewStepSampler, StepValue
 from generative.errors import GenerativeError
 
@@ -100,16 +97,13 @@ class DxMIConfig:
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
     perturbed_negatives: float = 1.0  # weight of the noise-perturbed data negatives (0: none)
     perturb_scale: tuple[float, float] = (0.2, 1.0)  # their noise std range, in data units
-    anchor_weight: float = 0.0  # weight of the denoiser's epsilon loss on the data (0: none)
 
     def __post_init__(self) -> None:
         if self.num_steps < 1 or self.batch_size < 1:
             raise GenerativeError("num_steps and batch_size must be at least 1")
-        weights = (self.entropy_weight, self.energy_reg, self.perturbed_negatives)
-        if min(*weights, self.anchor_weight) < 0:
+        if min(self.entropy_weight, self.energy_reg, self.perturbed_negatives) < 0:
             raise GenerativeError(
-                "entropy_weight, energy_reg, perturbed_negatives and anchor_weight must be "
-                "non-negative"
+                "entropy_weight, energy_reg and perturbed_negatives must be non-negative"
             )
 
 
@@ -177,15 +171,6 @@ class DxMI:
             loss = loss + config.perturbed_negatives * contrast
         return loss
 
-    def sampler_loss(self, data, states, cond, generator=None) -> torch.Tensor:
-        """DxDP's policy loss, plus the anchor: the denoiser's epsilon loss on the data."""
-        loss = self.dxdp.policy_loss(states, cond, self.energy, generator)
-        if self.config.anchor_weight > 0:
-            sampler = self.sampler
-            anchor = epsilon_loss(sampler.denoiser, sampler.schedule, data, cond, generator)
-            loss = loss + self.config.anchor_weight * anchor
-        return loss
-
     def update(
         self,
         data: torch.Tensor,
@@ -209,7 +194,7 @@ class DxMI:
             (
                 "sampler",
                 self.sampler_optimizer,
-                lambda: self.sampler_loss(data, states, cond, generator),
+                lambda: self.dxdp.policy_loss(states, cond, self.energy, generator),
             ),
         ):
             loss = compute()
