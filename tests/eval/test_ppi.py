@@ -107,6 +107,9 @@ def test_verdict_needs_three_agents_and_correlation():
     sim, real = paired_outcomes(rng, np.full(4, 0.6), np.full(4, 0.5), 0.0, 40, 20)
     weak = ppi.judge([(real[i], sim[i, :20]) for i in range(4)], by_seed=False)
     assert not weak.helps and "seed column" in weak.reason
+    paired = ppi.judge([(real[i], sim[i, :20]) for i in range(4)], by_seed=True)
+    assert not paired.helps and "correlation" in paired.reason
+    assert "seed column" not in paired.reason
 
 
 @pytest.mark.parametrize("seed_column", [True, False])
