@@ -61,6 +61,7 @@ class DxMIAgentConfig:
     energy_lr: float = 1e-3
     value_lr: float = 1e-3
     hidden: int = 256
+    perturbed_negatives: float = 1.0  # noise-perturbed expert chunks as extra energy negatives
 
     def generative(self, batch_size: int) -> DxMIConfig:
         shared = {f.name for f in fields(DxMIConfig)}

@@ -91,7 +91,7 @@ def current_forecast(real, sim_successes, limit: int):
 
 
 def methods(rng, draws, regime, correlation, trials, forecast_draws):
-    from eval.ppi import ppi_mean, wilson
+    from eval.ppi import grouped_priors, ppi_mean, wilson
 
     real, paired, unpaired, sim_successes, truth = campaigns(
         rng, draws, regime, correlation, trials
@@ -102,7 +102,7 @@ def methods(rng, draws, regime, correlation, trials, forecast_draws):
     rows = {"realised correlation": realised}
     low, high = wilson(real.mean(axis=1), real.shape[1], CONFIDENCE)
     rows["real trials only"] = (real.mean(axis=1), low, high, truth)
-    e = ppi_mean(real, paired, unpaired, CONFIDENCE)
+    e = ppi_mean(real, paired, unpaired, CONFIDENCE, pseudo=grouped_priors(real, paired, AGENTS))
     rows["prediction-powered"] = (e.estimate, e.low, e.high, truth)
     if forecast_draws:
         centre, low, high = current_forecast(real, sim_successes, forecast_draws)
@@ -211,7 +211,9 @@ def main() -> None:
             f"Synthetic paired campaigns (tests/eval/fakes.py): {AGENTS} agents x 2 conditions, "
             f"{EPISODES} simulated episodes per agent and condition, {args.trials} of them also run "
             f"for real per condition; {args.draws} campaigns per row ({args.forecast_draws} for the "
-            "current forecast, which fits one mapping per agent). Coverage of the true real success "
+            "current forecast, which fits one mapping per agent); the prediction-powered intervals "
+            f"pool each campaign's sim-real disagreement over its {AGENTS} agents "
+            "(`eval.ppi.grouped_priors`). Coverage of the true real success "
             "rate by 95% intervals, their mean width, and their mean width rescaled to cover exactly "
             f"95%. 'realised': the correlation of paired sim and real outcomes (within agents) that the "
             "two rates allow: a binary pair with different rates cannot correlate perfectly, so a "

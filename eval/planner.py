@@ -9,11 +9,19 @@ the Wilson interval of the real trials alone, and the prediction-powered interva
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from eval.ppi import Pairs, Verdict, judge, pair_trials, projected_width, wilson
+from eval.ppi import (
+    Pairs,
+    Verdict,
+    judge,
+    pair_trials,
+    projected_width,
+    share_prior,
+    wilson,
+)
 
 MAX_TRIALS = 5000  # past this the planner says "more than 5000"
 
@@ -101,12 +109,14 @@ def plan_trials(
         raise ValueError(f"width must be between 0 and 1, got {width}")
     conditions = trials.conditions
     pooled = [pair_trials(campaign, trials, agent, conditions) for agent in campaign.agents]
-    pooled = [p for p in pooled if p is not None]
+    pooled = [p for p in share_prior(pooled) if p is not None]
+    prior = pooled[0].pseudo if pooled else None
     verdict = judge([(p.real, p.paired_sim) for p in pooled], all(p.by_seed for p in pooled))
     rows = [plan_for(p, width, confidence, verdict.helps) for p in pooled]
     for agent in campaign.agents:
         for condition in conditions:
             pairs = pair_trials(campaign, trials, agent, [condition])
             if pairs is not None and len(conditions) > 1:
+                pairs = replace(pairs, pseudo=prior)
                 rows.append(plan_for(pairs, width, confidence, verdict.helps))
     return verdict, rows

@@ -24,6 +24,7 @@ from eval import metrics, plots
 from eval.errors import CampaignError, EvalError
 from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_out, mapping_curve
 from eval.real_logs import TrialLog, load_trials
+from eval.report_energy import energy_maps
 from eval.report_ppi import prediction_powered
 from eval.rollouts import Campaign, load_campaign
 
@@ -377,6 +378,8 @@ def write_report(config: ReportConfig) -> Path:
     )
     summary["fidelity"], fidelity_rows = _fidelity(scene, campaign, config)
     figures = _figures(summary, campaign, scene)
+    energy = energy_maps(campaign, scene)
+    summary["energy_maps"] = [{k: v for k, v in m.items() if k != "png"} for m in energy]
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -388,6 +391,7 @@ def write_report(config: ReportConfig) -> Path:
         s=summary,
         figures=figures,
         fidelity_rows=fidelity_rows,
+        energy_maps=energy,
         episode_columns=_episode_column_help(),
     )
     with atomic_path(out) as tmp:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from eval.planner import plan_trials
-from eval.ppi import pair_trials, wilson
+from eval.ppi import pair_trials, share_prior, wilson
 
 TARGET_WIDTH = 0.10  # the planner's target interval width in the report (10 points)
 
@@ -53,10 +53,10 @@ def prediction_powered(
     verdict, plan = plan_trials(campaign, trials, width, confidence)
     by_agent = {f["agent"]: f.get("forecast") for f in forecasts}
     rows = []
-    for agent in campaign.agents:
-        pairs = pair_trials(campaign, trials, agent, trials.conditions)
+    every = [pair_trials(campaign, trials, agent, trials.conditions) for agent in campaign.agents]
+    for pairs in share_prior(every):
         if pairs is not None:
-            rows.append(_agent_row(pairs, by_agent.get(agent), confidence, verdict.helps))
+            rows.append(_agent_row(pairs, by_agent.get(pairs.agent), confidence, verdict.helps))
     return {
         "verdict": verdict.to_json(),
         "confidence": confidence,

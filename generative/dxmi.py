@@ -5,7 +5,12 @@ conditioning tensor (N, C)):
 
 - an energy-based model q(x) ~ exp(-E(x)), pushed down on data and up on the sampler's samples
   (the contrastive-divergence gradient, with the sampler in place of MCMC) plus
-  ``energy_reg * E^2`` to keep energies bounded;
+  ``energy_reg * E^2`` to keep energies bounded. An addition to the paper: with weight
+  ``perturbed_negatives``, data perturbed by Gaussian noise of a random scale in
+  ``perturb_scale`` are negatives too. A sampler fine-tuned from a good diffusion model only
+  ever lands near the data, so without them the energy is never told that the gaps between
+  modes, or anything further off, are unlikely (the noise-contrastive idea of Gutmann and
+  Hyvarinen, 2010, used as a coverage term);
 - a T-step sampler (``generative.dxdp.FewStepSampler``, fine-tuned from a pretrained DDPM's
   noise predictor) that minimises ``E[E(x_T)] - tau * H``: a maximum-entropy RL problem whose
   reward is the negative energy, solved by DxDP (per-step values learned by temporal
@@ -90,12 +95,16 @@ class DxMIConfig:
     adam_beta1: float = 0.5  # sampler and energy: less momentum damps their adversarial swings
     ema_decay: float | None = 0.99  # EMA of the sampler's weights, what ``sample`` draws from
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
+    perturbed_negatives: float = 1.0  # weight of the noise-perturbed data negatives (0: none)
+    perturb_scale: tuple[float, float] = (0.2, 1.0)  # their noise std range, in data units
 
     def __post_init__(self) -> None:
         if self.num_steps < 1 or self.batch_size < 1:
             raise GenerativeError("num_steps and batch_size must be at least 1")
-        if self.entropy_weight < 0 or self.energy_reg < 0:
-            raise GenerativeError("entropy_weight and energy_reg must be non-negative")
+        if min(self.entropy_weight, self.energy_reg, self.perturbed_negatives) < 0:
+            raise GenerativeError(
+                "entropy_weight, energy_reg and perturbed_negatives must be non-negative"
+            )
 
 
 class DxMI:
@@ -145,10 +154,22 @@ class DxMI:
         energy = EnergyNet(data_dim, cond_dim, config.hidden, base_scale=config.base_scale)
         return cls(sampler, energy, StepValue(data_dim, cond_dim, config.hidden), config)
 
-    def energy_loss(self, data, samples, cond) -> torch.Tensor:
+    def energy_loss(self, data, samples, cond, generator=None) -> torch.Tensor:
+        """Contrastive loss: data down, sampler samples (and perturbed data) up, plus E^2."""
+        config = self.config
         e_data, e_samples = self.energy(data, cond), self.energy(samples, cond)
         reg = (e_data**2).mean() + (e_samples**2).mean()
-        return e_data.mean() - e_samples.mean() + self.config.energy_reg * reg
+        loss = e_data.mean() - e_samples.mean() + config.energy_reg * reg
+        if config.perturbed_negatives > 0:
+            low, high = config.perturb_scale
+            scale = low + (high - low) * torch.rand(
+                (data.shape[0],) + (1,) * (data.ndim - 1), generator=generator
+            )
+            noisy = data + scale * torch.randn(data.shape, generator=generator)
+            e_noisy = self.energy(noisy, cond)
+            contrast = e_data.mean() - e_noisy.mean() + config.energy_reg * (e_noisy**2).mean()
+            loss = loss + config.perturbed_negatives * contrast
+        return loss
 
     def update(
         self,
@@ -160,7 +181,11 @@ class DxMI:
         states, _ = self.sampler.rollout(tuple(data.shape), cond, generator)
         losses = {}
         for name, optimizer, compute in (
-            ("energy", self.energy_optimizer, lambda: self.energy_loss(data, states[-1], cond)),
+            (
+                "energy",
+                self.energy_optimizer,
+                lambda: self.energy_loss(data, states[-1], cond, generator),
+            ),
             (
                 "value",
                 self.value_optimizer,

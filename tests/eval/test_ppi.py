@@ -33,19 +33,32 @@ def campaign_batch(rng, regime: str, correlation: float, trials: int = TRIALS):
     )
 
 
+@pytest.mark.parametrize("correlation", [0.5, 0.8, 0.95])
 @pytest.mark.parametrize("regime", BIAS_REGIMES)
-def test_95_percent_intervals_cover_the_truth_93_to_97_percent(regime):
-    """2000 campaigns of 4 agents (20 real trials, 180 unpaired episodes each), sim-real
-    correlation 0.8, sim unbiased / optimistic / mixed: coverage within 93-97% and narrower than
-    the real trials alone."""
-    rng = np.random.default_rng(21 + BIAS_REGIMES.index(regime))
-    real, paired, unpaired, truth = campaign_batch(rng, regime, 0.8)
-    e = ppi.ppi_mean(real, paired, unpaired, confidence=0.95)
+def test_95_percent_intervals_cover_the_truth_93_to_97_percent(regime, correlation):
+    """2000 campaigns of 4 agents (20 real trials, 180 unpaired episodes each), sim unbiased /
+    optimistic / mixed, sim-real correlation 0.5 / 0.8 / 0.95, each campaign's discordance prior
+    pooled over its own agents: coverage within 93-97% and narrower than the real trials alone
+    (by at least 15% where the simulation correlates at 0.8 or more)."""
+    rng = np.random.default_rng(21 + BIAS_REGIMES.index(regime) + int(100 * correlation))
+    real, paired, unpaired, truth = campaign_batch(rng, regime, correlation)
+    prior = ppi.grouped_priors(real, paired, AGENTS)
+    e = ppi.ppi_mean(real, paired, unpaired, confidence=0.95, pseudo=prior)
     coverage = np.mean((e.low <= truth) & (truth <= e.high))
     assert 0.93 <= coverage <= 0.97, coverage
     low, high = ppi.wilson(real.mean(axis=1), real.shape[1], 0.95)
     assert np.mean((low <= truth) & (truth <= high)) >= 0.93
-    assert np.mean(e.high - e.low) < 0.85 * np.mean(high - low)
+    narrower = 0.85 if correlation >= 0.8 else 1.0
+    assert np.mean(e.high - e.low) < narrower * np.mean(high - low)
+
+
+def test_the_prior_is_pooled_per_campaign_and_floored():
+    real = np.array([[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0, 0.0]])
+    sim = np.array([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0]])  # one sim-only success in 8
+    assert ppi.discordance_prior(real, sim) == (ppi.PRIOR_TRIALS / 8, ppi.PSEUDO_FLOOR)
+    both = ppi.grouped_priors(np.vstack([real, real]), np.vstack([sim, real]), 2)
+    np.testing.assert_allclose(both[:2], [[ppi.PRIOR_TRIALS / 8, ppi.PSEUDO_FLOOR]] * 2)
+    np.testing.assert_allclose(both[2:], [[ppi.PSEUDO_FLOOR, ppi.PSEUDO_FLOOR]] * 2)
 
 
 def test_uncorrelated_simulation_gets_no_weight_and_real_only_width():
@@ -58,14 +71,16 @@ def test_uncorrelated_simulation_gets_no_weight_and_real_only_width():
     assert abs(np.mean(e.high - e.low) - np.mean(high - low)) < 0.03
 
 
-def test_matches_ppi_python_without_the_small_sample_correction(monkeypatch):
+def test_matches_ppi_python_without_the_small_sample_correction():
     """With no pseudo-trials and many trials, the estimate is ppi-python's, and the interval is
     its normal interval (the Wilson form only matters at small counts)."""
-    monkeypatch.setattr(ppi, "PSEUDO_DISCORDANT", 0.0)
     rng = np.random.default_rng(0)
     sim, real = paired_outcomes(rng, np.array([0.7]), np.array([0.6]), 0.8, 6000, 2000)
     y, h, u = real[0], sim[0, :2000], sim[0, 2000:]
-    e = ppi.ppi_mean(y, h, u)
+    e = ppi.ppi_mean(y, h, u, pseudo=(0.0, 0.0))
+    batched = ppi.ppi_mean(y[None], h[None], u[None], pseudo=np.zeros((1, 2)))
+    assert batched.estimate[0] == pytest.approx(e.estimate[0])
+    assert batched.low[0] == pytest.approx(e.low[0])
     lam = float(e.lam[0])
     assert 0.3 < lam <= 1
     assert e.estimate[0] == pytest.approx(float(ppi_mean_pointestimate(y, h, u, lam=lam)[0]))
@@ -92,6 +107,9 @@ def test_verdict_needs_three_agents_and_correlation():
     sim, real = paired_outcomes(rng, np.full(4, 0.6), np.full(4, 0.5), 0.0, 40, 20)
     weak = ppi.judge([(real[i], sim[i, :20]) for i in range(4)], by_seed=False)
     assert not weak.helps and "seed column" in weak.reason
+    paired = ppi.judge([(real[i], sim[i, :20]) for i in range(4)], by_seed=True)
+    assert not paired.helps and "correlation" in paired.reason
+    assert "seed column" not in paired.reason
 
 
 @pytest.mark.parametrize("seed_column", [True, False])

@@ -88,6 +88,21 @@ def test_shipped_example_is_valid():
     assert len(log.agents) >= 3 and len(log.trials) >= 30
 
 
+def test_shipped_example_pairs_each_trial_with_a_demo_episode():
+    """Each trial names a seed the full demo simulates, once per agent and condition, leaving
+    unpaired episodes: the report's prediction-powered section pairs by seed on the demo."""
+    from driveenv.demo import FULL
+
+    log = load_trials(REPO / "assets" / "examples" / "real_trials_example.csv")
+    assert "seed" in log.extra_columns
+    seeds: dict[tuple[str, str], list[int]] = {}
+    for trial in log.trials:
+        seeds.setdefault((trial.agent, trial.condition), []).append(int(trial.extra["seed"]))
+    for cell in seeds.values():
+        assert len(set(cell)) == len(cell) < FULL.eval_episodes
+        assert all(0 <= seed < FULL.eval_episodes for seed in cell)
+
+
 def test_quoted_multiline_notes_are_valid_csv(tmp_path):
     path = write(
         tmp_path,

@@ -73,9 +73,11 @@ def test_energy_ranks_data_above_uniform_noise(toy):
     noise = torch.rand(N, 2, generator=torch.Generator().manual_seed(5)) * 8 - 4
     with torch.no_grad():
         score = auroc(-dxmi.energy(data), -dxmi.energy(noise))
-    # The issue asks for 0.95, not reached: 300 updates give about 0.75 (benchmarks/RESULTS.md,
-    # "DxMI"); regions that neither data nor late samples visit keep arbitrary energies.
-    assert score >= 0.7, score
+    # The issue asks for 0.95; the true density itself scores 0.967 here (uniform points that
+    # fall on the ring look like data). With the perturbed-data negatives 300 updates give about
+    # 0.93; the paper's loss alone (data vs the sampler's samples) about 0.75-0.78, since a
+    # sampler that already lands near the data never shows the energy the gaps between modes.
+    assert score >= 0.9, score
 
 
 def test_state_dict_restores_the_same_sampler_energy_and_values(toy):
@@ -117,3 +119,9 @@ def test_mismatched_conditioning_is_refused():
     dxmi = DxMI.from_denoiser(MLPDenoiser(2, cond_dim=3, hidden=16), schedule, 2, 3)
     with pytest.raises(GenerativeError, match="cond has 4 rows"):
         dxmi.fit(torch.zeros(5, 2), 1, cond=torch.zeros(4, 3))
+
+
+def test_negative_weights_are_refused():
+    for field in ("entropy_weight", "energy_reg", "perturbed_negatives"):
+        with pytest.raises(GenerativeError, match="non-negative"):
+            DxMIConfig(**{field: -0.1})
