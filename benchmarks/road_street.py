@@ -30,7 +30,9 @@ def route_widths(drivable, route: np.ndarray, reach: float) -> np.ndarray:
     offsets = np.arange(step, reach, step)
     widths = np.full(len(route), step)
     for sign in (-1.0, 1.0):
-        inside = drivable.is_drivable(route[:, None] + sign * offsets[None, :, None] * normal[:, None])
+        inside = drivable.is_drivable(
+            route[:, None] + sign * offsets[None, :, None] * normal[:, None]
+        )
         run = np.argmin(np.concatenate([inside, np.zeros((len(route), 1), bool)], 1), axis=1)
         widths += run * step
     return np.where(drivable.is_drivable(route), widths, 0.0)

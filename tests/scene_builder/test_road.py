@@ -166,4 +166,3 @@ def test_a_scale_typo_and_a_bad_region_fail_before_any_stage(tmp_path, capsys):
         assert not (tmp_path / "out.build").exists()
     assert main(["build-scene", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 1
     assert "no such video or image folder" in capsys.readouterr().err
-
