@@ -10,6 +10,7 @@ The bird row is ``sfm_bird.py``'s run (errors against its reference model), on
 
     .venv/bin/python benchmarks/sfm_street.py
     .venv/bin/python benchmarks/sfm_street.py --bird-frames 0     # forward captures only
+    .venv/bin/python benchmarks/sfm_street.py --captures dashcam --bird-frames 0
 """
 
 from __future__ import annotations
@@ -31,8 +32,12 @@ from scene_builder.datasets import load_dataset
 from scene_builder.sfm import SfmConfig, recover_poses
 
 CAPTURES = {
-    "lund_street (29 photos, 1024x768)": (DATA / "lund_street" / "images", 1.0),
-    "dashcam_highway (38 frames, 640x360)": (DATA / "dashcam_highway" / "test_video.mp4", 2.0),
+    "lund": ("lund_street (29 photos, 1024x768)", DATA / "lund_street" / "images", 1.0),
+    "dashcam": (
+        "dashcam_highway (38 frames, 640x360)",
+        DATA / "dashcam_highway" / "test_video.mp4",
+        2.0,
+    ),
 }
 
 
@@ -65,6 +70,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bird-frames", type=int, default=40, help="0: leave the bird out")
+    parser.add_argument("--captures", nargs="+", default=list(CAPTURES), choices=list(CAPTURES))
     parser.add_argument("--work", type=Path, help="keep the datasets here (default: a temp folder)")
     args = parser.parse_args()
     load_at_start = load()
@@ -79,7 +85,8 @@ def main() -> None:
     print("\n".join(lines))
     with tempfile.TemporaryDirectory() as temporary:
         work = args.work or Path(temporary)
-        for name, (source, downscale) in CAPTURES.items():
+        for key in args.captures:
+            name, source, downscale = CAPTURES[key]
             row = run_forward(source, downscale, work)
             s = row["seconds"]
             lines.append(
