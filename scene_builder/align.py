@@ -39,7 +39,13 @@ from scene_builder.datasets import (
     save_dataset,
 )
 from scene_builder.errors import DatasetError
-from scene_builder.geometry.ground import ROAD, capture_kind, ground_heights, path_up
+from scene_builder.geometry.ground import (
+    ROAD,
+    capture_kind,
+    ground_heights,
+    path_up,
+    steep_floor,
+)
 from scene_builder.similarity import PoseComparison, compare_poses, umeyama
 
 __all__ = [
@@ -77,7 +83,8 @@ class AlignConfig:
     up: str = option(
         "auto",
         "ground: RANSAC plane of the sparse points; cameras: mean camera up; "
-        "auto: ground when it is found, else cameras",
+        "auto: ground when it is found, else cameras (a forward capture, whose cameras look "
+        "along their path, takes up square to the path unless this is ground)",
         choices=UP_METHODS,
     )
     camera_height: float | None = None  # metres of the cameras above the ground
@@ -417,7 +424,7 @@ def _road_similarity(
             f"{dataset.root}: a forward capture, but too few sparse points below the cameras to "
             "find the road (film with the road in view, or with more texture on it)"
         )
-    heights = ground_heights(points, centres, up, floor[0])
+    heights = ground_heights(points, centres, up, steep_floor(points, centres, up) or floor[0])
     ground = float(np.median(centres @ up - heights))
     similarity, report = _similarity(dataset, config, up, ground, heights)
     report.up_method = "path"

@@ -37,6 +37,8 @@ LOCAL_STEPS = 3.0
 # Points within this share of the floor depth of the floor layer count as its floor.
 FLOOR_BAND = 0.3
 MIN_LOCAL_POINTS = 8
+# Points seen more than this many degrees below a camera's horizon are taken as ground.
+STEEP_DEG = 20.0
 
 
 def travel_directions(centres: np.ndarray) -> np.ndarray:
@@ -80,6 +82,27 @@ def path_up(poses: np.ndarray) -> np.ndarray:
     moment = travel.T @ travel / len(travel) - UP_PRIOR_WEIGHT * np.outer(prior, prior)
     up = np.linalg.eigh(moment)[1][:, 0]
     return up if up @ prior >= 0 else -up
+
+
+def steep_floor(points: np.ndarray, centres: np.ndarray, up: np.ndarray) -> float | None:
+    """The cameras' depth to the ground from the points seen steeply below them, or None.
+
+    A sparse point more than ``STEEP_DEG`` below the horizon of its nearest camera is on the
+    ground (or a kerb) in a forward capture: walls and cars are seen level or above. Their median
+    depth does not depend on how many points the rest of the scene holds, where the lowest dense
+    layer of all points below the cameras (``align.floor_depth``) can settle on a higher layer
+    when the ground has few points.
+    """
+    from scipy.spatial import cKDTree
+
+    _, nearest = cKDTree(centres).query(points)
+    relative = points - centres[nearest]
+    along = relative @ up
+    across = np.linalg.norm(relative - along[:, None] * up, axis=1)
+    steep = np.degrees(np.arctan2(-along, across)) > STEEP_DEG
+    if steep.sum() < MIN_LOCAL_POINTS:
+        return None
+    return float(np.median(-along[steep]))
 
 
 def ground_heights(

@@ -16,8 +16,11 @@ class Interrupted(Exception):
 
 
 @pytest.fixture
-def counting_stages(monkeypatch):
-    """Replace every stage's work with a call counter; 'fail_at' makes one stage raise once."""
+def counting_stages(monkeypatch, tmp_path):
+    """Replace every stage's work with a call counter; 'fail_at' makes one stage raise once.
+    The inputs the tests name exist (a build refuses a missing input before any stage)."""
+    for name in ("video.mp4", "v.mp4"):
+        (tmp_path / name).touch()
     calls: list[str] = []
     fail_at: set[str] = set()
 
