@@ -359,9 +359,9 @@ def check_geometry(geometry, report: Callable[[str], None]) -> None:
         car = road.vehicle_size()["vehicle_length"]
         if stats["route_length"] < MIN_ROUTE_CARS * car:
             raise BundleError(
-                f"the camera path is {stats['route_length']:.1f} long, under "
-                f"{MIN_ROUTE_CARS:.0f} car lengths ({car:.2f}): no route to drive; film a longer "
-                "stretch of road, or check --scale camera-height"
+                f"the camera path is {stats['route_length']:.1f} m long, under "
+                f"{MIN_ROUTE_CARS:.0f} car lengths ({car:.2f} m): no route to drive; film a "
+                "longer stretch of road, or check --scale camera-height"
             )
         return
     share = float(geometry.drivable.grid.mean())

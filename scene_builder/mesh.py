@@ -38,6 +38,12 @@ each uses what it uses:
    beyond the table's edge, which meet no ground, are cliffs. Small islands are dropped,
    one-cell gaps in the ground are closed.
 6. Optional, for parts that must be dynamic: ``convex_parts`` (CoACD, extra ``driveenv[coacd]``).
+
+A forward capture (a street walked or driven; ``align`` records it as a road with a ground
+profile under the camera path) takes ``road_geometry`` instead: the region, side views and
+ground prior follow the path, the road's ground is a sheet on the profile, and the drivable
+map is grown from the driven corridor (``scene_builder.geometry.road_fusion``,
+``scene_builder.road``).
 """
 
 from __future__ import annotations
@@ -117,7 +123,9 @@ class MeshConfig:
         2.0, "arena radius as this x the cameras' largest distance from the orbit centre"
     )
     region_radius: float | None = option(
-        None, "arena radius in metres around the orbit centre (overrides --region-factor)"
+        None,
+        "arena radius in metres around the orbit centre, or a road's camera path (overrides "
+        "--region-factor / --road-margin)",
     )
     min_component_fraction: float = option(
         0.05, "drop mesh components with fewer faces than this x the largest's"
