@@ -348,8 +348,11 @@ def road_geometry(
     timer = time.perf_counter()
     voxel = 2 * region.radius / config.resolution
     views = [road_fusion.road_fusion_view(view, road, config) for view in views]
-    fused = fuse_tsdf(views, region, voxel, config)
-    cleaned = clean_mesh(fused, region, config)
+    try:
+        cleaned = clean_mesh(fuse_tsdf(views, region, voxel, config), region, config)
+    except MeshError:  # the field is sure of nothing: the road is the ground prior alone
+        cleaned = None
+    stats["fused_faces"] = 0 if cleaned is None else len(cleaned.faces)
     collision = road_fusion.road_collision(cleaned, road, config, cell=voxel)
     stats["fuse_s"] = time.perf_counter() - timer
     stats["faces"] = len(collision.faces)

@@ -134,11 +134,13 @@ def ground_sheet(prior: RoadPrior, width: float, cell: float) -> trimesh.Trimesh
 
 
 def road_collision(
-    fused: trimesh.Trimesh, prior: RoadPrior, config: MeshConfig, cell: float
+    fused: trimesh.Trimesh | None, prior: RoadPrior, config: MeshConfig, cell: float
 ) -> trimesh.Trimesh:
     """The fused mesh with the road's ground and the driven corridor replaced by a ground sheet
-    (module docstring, collision)."""
+    (module docstring, collision); the sheet alone when nothing was fused."""
     width = road_width(prior, config)
+    if fused is None or len(fused.faces) == 0:
+        return ground_sheet(prior, width, cell)
     centres = fused.triangles_center
     distance = prior.profile.distance(centres[:, :2])
     above = centres[:, 2] - prior.profile.height(centres[:, :2])
