@@ -16,7 +16,7 @@ from common.config_cli import option
 from simulator.errors import ConfigError
 
 VEHICLES = ("car", "diffdrive")
-RENDERERS = ("field", "mesh", "none")
+RENDERERS = ("baked", "field", "mesh", "none")
 TASKS = ("goal", "route")
 SENSORS = ("rgb", "depth", "state", "scan")
 SPAWN_MODES = ("scene", "random")

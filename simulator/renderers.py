@@ -1,4 +1,5 @@
-"""Camera renderers: the baked visual mesh (``mesh``), the radiance field (``field``), or none.
+"""Camera renderers: the baked texture (``baked``), the vertex-coloured visual mesh (``mesh``),
+the radiance field (``field``), or none.
 
 Every renderer draws a batch of N cameras in one call: ``render(poses (N,4,4), lightings)``
 returns float32 RGB (N,H,W,3) in [0, 1] and z-depth (N,H,W) in metres. The vector env calls it
@@ -10,6 +11,14 @@ each hit's colour is the barycentric blend of its triangle's vertex colours, bak
 field into the bundle's visual mesh. PyBullet's TinyRenderer is much slower at the same size and
 its EGL renderer returns blank images without a GPU, which is why the mesh camera is not
 PyBullet's (figures in benchmarks/RESULTS.md).
+
+Baked camera. One ray cast against the bundle's texture-atlas mesh (the visual mesh plus a
+background dome, ``scene_builder.texture_atlas``) gives each pixel's triangle and barycentric
+coordinates; the texture is read there (bilinear) and the preset applied like the mesh camera's.
+The atlas is baked by projective texturing from the training frames
+(``scene_builder.bake_scene``), so it carries the capture's detail at mesh speed. Dome hits are
+misses for depth. A scene without a baked texture gets an atlas of its vertex colours, so the
+baked camera then draws what the mesh camera draws.
 
 Field camera. The same ray cast gives the z-depth of the surface along every ray; passed as
 ``surface_depth`` to ``RadianceField.render`` it lets the field place its few samples around
@@ -102,6 +111,43 @@ class MeshRenderer(Renderer):
         return rgb, self.caster.depth(hits)
 
 
+class BakedRenderer(Renderer):
+    """The bundle's baked texture atlas (vertex colours when the bundle has none)."""
+
+    name = "baked"
+
+    def __init__(self, scene, camera: CameraModel, max_depth: float) -> None:
+        from scene_builder.texture_atlas import AtlasLookup, TextureAtlas, visual_mesh_atlas
+
+        if getattr(scene, "baked_dir", None) is not None:
+            atlas = TextureAtlas.load(scene.baked_dir)
+        else:
+            atlas = visual_mesh_atlas(scene.visual_mesh_path)
+        self.caster = MeshCaster(atlas.vertices, atlas.faces)
+        self.lookup = AtlasLookup(atlas)
+        self.scene_faces = atlas.scene_faces
+        self.camera = camera
+        self.max_depth = float(max_depth)
+        self.lighting = scene_lighting(scene)
+        self._directions = camera.ray_directions()
+
+    def render(self, poses, lightings):
+        hits = self.caster.cast_cameras(poses, self._directions)
+        hit = hits.hit.reshape(-1)
+        ids = np.where(hit, hits.primitive_ids.reshape(-1), 0)
+        rgb = self.lookup.colours(ids, hits.primitive_uvs.reshape(-1, 2))
+        rgb[~hit] = SKY_COLOUR
+        surface = hit & (ids < self.scene_faces)
+        depth = np.where(
+            surface, np.minimum(hits.t_hit.reshape(-1), self.max_depth), self.max_depth
+        )
+        shape = (-1, self.camera.height, self.camera.width)
+        rgb = rgb.reshape(*shape, 3)
+        for i, lighting in enumerate(lightings):
+            rgb[i] = self.lighting.photometric(lighting.blend).apply(rgb[i])
+        return rgb, depth.reshape(shape).astype(np.float32)
+
+
 class FieldRenderer(Renderer):
     """The scene's radiance field, guided by mesh depth (``guided``) or marching freely."""
 
@@ -156,7 +202,9 @@ class FieldRenderer(Renderer):
 
 
 def make_renderer(kind: str, scene, camera: CameraModel, max_depth: float, field_mode: str):
-    """The renderer named ``kind`` (``field``, ``mesh`` or ``none``) for ``scene``."""
+    """The renderer named ``kind`` (``baked``, ``field``, ``mesh`` or ``none``) for ``scene``."""
+    if kind == "baked":
+        return BakedRenderer(scene, camera, max_depth)
     if kind == "mesh":
         return MeshRenderer(scene, camera, max_depth)
     if kind == "field":
