@@ -26,7 +26,8 @@ that surface instead of marching the whole ray (``field_mode="guided"``, the fas
 Rays that miss the mesh (the room beyond a table-top arena) get a band at
 ``BACKGROUND_DEPTH_FACTOR x max_depth``, which the field fills with the background it learned
 there; marching them freely costs several times more for images that look the same.
-``field_mode="free"`` marches every ray, for geometry the mesh lacks. Depth comes from the
+``field_mode="free"`` marches every ray, for geometry the mesh lacks. Each call uses at most as
+many torch threads as there are cores no other process is busy on (``common.threads``). Depth comes from the
 field's own output (``max_depth`` where a ray misses the mesh or, marching freely, gathers
 less than half opacity).
 """
@@ -37,6 +38,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from common.threads import torch_threads
 from scene_builder.raycast import Hits, MeshCaster
 from simulator.errors import ConfigError
 from simulator.lighting import EpisodeLighting, scene_lighting
@@ -162,6 +164,7 @@ class FieldRenderer(Renderer):
         import torch
 
         self._torch = torch
+        self._threads = torch.get_num_threads()  # the most it uses; fewer while cores are busy
         self.field = scene.load_field()
         self.camera = camera
         self.max_depth = float(max_depth)
@@ -183,14 +186,15 @@ class FieldRenderer(Renderer):
             surface = torch.from_numpy(
                 np.where(missed, BACKGROUND_DEPTH_FACTOR * self.max_depth, t_hit).astype(np.float32)
             )
-        out = self.field.render(
-            torch.from_numpy(poses),
-            torch.from_numpy(self.camera.intrinsics),
-            self.camera.width,
-            self.camera.height,
-            appearance=codes,
-            surface_depth=surface,
-        )
+        with torch_threads(self._threads):  # no thread waiting on a core another process uses
+            out = self.field.render(
+                torch.from_numpy(poses),
+                torch.from_numpy(self.camera.intrinsics),
+                self.camera.width,
+                self.camera.height,
+                appearance=codes,
+                surface_depth=surface,
+            )
         rgb = out.rgb.numpy().astype(np.float32, copy=False)
         for i, (_, change) in enumerate(appearances):
             rgb[i] = change.apply(rgb[i])
