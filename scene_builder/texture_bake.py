@@ -31,7 +31,7 @@ from scene_builder.texture_atlas import AtlasLayout, TextureAtlas, dome_mesh, do
 class BakeConfig:
     cell: int = 8  # texels per atlas cell side (two triangles per cell)
     dome_height: int = 256  # texels of the background dome's latitude range
-    dome_radius_factor: float = 4.0  # dome radius in units of the cameras' mean distance
+    dome_radius_factor: float = 8.0  # dome radius in units of the cameras' mean distance
     sharpness: float = 4.0  # weight exponent of the viewing angle's cosine
     depth_tolerance: float = 0.02  # relative depth mismatch still counted as visible
     gain_samples: int = 20000  # texels used to fit the per-image exposure gains
