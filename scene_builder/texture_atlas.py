@@ -195,32 +195,33 @@ def dome_texels(centre, radius: float, layout: AtlasLayout) -> tuple[np.ndarray,
 
 class AtlasLookup:
     """Texture colour at ray-cast hits: one gather of the hit face's UV terms, then a bilinear
-    read of the atlas (the lookup a baked camera makes per pixel)."""
+    read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel)."""
 
     def __init__(self, atlas: TextureAtlas) -> None:
         uvs = atlas.face_uvs.astype(np.float32) - 0.5  # texel centres at integer coordinates
         self._terms = np.ascontiguousarray(
             np.stack([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
         )
-        height, width = atlas.image.shape[:2]
-        self._size = (width, height)
-        self._texels = np.ascontiguousarray(atlas.image.reshape(-1, 3), dtype=np.float32)
+        self._image = np.ascontiguousarray(atlas.image, dtype=np.float32)
 
     def colours(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
         """(P, 3) colours for face ids (P,) and barycentric (u, v) (P, 2)."""
         terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
-        uv = terms[:, 0] + barycentric[:, :1] * terms[:, 1] + barycentric[:, 1:] * terms[:, 2]
-        width, height = self._size
-        base = np.floor(uv)
-        frac = (uv - base).astype(np.float32)
-        x0 = np.clip(base[:, 0].astype(np.intp), 0, width - 1)
-        y0 = np.clip(base[:, 1].astype(np.intp), 0, height - 1)
-        x1, y1 = np.minimum(x0 + 1, width - 1), np.minimum(y0 + 1, height - 1)
-        fx, fy = frac[:, :1], frac[:, 1:]
-        texels = self._texels
-        top = texels[y0 * width + x0] * (1 - fx) + texels[y0 * width + x1] * fx
-        bottom = texels[y1 * width + x0] * (1 - fx) + texels[y1 * width + x1] * fx
-        return top * (1 - fy) + bottom * fy
+        weights = np.ones((len(terms), 3), dtype=np.float32)
+        weights[:, 1:] = barycentric
+        uv = np.einsum("pk,pkc->pc", weights, terms)
+        # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
+        rows = -(-len(uv) // 4096)
+        padded = np.zeros((rows * 4096, 2), dtype=np.float32)
+        padded[: len(uv)] = uv
+        rgb = cv2.remap(
+            self._image,
+            padded.reshape(rows, 4096, 2),
+            None,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return rgb.reshape(-1, 3)[: len(uv)]
 
 
 def atlas_from_vertex_colours(vertices, faces, colours, cell: int = 8) -> TextureAtlas:
