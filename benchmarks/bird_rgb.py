@@ -34,6 +34,8 @@ machine better than the wall time on a shared one.
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --only random expert
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --table   # cached rows
+    .venv/bin/python benchmarks/bird_rgb.py --out runs/bird-rgb-8k --steps 8192 --episodes 50 \
+        --only ppo-rgb+state-baked ppo-rgb+state-baked-on-field         # a reduced budget
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ def train_config(recipe: Recipe, args):
         algorithm=recipe.algorithm,
         scene=str(args.scene),
         obs=recipe.obs,
-        steps=recipe.steps,
+        steps=args.steps or recipe.steps,
         seed=args.seed,
         num_envs=recipe.num_envs,
         renderer=recipe.renderer,
@@ -337,6 +339,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--max-episode-steps", type=int, default=60)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="a reduced training budget for every trained row (its table goes to bird_rgb_reduced)",
+    )
     parser.add_argument("--table", action="store_true", help="only print the cached results")
     args = parser.parse_args()
 
@@ -380,7 +388,7 @@ def main() -> None:
             "\nload: 5-minute load average at the start and end of training (trained rows) or at"
             " the end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
         )
-    write_section("bird_rgb", printed.getvalue())
+    write_section("bird_rgb_reduced" if args.steps else "bird_rgb", printed.getvalue())
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ would be used no better at this resolution (charts keep triangles' shapes, but T
 have near-uniform triangles anyway).
 
 Background. Rays that miss the scene's mesh see the room around it. A latitude-longitude dome
-(a UV sphere of radius ``dome_radius`` around ``dome_centre``) is appended after the mesh's
-faces and given its own strip of the atlas, so the same projective bake fills it; cameras
+(a UV sphere of radius ``dome_radius`` around ``dome_centre``, its lower part flattened onto the
+ground plane z = 0 where that is nearer: a bowl) is appended after the mesh's faces and given its own strip of the atlas, so the same projective bake fills it; cameras
 report its hits as misses for depth (faces with id >= ``scene_faces``).
 
 Files: ``baked/mesh.npz`` (vertices, faces, face_uvs, scene_faces, dome; no pickled objects)
@@ -32,7 +32,7 @@ from scene_builder.errors import BundleError
 
 MESH_FILE = "mesh.npz"
 ATLAS_FILE = "atlas.png"
-DOME_SEGMENTS = (96, 48)  # the dome's longitude x latitude faceting
+DOME_SEGMENTS = (128, 96)  # the dome's longitude x latitude faceting
 
 
 @dataclass
@@ -167,7 +167,7 @@ def dome_mesh(centre, radius: float, layout: AtlasLayout):
     directions = np.stack(
         [np.cos(lat_g) * np.cos(lon_g), np.cos(lat_g) * np.sin(lon_g), np.sin(lat_g)], -1
     )
-    vertices = (np.asarray(centre) + radius * directions).reshape(-1, 3)
+    vertices = _bowl(centre, radius, directions).reshape(-1, 3)
     width, height = layout.dome_size
     top = layout.rows * layout.cell
     uv = np.stack(
@@ -189,8 +189,22 @@ def dome_texels(centre, radius: float, layout: AtlasLayout) -> tuple[np.ndarray,
     lon = (x + 0.5) / width * 2 * np.pi - np.pi
     lat = np.pi / 2 - (y + 0.5) / height * np.pi
     directions = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
-    points = np.asarray(centre) + radius * directions
+    points = _bowl(centre, radius, directions)
     return np.stack([x, y + layout.rows * layout.cell], -1), points
+
+
+def _bowl(centre, radius: float, directions: np.ndarray) -> np.ndarray:
+    """Points of the dome along unit ``directions`` from ``centre``: the sphere, cut by the
+    ground plane z = 0 where a direction meets the ground first (the ground beyond the mesh,
+    a table or a road, then stays in place as the camera moves instead of swimming with the
+    sphere)."""
+    centre = np.asarray(centre, dtype=np.float64)
+    reach = np.full(directions.shape[:-1], float(radius))
+    if centre[2] > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_ground = np.where(directions[..., 2] < 0, -centre[2] / directions[..., 2], np.inf)
+        reach = np.minimum(reach, to_ground)
+    return centre + reach[..., None] * directions
 
 
 class AtlasLookup:

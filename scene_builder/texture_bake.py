@@ -63,7 +63,8 @@ def atlas_geometry(vertices, faces, centre, radius: float, config: BakeConfig):
     normals += uv[:, 1:] * (vertex_normals[:, 2] - vertex_normals[:, 0])
     dome_vertices, dome_faces, dome_uvs = dome_mesh(centre, radius, layout)
     dome_xy, dome_points = dome_texels(centre, radius, layout)
-    dome_normals = np.asarray(centre) - dome_points
+    on_ground = np.abs(dome_points[:, 2]) < 1e-9
+    dome_normals = np.where(on_ground[:, None], (0.0, 0.0, 1.0), np.asarray(centre) - dome_points)
     mesh = (
         np.concatenate([vertices, dome_vertices]).astype(np.float32),
         np.concatenate([faces, dome_faces + len(vertices)]),
