@@ -79,7 +79,9 @@ def main() -> None:
                     f"| {name} | {preset} | {s['psnr']:.2f} ± {s['psnr_std']:.2f} "
                     f"| {s['ssim']:.3f} ± {s['ssim_std']:.3f} |"
                 )
-    write_section("fidelity_bird", printed.getvalue(), load_at_start=load_at_start)
+    partial = args.views != parser.get_default("views")  # a subset gets a section of its own
+    section = f"fidelity_bird ({args.views})" if partial else "fidelity_bird"
+    write_section(section, printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ have near-uniform triangles anyway).
 
 Background. Rays that miss the scene's mesh see the room around it. A latitude-longitude dome
 (a UV sphere of radius ``dome_radius`` around ``dome_centre``, its lower part flattened onto the
-ground plane z = 0 where that is nearer: a bowl) is appended after the mesh's faces and given its own strip of the atlas, so the same projective bake fills it; cameras
+plane just under the ground and the mesh where that is nearer: a bowl) is appended after the mesh's faces and given its own strip of the atlas, so the same projective bake fills it; cameras
 report its hits as misses for depth (faces with id >= ``scene_faces``).
 
 Files: ``baked/mesh.npz`` (vertices, faces, face_uvs, scene_faces, dome; no pickled objects)
@@ -44,6 +44,8 @@ class TextureAtlas:
     face_uvs: np.ndarray  # (F, 3, 2) float32
     scene_faces: int  # faces [0, scene_faces) are the scene's mesh; the rest are the dome
     image: np.ndarray  # (H, W, 3) float32 RGB in [0, 1], capture-lit
+    # the dome's centre (3), radius, floor z, and its strip's top row, width and height in texels
+    dome: np.ndarray | None = None
 
     def save(self, folder: Path) -> list[Path]:
         """Write ``mesh.npz`` and ``atlas.png`` into ``folder``; return their paths."""
@@ -56,6 +58,7 @@ class TextureAtlas:
                 faces=self.faces.astype(np.int32),
                 face_uvs=self.face_uvs.astype(np.float32),
                 scene_faces=np.int64(self.scene_faces),
+                **({} if self.dome is None else {"dome": np.asarray(self.dome, np.float64)}),
             )
         rgb8 = np.clip(self.image * 255 + 0.5, 0, 255).astype(np.uint8)
         if not cv2.imwrite(str(atlas_path), cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR)):
@@ -73,16 +76,19 @@ class TextureAtlas:
                 faces = np.asarray(data["faces"], dtype=np.int64)
                 face_uvs = np.asarray(data["face_uvs"], dtype=np.float32)
                 scene_faces = int(data["scene_faces"])
+                dome = np.asarray(data["dome"], np.float64) if "dome" in data else None
         except (OSError, ValueError, KeyError) as error:
             raise BundleError(f"{mesh_path}: not a baked texture mesh ({error})") from None
         bgr = cv2.imread(str(atlas_path), cv2.IMREAD_COLOR)
         if bgr is None:
             raise BundleError(f"{atlas_path}: not a readable image")
         bad = _shape_problem(vertices, faces, face_uvs, scene_faces, bgr.shape)
+        if dome is not None and dome.shape != (8,):
+            bad = "dome must hold 8 numbers (centre, radius, floor, top, width, height)"
         if bad:
             raise BundleError(f"{mesh_path}: {bad}")
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-        return cls(vertices, faces, face_uvs, scene_faces, image)
+        return cls(vertices, faces, face_uvs, scene_faces, image, dome)
 
 
 def _shape_problem(vertices, faces, face_uvs, scene_faces, image_shape) -> str:
@@ -157,7 +163,7 @@ class AtlasLayout:
         return np.stack([x[keep], y[keep]], -1), face[keep], uv.astype(np.float32)
 
 
-def dome_mesh(centre, radius: float, layout: AtlasLayout):
+def dome_mesh(centre, radius: float, layout: AtlasLayout, floor: float = 0.0):
     """A UV sphere (vertices, faces, face_uvs) mapped to the layout's dome strip: longitude
     along x, latitude from +90 deg (top row) to -90 deg (bottom row)."""
     n_lon, n_lat = DOME_SEGMENTS
@@ -167,7 +173,7 @@ def dome_mesh(centre, radius: float, layout: AtlasLayout):
     directions = np.stack(
         [np.cos(lat_g) * np.cos(lon_g), np.cos(lat_g) * np.sin(lon_g), np.sin(lat_g)], -1
     )
-    vertices = _bowl(centre, radius, directions).reshape(-1, 3)
+    vertices = _bowl(centre, radius, directions, floor).reshape(-1, 3)
     width, height = layout.dome_size
     top = layout.rows * layout.cell
     uv = np.stack(
@@ -182,27 +188,30 @@ def dome_mesh(centre, radius: float, layout: AtlasLayout):
     return vertices.astype(np.float32), faces, uv[faces].astype(np.float32)
 
 
-def dome_texels(centre, radius: float, layout: AtlasLayout) -> tuple[np.ndarray, np.ndarray]:
+def dome_texels(
+    centre, radius: float, layout: AtlasLayout, floor: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Atlas (x, y) and world point of every texel of the dome strip."""
     width, height = layout.dome_size
     y, x = np.divmod(np.arange(width * height), width)
     lon = (x + 0.5) / width * 2 * np.pi - np.pi
     lat = np.pi / 2 - (y + 0.5) / height * np.pi
     directions = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
-    points = _bowl(centre, radius, directions)
+    points = _bowl(centre, radius, directions, floor)
     return np.stack([x, y + layout.rows * layout.cell], -1), points
 
 
-def _bowl(centre, radius: float, directions: np.ndarray) -> np.ndarray:
+def _bowl(centre, radius: float, directions: np.ndarray, floor: float) -> np.ndarray:
     """Points of the dome along unit ``directions`` from ``centre``: the sphere, cut by the
-    ground plane z = 0 where a direction meets the ground first (the ground beyond the mesh,
-    a table or a road, then stays in place as the camera moves instead of swimming with the
-    sphere)."""
+    plane z = ``floor`` (just under the ground and the mesh, so the mesh always hides it) where
+    a direction meets it first: the ground beyond the mesh, a table or a road, then stays in
+    place as the camera moves instead of swimming with the sphere."""
     centre = np.asarray(centre, dtype=np.float64)
     reach = np.full(directions.shape[:-1], float(radius))
-    if centre[2] > 0:
+    height = centre[2] - floor
+    if height > 0:
         with np.errstate(divide="ignore", invalid="ignore"):
-            to_ground = np.where(directions[..., 2] < 0, -centre[2] / directions[..., 2], np.inf)
+            to_ground = np.where(directions[..., 2] < 0, -height / directions[..., 2], np.inf)
         reach = np.minimum(reach, to_ground)
     return centre + reach[..., None] * directions
 
@@ -217,13 +226,40 @@ class AtlasLookup:
             np.stack([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
         )
         self._image = np.ascontiguousarray(atlas.image, dtype=np.float32)
+        self.dome = None if atlas.dome is None else np.asarray(atlas.dome, np.float64)
 
     def colours(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
         """(P, 3) colours for face ids (P,) and barycentric (u, v) (P, 2)."""
         terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
         weights = np.ones((len(terms), 3), dtype=np.float32)
         weights[:, 1:] = barycentric
-        uv = np.einsum("pk,pkc->pc", weights, terms)
+        return self._read(np.einsum("pk,pkc->pc", weights, terms))
+
+    def dome_colours(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(P, 3) colours where rays (that missed the mesh) meet the dome, found in closed form
+        (the sphere, or the floor where nearer) rather than by casting against its facets."""
+        cx, cy, cz, radius, floor, top, width, height = self.dome.astype(np.float32)
+        o = np.asarray(origins, np.float32) - np.array([cx, cy, cz], np.float32)
+        d = np.asarray(directions, np.float32)
+        d = d / np.sqrt(np.einsum("ij,ij->i", d, d))[:, None]
+        b = np.einsum("ij,ij->i", o, d)
+        c = np.einsum("ij,ij->i", o, o) - radius * radius
+        t = np.sqrt(np.maximum(b * b - c, 0.0)) - b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_floor = (floor - cz - o[:, 2]) / d[:, 2]
+        down = (d[:, 2] < 0) & (to_floor > 0)
+        t[down] = np.minimum(t[down], to_floor[down])
+        point = o + t[:, None] * d
+        distance = np.sqrt(np.einsum("ij,ij->i", point, point)).clip(1e-12)
+        lon = np.arctan2(point[:, 1], point[:, 0])
+        lat = np.arcsin((point[:, 2] / distance).clip(-1.0, 1.0))
+        uv = np.empty((len(lon), 2), np.float32)
+        uv[:, 0] = (lon + np.pi) * (width / (2 * np.pi)) - 0.5
+        uv[:, 1] = top + (0.5 - lat / np.pi) * height - 0.5
+        return self._read(uv)
+
+    def _read(self, uv: np.ndarray) -> np.ndarray:
+        """Bilinear texels at continuous texel-index coordinates (P, 2)."""
         # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
         rows = -(-len(uv) // 4096)
         padded = np.zeros((rows * 4096, 2), dtype=np.float32)

@@ -61,21 +61,26 @@ def atlas_geometry(vertices, faces, centre, radius: float, config: BakeConfig):
     vertex_normals = _vertex_normals(vertices, faces)[faces[face]]  # smooth: no faceted weights
     normals = vertex_normals[:, 0] + uv[:, :1] * (vertex_normals[:, 1] - vertex_normals[:, 0])
     normals += uv[:, 1:] * (vertex_normals[:, 2] - vertex_normals[:, 0])
-    dome_vertices, dome_faces, dome_uvs = dome_mesh(centre, radius, layout)
-    dome_xy, dome_points = dome_texels(centre, radius, layout)
-    on_ground = np.abs(dome_points[:, 2]) < 1e-9
+    # the bowl's floor: under the ground (z = 0) and under nearly all of the mesh, so that the
+    # mesh is always seen in front of it
+    floor = min(0.0, float(np.percentile(vertices[:, 2], 1))) - 0.005 * radius
+    dome_vertices, dome_faces, dome_uvs = dome_mesh(centre, radius, layout, floor)
+    dome_xy, dome_points = dome_texels(centre, radius, layout, floor)
+    on_ground = np.abs(dome_points[:, 2] - floor) < 1e-9
     dome_normals = np.where(on_ground[:, None], (0.0, 0.0, 1.0), np.asarray(centre) - dome_points)
     mesh = (
         np.concatenate([vertices, dome_vertices]).astype(np.float32),
         np.concatenate([faces, dome_faces + len(vertices)]),
         np.concatenate([layout.face_uvs(), dome_uvs]),
     )
+    top = layout.rows * layout.cell
+    dome = np.array([*np.asarray(centre, float), radius, floor, top, *layout.dome_size], float)
     texels = (
         np.concatenate([xy, dome_xy]),
         np.concatenate([points, dome_points]),
         np.concatenate([normals, dome_normals]),
     )
-    return layout, mesh, texels
+    return layout, mesh, texels, dome
 
 
 def _vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
@@ -148,7 +153,9 @@ def bake_atlas(vertices, faces, views: list[View], centre, radius, config: BakeC
     """A ``TextureAtlas`` of the mesh (and a background dome) filled from ``views``."""
     if not views:
         raise MeshError("no training images to bake a texture from")
-    layout, mesh, (xy, points, normals) = atlas_geometry(vertices, faces, centre, radius, config)
+    layout, mesh, (xy, points, normals), dome = atlas_geometry(
+        vertices, faces, centre, radius, config
+    )
     normals = _normalised(normals)
     caster = MeshCaster(mesh[0], mesh[1])
     rng = np.random.default_rng(config.seed)
@@ -170,7 +177,7 @@ def bake_atlas(vertices, faces, views: list[View], centre, radius, config: BakeC
             progress.advance(task)
     width, height = layout.size
     image = _fill_unseen(xy, total, weight_sum, (height, width))
-    return TextureAtlas(mesh[0], mesh[1], mesh[2], len(faces), image), gains
+    return TextureAtlas(mesh[0], mesh[1], mesh[2], len(faces), image, dome), gains
 
 
 def _fill_unseen(xy, total, weight_sum, shape) -> np.ndarray:

@@ -37,7 +37,7 @@ class EnvConfig:
     vehicle: str = option("car", "vehicle model", choices=VEHICLES)
     obs: str = option("state", "sensors joined by '+': rgb, depth, state, scan")
     renderer: str = option(
-        "mesh", "camera renderer, used when obs has rgb or depth", choices=RENDERERS
+        "baked", "camera renderer, used when obs has rgb or depth", choices=RENDERERS
     )
     task: str = option("goal", "reach a goal, or follow a route", choices=TASKS)
     lighting: str = option(

@@ -15,9 +15,10 @@ PyBullet's (figures in benchmarks/RESULTS.md).
 Baked camera. One ray cast against the bundle's texture-atlas mesh (the visual mesh plus a
 background dome, ``scene_builder.texture_atlas``) gives each pixel's triangle and barycentric
 coordinates; the texture is read there (bilinear) and the preset applied like the mesh camera's.
+Only the scene's triangles are cast; a ray that misses them meets the dome in closed form.
 The atlas is baked by projective texturing from the training frames
-(``scene_builder.bake_scene``), so it carries the capture's detail at mesh speed. Dome hits are
-misses for depth. A scene without a baked texture gets an atlas of its vertex colours, so the
+(``scene_builder.bake_scene``), so it carries the capture's detail at mesh speed. The dome is a
+miss for depth. A scene without a baked texture gets an atlas of its vertex colours, so the
 baked camera then draws what the mesh camera draws.
 
 Field camera. The same ray cast gives the z-depth of the surface along every ray; passed as
@@ -39,6 +40,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from common.threads import torch_threads
+from scene_builder.camera import camera_ray_batch
 from scene_builder.raycast import Hits, MeshCaster
 from simulator.errors import ConfigError
 from simulator.lighting import EpisodeLighting, scene_lighting
@@ -125,24 +127,28 @@ class BakedRenderer(Renderer):
             atlas = TextureAtlas.load(scene.baked_dir)
         else:
             atlas = visual_mesh_atlas(scene.visual_mesh_path)
-        self.caster = MeshCaster(atlas.vertices, atlas.faces)
+        # only the scene's faces are cast: the dome is met in closed form (AtlasLookup)
+        self.caster = MeshCaster(atlas.vertices, atlas.faces[: atlas.scene_faces])
         self.lookup = AtlasLookup(atlas)
-        self.scene_faces = atlas.scene_faces
         self.camera = camera
         self.max_depth = float(max_depth)
         self.lighting = scene_lighting(scene)
         self._directions = camera.ray_directions()
+        self._rays: np.ndarray | None = None
 
     def render(self, poses, lightings):
-        hits = self.caster.cast_cameras(poses, self._directions)
+        self._rays = camera_ray_batch(poses, self._directions, out=self._rays)
+        hits = self.caster.cast(self._rays)
         hit = hits.hit.reshape(-1)
-        ids = np.where(hit, hits.primitive_ids.reshape(-1), 0)
-        rgb = self.lookup.colours(ids, hits.primitive_uvs.reshape(-1, 2))
-        rgb[~hit] = SKY_COLOUR
-        surface = hit & (ids < self.scene_faces)
-        depth = np.where(
-            surface, np.minimum(hits.t_hit.reshape(-1), self.max_depth), self.max_depth
-        )
+        rgb = np.empty((len(hit), 3), np.float32)
+        ids, uvs = hits.primitive_ids.reshape(-1), hits.primitive_uvs.reshape(-1, 2)
+        rgb[hit] = self.lookup.colours(ids[hit], uvs[hit])
+        if self.lookup.dome is None:
+            rgb[~hit] = SKY_COLOUR
+        elif not hit.all():
+            missed = self._rays.reshape(-1, 6)[~hit]
+            rgb[~hit] = self.lookup.dome_colours(missed[:, :3], missed[:, 3:])
+        depth = np.where(hit, np.minimum(hits.t_hit.reshape(-1), self.max_depth), self.max_depth)
         shape = (-1, self.camera.height, self.camera.width)
         rgb = rgb.reshape(*shape, 3)
         for i, lighting in enumerate(lightings):
