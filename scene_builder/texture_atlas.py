@@ -260,6 +260,8 @@ class AtlasLookup:
 
     def _read(self, uv: np.ndarray) -> np.ndarray:
         """Bilinear texels at continuous texel-index coordinates (P, 2)."""
+        if len(uv) == 0:
+            return np.zeros((0, 3), np.float32)
         # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
         rows = -(-len(uv) // 4096)
         padded = np.zeros((rows * 4096, 2), dtype=np.float32)
