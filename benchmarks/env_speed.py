@@ -247,7 +247,9 @@ def main() -> None:
         print(f"| {'-' * width} | --- |")
         for name, value in rows:
             print(f"| {name.ljust(width)} | {value} |")
-    write_section("env_speed", printed.getvalue(), load_at_start=load_at_start)
+    # a contention run keeps its own section: the idle figures stay beside it
+    section = "env_speed (contention)" if args.contention else "env_speed"
+    write_section(section, printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

@@ -198,7 +198,8 @@ def main() -> None:
         _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets)
         if loaded is not None:
             _contention_table((train_rays, *renders), loaded)
-    write_section("field_bird", printed.getvalue(), load_at_start=f"{load_before:.2f}")
+    section = "field_bird (contention)" if args.contention else "field_bird"
+    write_section(section, printed.getvalue(), load_at_start=f"{load_before:.2f}")
 
 
 def loaded_speed(dataset: Path, out_dir: Path) -> tuple[float, ...]:
