@@ -5,10 +5,9 @@ triangles per cell, one in each corner, as right isosceles triangles with legs o
 ``cell - 4`` texels). The two halves are kept two texels apart along the cell's diagonal and a
 texel belongs to the half its centre lies in, so a bilinear lookup anywhere inside a triangle
 reads only texels of that triangle: no colour bleeds across triangles or cells and no gutter
-filling pass is needed. The packing is instant and needs no unwrapping; a UV unwrapper such
-as ``xatlas`` took minutes on the bird's 31,506 faces on this machine for a layout whose texels
-would be used no better at this resolution (charts keep triangles' shapes, but TSDF meshes
-have near-uniform triangles anyway).
+filling pass is needed. The packing is instant and needs no unwrapping: a chart unwrapper
+(``xatlas``) keeps triangles' shapes and neighbours, but on a TSDF mesh of near-uniform
+triangles that buys little and its unwrap costs far more than the bake (measured for issue 17).
 
 Background. Rays that miss the scene's mesh see the room around it. A latitude-longitude dome
 (a UV sphere of radius ``dome_radius`` around ``dome_centre``, its lower part flattened onto the
