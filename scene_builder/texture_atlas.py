@@ -11,8 +11,10 @@ triangles that buys little and its unwrap costs far more than the bake (measured
 
 Background. Rays that miss the scene's mesh see the room around it. A latitude-longitude dome
 (a UV sphere of radius ``dome_radius`` around ``dome_centre``, its lower part flattened onto the
-plane just under the ground and the mesh where that is nearer: a bowl) is appended after the mesh's faces and given its own strip of the atlas, so the same projective bake fills it; cameras
-report its hits as misses for depth (faces with id >= ``scene_faces``).
+plane just under the ground and the mesh where that is nearer: a bowl) is appended after the
+mesh's faces and given its own strip of the atlas, so the same projective bake fills it. The
+baked camera casts only the mesh (faces below ``scene_faces``) and meets the dome in closed form
+(``AtlasLookup.dome_colours``); the dome is a miss for depth.
 
 Files: ``baked/mesh.npz`` (vertices, faces, face_uvs, scene_faces, dome; no pickled objects)
 and ``baked/atlas.png`` (8-bit RGB). UVs are in texel units (x right, y down the image).
