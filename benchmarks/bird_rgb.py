@@ -13,7 +13,9 @@ quarter arena apart, the expert reaches nearly all of them) and 60-step episodes
 has to come from somewhere, and the state vector (``simulator.sensors.STATE_FIELDS``) is where
 the goal is given; the image goes through ``agents.encoders.SmallCNN``. The ``blank-image`` row
 evaluates the same trained agent with every camera image replaced by a constant grey one: the
-drop from the trained row is what the agent takes from the images.
+drop from the trained row is what the agent takes from the images. The ``-baked`` row trains the
+same recipe with the baked-texture camera (issue 17), and ``-baked-on-field`` evaluates that
+agent with the field camera: the camera-to-camera transfer gap (a sim-to-sim check).
 
 The table is also written to the ``bird_rgb`` section of ``benchmarks/RESULTS.md`` (with the
 machine, the load and the command); the README quotes it.
@@ -32,6 +34,8 @@ machine better than the wall time on a shared one.
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --only random expert
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --table   # cached rows
+    .venv/bin/python benchmarks/bird_rgb.py --out runs/bird-rgb-8k --steps 8192 --episodes 50 \
+        --only ppo-rgb+state-baked ppo-rgb+state-baked-on-field         # a reduced budget
 """
 
 from __future__ import annotations
@@ -60,24 +64,24 @@ class Recipe:
     steps: int
     hyperparameters: dict = field(default_factory=dict)
     num_envs: int = 8
+    renderer: str = "field"  # the camera it trains and is evaluated with
 
 
+PPO_RGB = {
+    "n_steps": 128,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 1e-3,
+    # PPOAgent's default too, spelled out so that the recipe is complete on its own
+    "policy_kwargs": {"net_arch": [64, 64], "share_features_extractor": False},
+}
 RECIPES: dict[str, Recipe] = {
-    "ppo-rgb+state": Recipe(
-        "ppo",
-        "rgb+state",
-        30_000,
-        {
-            "n_steps": 128,
-            "batch_size": 256,
-            "n_epochs": 4,
-            "learning_rate": 1e-3,
-            # PPOAgent's default too, spelled out so that the recipe is complete on its own
-            "policy_kwargs": {"net_arch": [64, 64], "share_features_extractor": False},
-        },
-    ),
+    "ppo-rgb+state": Recipe("ppo", "rgb+state", 30_000, PPO_RGB),
+    "ppo-rgb+state-baked": Recipe("ppo", "rgb+state", 30_000, PPO_RGB, renderer="baked"),
 }
 BLANK_ROWS = {"ppo-rgb+state-blank-image": "ppo-rgb+state"}
+# The baked-camera agent evaluated with the field camera: the camera-to-camera transfer gap.
+TRANSFER_ROWS = {"ppo-rgb+state-baked-on-field": ("ppo-rgb+state-baked", "field")}
 BASELINES = ("random", "expert")
 
 
@@ -183,13 +187,13 @@ def evaluate_batched(make_policy, env_config, episodes: int) -> dict:
 
 
 # ------------------------------------------------------------------ rows
-def eval_config(obs: str, args):
+def eval_config(obs: str, args, renderer: str = "field"):
     from simulator import EnvConfig
 
     return EnvConfig(
         scene=str(args.scene),
         obs=obs,
-        renderer="field",
+        renderer=renderer,
         spawn="random",
         max_episode_steps=args.max_episode_steps,
         seed=EVAL_SEED,
@@ -203,10 +207,10 @@ def train_config(recipe: Recipe, args):
         algorithm=recipe.algorithm,
         scene=str(args.scene),
         obs=recipe.obs,
-        steps=recipe.steps,
+        steps=args.steps or recipe.steps,
         seed=args.seed,
         num_envs=recipe.num_envs,
-        renderer="field",
+        renderer=recipe.renderer,
         spawn="random",
         max_episode_steps=args.max_episode_steps,
         checkpoint_every=max(1, recipe.steps // 3),
@@ -230,12 +234,15 @@ def run_trained(name: str, args) -> dict:
     load_after = os.getloadavg()[1]
     agent = load_agent(run_dir)
     result = evaluate_batched(
-        lambda vec: AgentPolicy(agent), eval_config(recipe.obs, args), args.episodes
+        lambda vec: AgentPolicy(agent),
+        eval_config(recipe.obs, args, recipe.renderer),
+        args.episodes,
     )
     return {
         **result,
         "agent": recipe.algorithm,
         "obs": recipe.obs,
+        "renderer": recipe.renderer,
         "steps": int(agent.num_timesteps),  # PPO rounds chunks up to whole rollouts
         "train_wall_s": run["wall_time_s"],
         "train_cpu_s": cpu,
@@ -261,6 +268,24 @@ def run_blank(name: str, args) -> dict:
         **result,
         "agent": f"{recipe.algorithm} of row {source}, camera replaced by grey",
         "obs": recipe.obs,
+        "steps": int(agent.num_timesteps),
+    }
+
+
+def run_transfer(name: str, args) -> dict:
+    from agents import load_agent
+
+    source, renderer = TRANSFER_ROWS[name]
+    recipe = RECIPES[source]
+    agent = load_agent(args.out / source)
+    result = evaluate_batched(
+        lambda vec: AgentPolicy(agent), eval_config(recipe.obs, args, renderer), args.episodes
+    )
+    return {
+        **result,
+        "agent": f"{recipe.algorithm} of row {source} ({recipe.renderer} camera)",
+        "obs": recipe.obs,
+        "renderer": renderer,
         "steps": int(agent.num_timesteps),
     }
 
@@ -296,7 +321,8 @@ def table(results: dict) -> str:
         load = r.get("train_load_5min") or [r.get("load_5min", float("nan"))]
         load_text = "–".join(f"{value:.1f}" for value in load)
         lines.append(
-            f"| {name} | {r['agent']} | {r['obs']} | field 64x64 | {r['steps']} | {wall} | {cpu} "
+            f"| {name} | {r['agent']} | {r['obs']} | {r.get('renderer', 'field')} 64x64 "
+            f"| {r['steps']} | {wall} | {cpu} "
             f"| {load_text} | {r['success_rate']:.0%} of {r['episodes']} "
             f"| {r['ci_low']:.0%}–{r['ci_high']:.0%} | {r['mean_return']:.1f} |"
         )
@@ -313,6 +339,12 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--max-episode-steps", type=int, default=60)
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="a reduced training budget for every trained row (its table goes to bird_rgb_reduced)",
+    )
     parser.add_argument("--table", action="store_true", help="only print the cached results")
     args = parser.parse_args()
 
@@ -324,7 +356,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
-    rows = args.only or [*BASELINES, *RECIPES, *BLANK_ROWS]
+    rows = args.only or [*BASELINES, *RECIPES, *BLANK_ROWS, *TRANSFER_ROWS]
     if not args.table:
         for name in rows:
             if name in results:
@@ -333,6 +365,8 @@ def main() -> None:
                 result = run_trained(name, args)
             elif name in BLANK_ROWS:
                 result = run_blank(name, args)
+            elif name in TRANSFER_ROWS:
+                result = run_transfer(name, args)
             elif name in BASELINES:
                 result = run_baseline(name, args)
             else:
@@ -354,7 +388,7 @@ def main() -> None:
             "\nload: 5-minute load average at the start and end of training (trained rows) or at"
             " the end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
         )
-    write_section("bird_rgb", printed.getvalue())
+    write_section("bird_rgb_reduced" if args.steps else "bird_rgb", printed.getvalue())
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
 """Simulator speed and renderer agreement: the table of issue 5.
 
 Prints steps per second for: state only; the mesh camera at 64x64 RGB (1 env, and 8 envs
-batched); the field camera at 64x64 RGB (1 env, and 8 envs batched) with the batched/unbatched
-ratio; the median depth difference between the field and mesh cameras at the same poses; and,
-with ``--memory`` (instead of the speed table), 100,000 steps of the mesh camera and 10,000 of
-the field camera at 64x64 RGB, with the resident memory and the speed over the first and the last
-10% of each run, plus a PyBullet client leak check.
+batched); on the bird, the baked, mesh and field cameras at 64x64 RGB (1 env, and 8 envs
+batched) with the batched/unbatched ratios; with ``--contention``, every row again beside one
+CPU-bound competing process and its loaded / idle ratio; the median depth difference between
+the field and mesh cameras at the same poses; and, with ``--memory`` (instead of the speed table),
+100,000 steps of the mesh camera and 10,000 of the field camera at 64x64 RGB, with the resident
+memory and the speed over the first and the last 10% of each run, plus a PyBullet client leak check.
 
     .venv/bin/python benchmarks/env_speed.py                       # synthetic scene + bird if built
     .venv/bin/python benchmarks/env_speed.py --memory [--mesh-steps 100000 --field-steps 10000]
+    .venv/bin/python benchmarks/env_speed.py --contention --no-agreement --seconds 3
 
 The synthetic scene is built into a temporary folder. The field rows need a scene with a
 radiance field (default: assets/scenes/bird when it exists). Run it on an idle machine for
@@ -172,7 +174,7 @@ def memory_main(args) -> None:
     torch.set_num_threads(2)
     load_at_start = load()
     scene = Path(args.field_scene)
-    runs = [("mesh", args.mesh_steps), ("field", args.field_steps)]
+    runs = [("baked", args.mesh_steps), ("mesh", args.mesh_steps), ("field", args.field_steps)]
     rows = []
     for renderer, steps in runs:
         config = EnvConfig(scene=scene, obs="rgb", renderer=renderer, image_size=64)
@@ -203,6 +205,65 @@ def memory_main(args) -> None:
     write_section("env_speed_memory", printed.getvalue(), load_at_start=load_at_start)
 
 
+def speed_configs(synthetic: Path, field_scene: Path | None) -> dict:
+    """Label -> (EnvConfig, number of envs) of every steps/s row."""
+    from simulator import EnvConfig
+
+    state = EnvConfig(scene=synthetic, obs="state")
+    mesh = EnvConfig(scene=synthetic, obs="rgb", renderer="mesh", image_size=64)
+    configs = {
+        "state only, 1 env (synthetic)": (state, 1),
+        "state only, 8 envs (synthetic)": (state, 8),
+        "mesh 64x64 RGB, 1 env (synthetic)": (mesh, 1),
+        "mesh 64x64 RGB, 8 envs batched (synthetic)": (mesh, 8),
+    }
+    if field_scene is not None:
+        for kind in ("baked", "mesh", "field"):
+            config = EnvConfig(scene=field_scene, obs="rgb", renderer=kind, image_size=64)
+            configs[f"{kind} 64x64 RGB, 1 env ({field_scene.name})"] = (config, 1)
+            configs[f"{kind} 64x64 RGB, 8 envs batched ({field_scene.name})"] = (config, 8)
+    return configs
+
+
+def speed_rows(configs: dict, seconds: float, contention: bool) -> tuple[list, dict]:
+    """Steps/s rows (with loaded / idle beside one competing process when ``contention``)."""
+    from contention import competing_process
+
+    results = {label: measure(config, n, seconds) for label, (config, n) in configs.items()}
+    loaded = {}
+    if contention:
+        with competing_process():
+            loaded = {label: measure(config, n, seconds) for label, (config, n) in configs.items()}
+    rows = []
+    for label, (rate, cpu_ms) in results.items():
+        value = f"{rate:,.1f} steps/s ({cpu_ms:.2f} ms CPU/step)"
+        if label in loaded:
+            value += (
+                f"; beside 1 busy process {loaded[label][0]:,.1f} ({loaded[label][0] / rate:.0%})"
+            )
+        rows.append((label, value))
+    return rows, results
+
+
+def agreement_rows(field_scene: Path) -> list:
+    rows = []
+    for mode in ("free", "guided"):
+        agreement = depth_agreement(field_scene, mode)
+        rows.append(
+            (
+                f"field ({mode}) vs mesh depth, median |diff| ({agreement['pixels']:,} px)",
+                f"{agreement['median_m'] * 1000:.1f} mm ({agreement['median_rel']:.1%} of depth)",
+            )
+        )
+        rows.append(
+            (
+                f"field ({mode}) pixels within 2% of arena of the mesh depth",
+                f"{agreement['within_2pct_arena']:.1%} (arena {agreement['arena']:.2f} m)",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--field-scene", default=str(REPO / "assets" / "scenes" / "bird"))
@@ -212,6 +273,10 @@ def main() -> None:
     )
     parser.add_argument("--mesh-steps", type=int, default=100_000, help="with --memory")
     parser.add_argument("--field-steps", type=int, default=10_000, help="with --memory")
+    parser.add_argument(
+        "--contention", action="store_true", help="repeat each row beside one busy process"
+    )
+    parser.add_argument("--no-agreement", action="store_true", help="skip the depth rows")
     args = parser.parse_args()
     if args.memory:
         memory_main(args)
@@ -223,31 +288,15 @@ def main() -> None:
     torch.set_num_threads(2)
     load_at_start = load()
     from scene_builder.synthetic import make_synthetic_scene
-    from simulator import EnvConfig
 
-    rows: list[tuple[str, str]] = []
+    field_scene = Path(args.field_scene)
+    has_field = (field_scene / "scene.json").is_file()
     with tempfile.TemporaryDirectory() as tmp:
         synthetic = make_synthetic_scene(Path(tmp) / "synthetic", seed=0)
-        state = EnvConfig(scene=synthetic, obs="state")
-        mesh = EnvConfig(scene=synthetic, obs="rgb", renderer="mesh", image_size=64)
-        results = {
-            "state only, 1 env (synthetic)": measure(state, 1, args.seconds),
-            "state only, 8 envs (synthetic)": measure(state, 8, args.seconds),
-            "mesh 64x64 RGB, 1 env (synthetic)": measure(mesh, 1, args.seconds),
-            "mesh 64x64 RGB, 8 envs batched (synthetic)": measure(mesh, 8, args.seconds),
-        }
-        field_scene = Path(args.field_scene)
-        has_field = (field_scene / "scene.json").is_file()
-        if has_field:
-            name = field_scene.name
-            field = EnvConfig(scene=field_scene, obs="rgb", renderer="field", image_size=64)
-            bird_mesh = EnvConfig(scene=field_scene, obs="rgb", image_size=64)
-            results[f"mesh 64x64 RGB, 1 env ({name})"] = measure(bird_mesh, 1, args.seconds)
-            results[f"field 64x64 RGB, 1 env ({name})"] = measure(field, 1, args.seconds)
-            results[f"field 64x64 RGB, 8 envs batched ({name})"] = measure(field, 8, args.seconds)
-        for label, (rate, cpu_ms) in results.items():
-            rows.append((label, f"{rate:,.1f} steps/s ({cpu_ms:.2f} ms CPU/step)"))
-        ratios = [("mesh", "synthetic")] + ([("field", field_scene.name)] if has_field else [])
+        configs = speed_configs(synthetic, field_scene if has_field else None)
+        rows, results = speed_rows(configs, args.seconds, args.contention)
+        ratios = [("mesh", "synthetic")]
+        ratios += [(kind, field_scene.name) for kind in ("baked", "mesh", "field")] * has_field
         for kind, name in ratios:
             one = results[f"{kind} 64x64 RGB, 1 env ({name})"][0]
             eight = results[f"{kind} 64x64 RGB, 8 envs batched ({name})"][0]
@@ -255,23 +304,10 @@ def main() -> None:
         if has_field:
             eight = results[f"field 64x64 RGB, 8 envs batched ({field_scene.name})"][0]
             rows.append(("field rays/s, 8 envs batched", f"{eight * 64 * 64:,.0f}"))
-            for mode in ("free", "guided"):
-                agreement = depth_agreement(field_scene, mode)
-                rows.append(
-                    (
-                        f"field ({mode}) vs mesh depth, median |diff| ({agreement['pixels']:,} px)",
-                        f"{agreement['median_m'] * 1000:.1f} mm "
-                        f"({agreement['median_rel']:.1%} of depth)",
-                    )
-                )
-                rows.append(
-                    (
-                        f"field ({mode}) pixels within 2% of arena of the mesh depth",
-                        f"{agreement['within_2pct_arena']:.1%} (arena {agreement['arena']:.2f} m)",
-                    )
-                )
+            rows += [] if args.no_agreement else agreement_rows(field_scene)
         else:
             rows.append(("field rows", f"skipped: no scene bundle at {field_scene}"))
+
     width = max(len(r[0]) for r in rows)
     print(
         f"DriveEnv simulator speed (load average {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores)"
@@ -281,7 +317,9 @@ def main() -> None:
         print(f"| {'-' * width} | --- |")
         for name, value in rows:
             print(f"| {name.ljust(width)} | {value} |")
-    write_section("env_speed", printed.getvalue(), load_at_start=load_at_start)
+    # a contention run keeps its own section: the idle figures stay beside it
+    section = "env_speed (contention)" if args.contention else "env_speed"
+    write_section(section, printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ error). Training time excludes the evaluations.
     .venv/bin/python benchmarks/field_bird.py                       # the full 10-minute run
     .venv/bin/python benchmarks/field_bird.py --speed-only          # throughput only (~1 minute)
     .venv/bin/python benchmarks/field_bird.py --minutes 2 --marks 1,2
+    .venv/bin/python benchmarks/field_bird.py --speed-only --contention  # + beside a busy process
 
 Run it on an idle machine for throughput figures (it prints the load average it saw). The
 tables also go to the ``field_bird`` section of ``benchmarks/RESULTS.md``.
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 from results import tee, write_section
 
+from common.threads import torch_threads
 from scene_builder.fields.evaluate import evaluate_holdout, evaluate_sparse_depth, mean_code
 from scene_builder.fields.sparse_depth import load_sparse_depth
 from scene_builder.importers import import_poses
@@ -63,7 +65,8 @@ def render_speed(
         field.render(poses, intrinsics, size, size, **kwargs)  # warm-up
         tick = time.perf_counter()
         for _ in range(repeats):
-            field.render(poses, intrinsics, size, size, **kwargs)
+            with torch_threads(torch.get_num_threads()):  # as the simulator's field camera
+                field.render(poses, intrinsics, size, size, **kwargs)
         return repeats * len(poses) * size * size / (time.perf_counter() - tick)
 
     free = timed()
@@ -130,6 +133,11 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--contention",
+        action="store_true",
+        help="repeat the throughput measurement beside one busy process (loaded / idle)",
+    )
+    parser.add_argument(
         "--work", type=Path, default=None, help="scratch folder (default: a temp folder)"
     )
     args = parser.parse_args()
@@ -184,10 +192,43 @@ def main() -> None:
     renders = render_speed(trainer)
     presets = preset_effect(trainer)
     load_after = os.getloadavg()[0]
+    loaded = loaded_speed(dataset, work / "field_loaded") if args.contention else None
 
     with tee() as printed:
         _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets)
-    write_section("field_bird", printed.getvalue(), load_at_start=f"{load_before:.2f}")
+        if loaded is not None:
+            _contention_table((train_rays, *renders), loaded)
+    section = "field_bird (contention)" if args.contention else "field_bird"
+    write_section(section, printed.getvalue(), load_at_start=f"{load_before:.2f}")
+
+
+def loaded_speed(dataset: Path, out_dir: Path) -> tuple[float, ...]:
+    """Training and render throughput of a short run beside one busy process."""
+    from contention import competing_process
+
+    config = TrainConfig(
+        downscale=4, steps=None, max_minutes=0.6, checkpoint_seconds=1e9, eval_every=10**9
+    )
+    with competing_process():
+        trainer = Trainer(dataset, out_dir, config)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        trainer.run()
+        train_rays = trainer.step * config.batch_rays / trainer.elapsed
+        return (train_rays, *render_speed(trainer))
+
+
+def _contention_table(idle: tuple[float, ...], loaded: tuple[float, ...]) -> None:
+    print()
+    print("| throughput beside one busy process (rays/s) | idle | loaded | loaded / idle |")
+    print("| --- | ---: | ---: | ---: |")
+    names = (
+        "training",
+        "render 16 x 64x64, free marching",
+        "render 16 x 64x64, surface depth given",
+        "render 1 x 256x256, free marching",
+    )
+    for name, a, b in zip(names, idle, loaded, strict=True):
+        print(f"| {name} | {a:,.0f} | {b:,.0f} | {b / a:.0%} |")
 
 
 def _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets) -> None:

@@ -8,8 +8,9 @@ has distortion) by PSNR and SSIM (scikit-image). Only the ``capture`` preset aim
 the real frames were taken in; the other presets' numbers say how far each moves the look.
 
 Two views are measured: the radiance field alone (marching freely: the field's own fidelity)
-and ``SimulatorView``, the simulator's camera renderer (the baked mesh, or the field guided by
-the mesh's depth) at the same pose: what the agents actually saw in the campaign.
+and ``SimulatorView``, the simulator's camera renderer (the baked texture, the vertex-coloured
+mesh, or the field guided by the mesh's depth) at the same pose: what the agents actually saw in
+the campaign.
 
 Policy sensitivity asks whether an image policy acts differently on a real frame than on the
 rendering at the same pose: the mean L2 distance between its actions on the two, beside a
@@ -212,7 +213,8 @@ class _Rendered:
 
 
 class SimulatorView:
-    """The simulator's camera renderer (``mesh`` or ``field``) behind the field's render call.
+    """The simulator's camera renderer (``baked``, ``mesh`` or ``field``) behind a field's render
+    call.
 
     The held-out camera becomes a simulator ``CameraModel`` with the same horizontal field of
     view (its principal point at the image centre, as in the simulator) and the lighting preset

@@ -4,7 +4,8 @@
 a trained field or on a dataset's sparse points, with a progress bar; ``write_bundle`` samples the
 driving tasks on the geometry's drivable map, sizes the vehicle from the drivable area, copies the
 field and the dataset (its frames at the field's training size) and writes the bundle with
-``bundle.write_scene``. ``driveenv build-scene`` runs these as its last two stages; ``driveenv
+``bundle.write_scene``, then bakes the texture of the baked camera (``bake_scene``) when
+there is a dataset. ``driveenv build-scene`` runs these as its last two stages; ``driveenv
 bundle`` runs them on a field trained separately.
 """
 
@@ -123,6 +124,7 @@ def write_bundle(
     """
     import tempfile
 
+    from scene_builder.bake_scene import add_baked_texture
     from scene_builder.bundle import write_scene
     from scene_builder.datasets import load_dataset
     from scene_builder.train import STATE_FILE
@@ -144,7 +146,7 @@ def write_bundle(
         if dataset is not None:
             dataset_copy = Path(scratch) / "dataset"
             _copy_dataset_at_field_resolution(dataset, dataset_copy, field_copy)
-        return write_scene(
+        scene = write_scene(
             out,
             name=name,
             collision_mesh=geometry.collision,
@@ -164,6 +166,7 @@ def write_bundle(
             },
             overwrite=overwrite,
         )
+    return scene if dataset is None else add_baked_texture(scene)  # the baked camera's texture
 
 
 def _arena_tasks(geometry, tasks, seed, task_clearance, goal_radius):

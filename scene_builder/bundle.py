@@ -9,6 +9,8 @@ Layout (paths relative to the bundle root)::
                       (largest y), so the picture shows the map with +y up
     field/            the radiance field directory (``load_field``), absent for synthetic scenes
     dataset/          the posed dataset the scene came from (transforms.json + images), optional
+    baked/            optional texture atlas for the baked camera (``scene_builder.texture_atlas``;
+                      scene.json ``baked``), added by ``scene_builder.bake_scene``
 
 ``scene.json["files"]`` maps every other file in the bundle to its SHA-256, so a missing or
 corrupted file is caught when the bundle is loaded rather than deep inside PyBullet or torch.
@@ -41,6 +43,7 @@ VISUAL_FILE = "visual.ply"
 DRIVABLE_FILE = "drivable.png"
 FIELD_DIR = "field"
 DATASET_DIR = "dataset"
+BAKED_DIR = "baked"
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -75,6 +78,7 @@ class SceneBundle:
     field_backend: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     scene_sha256: str = ""  # of scene.json as loaded: it holds the hashes of every other file
+    baked_dir: Path | None = None  # the baked texture atlas's folder, when the scene has one
 
     def identity(self) -> dict[str, str]:
         """Name, path and scene.json SHA-256: what an evaluation records to check its scene."""
@@ -300,6 +304,7 @@ def load_scene(path: str | Path, verify_hashes: bool = True) -> SceneBundle:
         field_backend=None if field_meta is None else field_meta.get("backend"),
         extras=fields["extras"] or {},
         scene_sha256=digest,
+        baked_dir=None if fields["baked"] is None else (root / fields["baked"]).resolve(),
     )
 
 
@@ -333,6 +338,7 @@ def _typed_fields(check: _Checker) -> dict[str, Any]:
         "drivable": check.get("drivable", dict) or {},
         "field": check.get("field", dict, optional=True),
         "dataset": check.get("dataset", str, optional=True),
+        "baked": check.get("baked", str, optional=True),
         "spawns": check.get("spawns", list),
         "goals": check.get("goals", list),
         "routes": check.get("routes", list),
@@ -357,6 +363,7 @@ def _check_confined(check: _Checker, root: Path, fields: dict[str, Any]) -> None
         "drivable.image": fields["drivable"].get("image"),
         "field.dir": field_meta.get("dir"),
         "dataset": fields["dataset"],
+        "baked": fields["baked"],
         **{f"files[{rel!r}]": rel for rel in fields["files"]},
     }
     for key, rel in named.items():
@@ -365,7 +372,7 @@ def _check_confined(check: _Checker, root: Path, fields: dict[str, Any]) -> None
     if check.problems:
         return
     listed = {(root / rel).resolve() for rel in fields["files"]}
-    for folder in (field_meta.get("dir"), fields["dataset"]):
+    for folder in (field_meta.get("dir"), fields["dataset"], fields["baked"]):
         if isinstance(folder, str) and (root / folder).is_dir():
             for file in sorted((root / folder).rglob("*")):
                 if file.is_file() and file.resolve() not in listed:

@@ -22,6 +22,7 @@ import torch
 
 from common.atomic import atomic_path, write_json_atomic
 from common.config_cli import option
+from common.threads import torch_threads
 from scene_builder.datasets import PosedDataset, load_dataset, split_indices
 from scene_builder.errors import FieldError
 from scene_builder.fields.base import FIELD_FILE, FIELD_FORMAT_VERSION
@@ -377,9 +378,11 @@ class Trainer:
         last_checkpoint = time.perf_counter()
         rays_per_second = float("nan")
         window_start, window_steps = time.perf_counter(), 0
+        threads = torch.get_num_threads()
         while self.step < self.planned_steps:
             tick = time.perf_counter()
-            self.train_step()
+            with torch_threads(threads):  # fewer while other processes keep cores busy
+                self.train_step()
             self.elapsed += time.perf_counter() - tick
             window_steps += 1
             if callback is not None:

@@ -20,7 +20,7 @@ from common.config_cli import option
 from simulator.errors import ConfigError
 
 VEHICLES = ("car", "diffdrive")
-RENDERERS = ("field", "mesh", "none")
+RENDERERS = ("baked", "field", "mesh", "none")
 TASKS = ("goal", "route")
 SENSORS = ("rgb", "depth", "state", "scan")
 SPAWN_MODES = ("scene", "random")
@@ -41,7 +41,7 @@ class EnvConfig:
     vehicle: str = option("car", "vehicle model", choices=VEHICLES)
     obs: str = option("state", "sensors joined by '+': rgb, depth, state, scan")
     renderer: str = option(
-        "mesh", "camera renderer, used when obs has rgb or depth", choices=RENDERERS
+        "baked", "camera renderer, used when obs has rgb or depth", choices=RENDERERS
     )
     task: str = option("goal", "reach a goal, or follow a route", choices=TASKS)
     lighting: str = option(

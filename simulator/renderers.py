@@ -1,4 +1,5 @@
-"""Camera renderers: the baked visual mesh (``mesh``), the radiance field (``field``), or none.
+"""Camera renderers: the baked texture (``baked``), the vertex-coloured visual mesh (``mesh``),
+the radiance field (``field``), or none.
 
 Every renderer draws a batch of N cameras in one call: ``render(poses (N,4,4), lightings)``
 returns float32 RGB (N,H,W,3) in [0, 1] and z-depth (N,H,W) in metres. The vector env calls it
@@ -11,13 +12,23 @@ field into the bundle's visual mesh. PyBullet's TinyRenderer is much slower at t
 its EGL renderer returns blank images without a GPU, which is why the mesh camera is not
 PyBullet's (figures in benchmarks/RESULTS.md).
 
+Baked camera. One ray cast against the bundle's texture-atlas mesh (the visual mesh plus a
+background dome, ``scene_builder.texture_atlas``) gives each pixel's triangle and barycentric
+coordinates; the texture is read there (bilinear) and the preset applied like the mesh camera's.
+Only the scene's triangles are cast; a ray that misses them meets the dome in closed form.
+The atlas is baked by projective texturing from the training frames
+(``scene_builder.bake_scene``), so it carries the capture's detail at mesh speed. The dome is a
+miss for depth. A scene without a baked texture gets an atlas of its vertex colours, so the
+baked camera then draws what the mesh camera draws.
+
 Field camera. The same ray cast gives the z-depth of the surface along every ray; passed as
 ``surface_depth`` to ``RadianceField.render`` it lets the field place its few samples around
 that surface instead of marching the whole ray (``field_mode="guided"``, the fast path).
 Rays that miss the mesh (the room beyond a table-top arena) get a band at
 ``BACKGROUND_DEPTH_FACTOR x max_depth``, which the field fills with the background it learned
 there; marching them freely costs several times more for images that look the same.
-``field_mode="free"`` marches every ray, for geometry the mesh lacks. Depth comes from the
+``field_mode="free"`` marches every ray, for geometry the mesh lacks. Each call uses at most as
+many torch threads as there are cores no other process is busy on (``common.threads``). Depth comes from the
 field's own output (``max_depth`` where a ray misses the mesh or, marching freely, gathers
 less than half opacity).
 """
@@ -28,6 +39,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from common.threads import torch_threads
+from scene_builder.camera import camera_ray_batch
 from scene_builder.raycast import Hits, MeshCaster
 from simulator.errors import ConfigError
 from simulator.lighting import EpisodeLighting, scene_lighting
@@ -102,6 +115,47 @@ class MeshRenderer(Renderer):
         return rgb, self.caster.depth(hits)
 
 
+class BakedRenderer(Renderer):
+    """The bundle's baked texture atlas (vertex colours when the bundle has none)."""
+
+    name = "baked"
+
+    def __init__(self, scene, camera: CameraModel, max_depth: float) -> None:
+        from scene_builder.texture_atlas import AtlasLookup, TextureAtlas, visual_mesh_atlas
+
+        if getattr(scene, "baked_dir", None) is not None:
+            atlas = TextureAtlas.load(scene.baked_dir)
+        else:
+            atlas = visual_mesh_atlas(scene.visual_mesh_path)
+        # only the scene's faces are cast: the dome is met in closed form (AtlasLookup)
+        self.caster = MeshCaster(atlas.vertices, atlas.faces[: atlas.scene_faces])
+        self.lookup = AtlasLookup(atlas)
+        self.camera = camera
+        self.max_depth = float(max_depth)
+        self.lighting = scene_lighting(scene)
+        self._directions = camera.ray_directions()
+        self._rays: np.ndarray | None = None
+
+    def render(self, poses, lightings):
+        self._rays = camera_ray_batch(poses, self._directions, out=self._rays)
+        hits = self.caster.cast(self._rays)
+        hit = hits.hit.reshape(-1)
+        rgb = np.empty((len(hit), 3), np.float32)
+        ids, uvs = hits.primitive_ids.reshape(-1), hits.primitive_uvs.reshape(-1, 2)
+        rgb[hit] = self.lookup.colours(ids[hit], uvs[hit])
+        if self.lookup.dome is None:
+            rgb[~hit] = SKY_COLOUR
+        elif not hit.all():
+            missed = self._rays.reshape(-1, 6)[~hit]
+            rgb[~hit] = self.lookup.dome_colours(missed[:, :3], missed[:, 3:])
+        depth = np.where(hit, np.minimum(hits.t_hit.reshape(-1), self.max_depth), self.max_depth)
+        shape = (-1, self.camera.height, self.camera.width)
+        rgb = rgb.reshape(*shape, 3)
+        for i, lighting in enumerate(lightings):
+            rgb[i] = self.lighting.photometric(lighting.blend).apply(rgb[i])
+        return rgb, depth.reshape(shape).astype(np.float32)
+
+
 class FieldRenderer(Renderer):
     """The scene's radiance field, guided by mesh depth (``guided``) or marching freely."""
 
@@ -116,6 +170,7 @@ class FieldRenderer(Renderer):
         import torch
 
         self._torch = torch
+        self._threads = torch.get_num_threads()  # the most it uses; fewer while cores are busy
         self.field = scene.load_field()
         self.camera = camera
         self.max_depth = float(max_depth)
@@ -137,14 +192,15 @@ class FieldRenderer(Renderer):
             surface = torch.from_numpy(
                 np.where(missed, BACKGROUND_DEPTH_FACTOR * self.max_depth, t_hit).astype(np.float32)
             )
-        out = self.field.render(
-            torch.from_numpy(poses),
-            torch.from_numpy(self.camera.intrinsics),
-            self.camera.width,
-            self.camera.height,
-            appearance=codes,
-            surface_depth=surface,
-        )
+        with torch_threads(self._threads):  # no thread waiting on a core another process uses
+            out = self.field.render(
+                torch.from_numpy(poses),
+                torch.from_numpy(self.camera.intrinsics),
+                self.camera.width,
+                self.camera.height,
+                appearance=codes,
+                surface_depth=surface,
+            )
         rgb = out.rgb.numpy().astype(np.float32, copy=False)
         for i, (_, change) in enumerate(appearances):
             rgb[i] = change.apply(rgb[i])
@@ -156,7 +212,9 @@ class FieldRenderer(Renderer):
 
 
 def make_renderer(kind: str, scene, camera: CameraModel, max_depth: float, field_mode: str):
-    """The renderer named ``kind`` (``field``, ``mesh`` or ``none``) for ``scene``."""
+    """The renderer named ``kind`` (``baked``, ``field``, ``mesh`` or ``none``) for ``scene``."""
+    if kind == "baked":
+        return BakedRenderer(scene, camera, max_depth)
     if kind == "mesh":
         return MeshRenderer(scene, camera, max_depth)
     if kind == "field":

@@ -1,0 +1,313 @@
+"""A baked texture atlas: the visual mesh plus a background dome, one RGB image, per-corner UVs.
+
+Layout. Every mesh triangle gets half of a square cell of ``cell`` x ``cell`` texels (two
+triangles per cell, one in each corner, as right isosceles triangles with legs of
+``cell - 4`` texels). The two halves are kept two texels apart along the cell's diagonal and a
+texel belongs to the half its centre lies in, so a bilinear lookup anywhere inside a triangle
+reads only texels of that triangle: no colour bleeds across triangles or cells and no gutter
+filling pass is needed. The packing is instant and needs no unwrapping: a chart unwrapper
+(``xatlas``) keeps triangles' shapes and neighbours, but on a TSDF mesh of near-uniform
+triangles that buys little and its unwrap costs far more than the bake (measured for issue 17).
+
+Background. Rays that miss the scene's mesh see the room around it. A latitude-longitude dome
+(a UV sphere of radius ``dome_radius`` around ``dome_centre``, its lower part flattened onto the
+plane just under the ground and the mesh where that is nearer: a bowl) is appended after the
+mesh's faces and given its own strip of the atlas, so the same projective bake fills it. The
+baked camera casts only the mesh (faces below ``scene_faces``) and meets the dome in closed form
+(``AtlasLookup.dome_colours``); the dome is a miss for depth.
+
+Files: ``baked/mesh.npz`` (vertices, faces, face_uvs, scene_faces, dome; no pickled objects)
+and ``baked/atlas.png`` (8-bit RGB). UVs are in texel units (x right, y down the image).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from scene_builder.errors import BundleError
+
+MESH_FILE = "mesh.npz"
+ATLAS_FILE = "atlas.png"
+DOME_SEGMENTS = (128, 96)  # the dome's longitude x latitude faceting
+
+
+@dataclass
+class TextureAtlas:
+    """A textured triangle mesh: ``face_uvs`` (F, 3, 2) texel coordinates of each corner."""
+
+    vertices: np.ndarray  # (V, 3) float32
+    faces: np.ndarray  # (F, 3) int64
+    face_uvs: np.ndarray  # (F, 3, 2) float32
+    scene_faces: int  # faces [0, scene_faces) are the scene's mesh; the rest are the dome
+    image: np.ndarray  # (H, W, 3) float32 RGB in [0, 1], capture-lit
+    # the dome's centre (3), radius, floor z, and its strip's top row, width and height in texels
+    dome: np.ndarray | None = None
+
+    def save(self, folder: Path) -> list[Path]:
+        """Write ``mesh.npz`` and ``atlas.png`` into ``folder``; return their paths."""
+        folder.mkdir(parents=True, exist_ok=True)
+        mesh_path, atlas_path = folder / MESH_FILE, folder / ATLAS_FILE
+        with open(mesh_path, "wb") as stream:
+            np.savez_compressed(
+                stream,
+                vertices=self.vertices.astype(np.float32),
+                faces=self.faces.astype(np.int32),
+                face_uvs=self.face_uvs.astype(np.float32),
+                scene_faces=np.int64(self.scene_faces),
+                **({} if self.dome is None else {"dome": np.asarray(self.dome, np.float64)}),
+            )
+        rgb8 = np.clip(self.image * 255 + 0.5, 0, 255).astype(np.uint8)
+        if not cv2.imwrite(str(atlas_path), cv2.cvtColor(rgb8, cv2.COLOR_RGB2BGR)):
+            raise BundleError(f"{atlas_path}: could not write the texture atlas")
+        return [mesh_path, atlas_path]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> TextureAtlas:
+        """Read a baked folder; BundleError naming the file when it is missing or malformed."""
+        folder = Path(folder)
+        mesh_path, atlas_path = folder / MESH_FILE, folder / ATLAS_FILE
+        try:
+            with np.load(mesh_path, allow_pickle=False) as data:
+                vertices = np.asarray(data["vertices"], dtype=np.float32)
+                faces = np.asarray(data["faces"], dtype=np.int64)
+                face_uvs = np.asarray(data["face_uvs"], dtype=np.float32)
+                scene_faces = int(data["scene_faces"])
+                dome = np.asarray(data["dome"], np.float64) if "dome" in data else None
+        except (OSError, ValueError, KeyError) as error:
+            raise BundleError(f"{mesh_path}: not a baked texture mesh ({error})") from None
+        bgr = cv2.imread(str(atlas_path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise BundleError(f"{atlas_path}: not a readable image")
+        bad = _shape_problem(vertices, faces, face_uvs, scene_faces, bgr.shape)
+        if dome is not None and dome.shape != (8,):
+            bad = "dome must hold 8 numbers (centre, radius, floor, top, width, height)"
+        if bad:
+            raise BundleError(f"{mesh_path}: {bad}")
+        image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+        return cls(vertices, faces, face_uvs, scene_faces, image, dome)
+
+
+def _shape_problem(vertices, faces, face_uvs, scene_faces, image_shape) -> str:
+    if vertices.ndim != 2 or vertices.shape[1] != 3:
+        return "vertices must be (V, 3)"
+    if faces.ndim != 2 or faces.shape[1] != 3 or len(faces) == 0:
+        return "faces must be (F, 3) with F > 0"
+    if faces.min() < 0 or faces.max() >= len(vertices):
+        return "faces index vertices that do not exist"
+    if face_uvs.shape != (len(faces), 3, 2):
+        return "face_uvs must be (F, 3, 2)"
+    if not 0 < scene_faces <= len(faces):
+        return "scene_faces must be in [1, F]"
+    height, width = image_shape[:2]
+    if face_uvs.min() < 0 or face_uvs[..., 0].max() > width or face_uvs[..., 1].max() > height:
+        return f"face_uvs fall outside the {width}x{height} atlas"
+    return ""
+
+
+@dataclass(frozen=True)
+class AtlasLayout:
+    """Where each triangle and the dome live in the atlas (see the module docstring)."""
+
+    faces: int  # the scene mesh's triangle count
+    cell: int  # texels per cell side
+    columns: int  # cells per atlas row
+    dome_size: tuple[int, int]  # (width, height) texels of the dome's strip, below the cells
+
+    @classmethod
+    def plan(cls, faces: int, cell: int = 8, dome_height: int = 256) -> AtlasLayout:
+        if cell < 5:
+            raise BundleError(f"texture cell of {cell} texels is too small (at least 5)")
+        cells = math.ceil(faces / 2)
+        columns = math.ceil(math.sqrt(cells))
+        return cls(faces, cell, columns, (columns * cell, dome_height))
+
+    @property
+    def rows(self) -> int:
+        return math.ceil(math.ceil(self.faces / 2) / self.columns)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the atlas image."""
+        return self.columns * self.cell, self.rows * self.cell + self.dome_size[1]
+
+    def face_uvs(self) -> np.ndarray:
+        """(faces, 3, 2) texel coordinates of the scene triangles' corners."""
+        index = np.arange(self.faces)
+        cell = index // 2
+        origin = np.stack([cell % self.columns, cell // self.columns], -1) * self.cell
+        leg = self.cell - 4
+        lower = np.array([[1, 1], [1 + leg, 1], [1, 1 + leg]], dtype=np.float32)
+        upper = self.cell - lower
+        corners = np.where((index % 2 == 0)[:, None, None], lower, upper)
+        return (origin[:, None, :] + corners).astype(np.float32)
+
+    def cell_texels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every texel of the cells: its atlas (x, y), owning face and barycentric (u, v) of its
+        centre. Texels just outside their triangle (its gutter) get barycentrics outside [0, 1]:
+        the linear extension of the triangle, so a bilinear read at the triangle's edge stays
+        exact for colours that vary linearly across it."""
+        width = self.columns * self.cell
+        y, x = np.divmod(np.arange(self.rows * self.cell * width), width)
+        local = np.stack([x % self.cell, y % self.cell], -1) + 0.5
+        upper = local.sum(-1) >= self.cell
+        cell = (y // self.cell) * self.columns + x // self.cell
+        face = cell * 2 + upper
+        keep = face < self.faces
+        local = np.where(upper[:, None], self.cell - local, local)[keep]
+        leg = self.cell - 4
+        uv = (local - 1.0) / leg  # texels outside the triangle extend its plane linearly
+        return np.stack([x[keep], y[keep]], -1), face[keep], uv.astype(np.float32)
+
+
+def dome_mesh(centre, radius: float, layout: AtlasLayout, floor: float = 0.0):
+    """A UV sphere (vertices, faces, face_uvs) mapped to the layout's dome strip: longitude
+    along x, latitude from +90 deg (top row) to -90 deg (bottom row)."""
+    n_lon, n_lat = DOME_SEGMENTS
+    lon = np.linspace(-np.pi, np.pi, n_lon + 1)
+    lat = np.linspace(np.pi / 2, -np.pi / 2, n_lat + 1)
+    lat_g, lon_g = np.meshgrid(lat, lon, indexing="ij")
+    directions = np.stack(
+        [np.cos(lat_g) * np.cos(lon_g), np.cos(lat_g) * np.sin(lon_g), np.sin(lat_g)], -1
+    )
+    vertices = _bowl(centre, radius, directions, floor).reshape(-1, 3)
+    width, height = layout.dome_size
+    top = layout.rows * layout.cell
+    uv = np.stack(
+        [(lon_g + np.pi) / (2 * np.pi) * width, top + (np.pi / 2 - lat_g) / np.pi * height], -1
+    ).reshape(-1, 2)
+    ij = np.arange((n_lat + 1) * (n_lon + 1)).reshape(n_lat + 1, n_lon + 1)
+    a, b, c, d = ij[:-1, :-1], ij[:-1, 1:], ij[1:, :-1], ij[1:, 1:]
+    # outward-facing winding does not matter to the caster; keep (a, c, b) and (b, c, d)
+    faces = np.concatenate(
+        [np.stack([a, c, b], -1).reshape(-1, 3), np.stack([b, c, d], -1).reshape(-1, 3)]
+    )
+    return vertices.astype(np.float32), faces, uv[faces].astype(np.float32)
+
+
+def dome_texels(
+    centre, radius: float, layout: AtlasLayout, floor: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Atlas (x, y) and world point of every texel of the dome strip."""
+    width, height = layout.dome_size
+    y, x = np.divmod(np.arange(width * height), width)
+    lon = (x + 0.5) / width * 2 * np.pi - np.pi
+    lat = np.pi / 2 - (y + 0.5) / height * np.pi
+    directions = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], -1)
+    points = _bowl(centre, radius, directions, floor)
+    return np.stack([x, y + layout.rows * layout.cell], -1), points
+
+
+def _bowl(centre, radius: float, directions: np.ndarray, floor: float) -> np.ndarray:
+    """Points of the dome along unit ``directions`` from ``centre``: the sphere, cut by the
+    plane z = ``floor`` (just under the ground and the mesh, so the mesh always hides it) where
+    a direction meets it first: the ground beyond the mesh, a table or a road, then stays in
+    place as the camera moves instead of swimming with the sphere."""
+    centre = np.asarray(centre, dtype=np.float64)
+    reach = np.full(directions.shape[:-1], float(radius))
+    height = centre[2] - floor
+    if height > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_ground = np.where(directions[..., 2] < 0, -height / directions[..., 2], np.inf)
+        reach = np.minimum(reach, to_ground)
+    return centre + reach[..., None] * directions
+
+
+class AtlasLookup:
+    """Texture colour at ray-cast hits: one gather of the hit face's UV terms, then a bilinear
+    read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel)."""
+
+    def __init__(self, atlas: TextureAtlas) -> None:
+        uvs = atlas.face_uvs.astype(np.float32) - 0.5  # texel centres at integer coordinates
+        self._terms = np.ascontiguousarray(
+            np.stack([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
+        )
+        self._image = np.ascontiguousarray(atlas.image, dtype=np.float32)
+        self.dome = None if atlas.dome is None else np.asarray(atlas.dome, np.float64)
+
+    def colours(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
+        """(P, 3) colours for face ids (P,) and barycentric (u, v) (P, 2)."""
+        terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
+        weights = np.ones((len(terms), 3), dtype=np.float32)
+        weights[:, 1:] = barycentric
+        return self._read(np.einsum("pk,pkc->pc", weights, terms))
+
+    def dome_colours(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """(P, 3) colours where rays (that missed the mesh) meet the dome, found in closed form
+        (the sphere, or the floor where nearer) rather than by casting against its facets."""
+        cx, cy, cz, radius, floor, top, width, height = self.dome.astype(np.float32)
+        o = np.asarray(origins, np.float32) - np.array([cx, cy, cz], np.float32)
+        d = np.asarray(directions, np.float32)
+        d = d / np.sqrt(np.einsum("ij,ij->i", d, d))[:, None]
+        b = np.einsum("ij,ij->i", o, d)
+        c = np.einsum("ij,ij->i", o, o) - radius * radius
+        t = np.sqrt(np.maximum(b * b - c, 0.0)) - b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_floor = (floor - cz - o[:, 2]) / d[:, 2]
+        down = (d[:, 2] < 0) & (to_floor > 0)
+        t[down] = np.minimum(t[down], to_floor[down])
+        point = o + t[:, None] * d
+        distance = np.sqrt(np.einsum("ij,ij->i", point, point)).clip(1e-12)
+        lon = np.arctan2(point[:, 1], point[:, 0])
+        lat = np.arcsin((point[:, 2] / distance).clip(-1.0, 1.0))
+        uv = np.empty((len(lon), 2), np.float32)
+        uv[:, 0] = (lon + np.pi) * (width / (2 * np.pi)) - 0.5
+        uv[:, 1] = top + (0.5 - lat / np.pi) * height - 0.5
+        return self._read(uv)
+
+    def _read(self, uv: np.ndarray) -> np.ndarray:
+        """Bilinear texels at continuous texel-index coordinates (P, 2)."""
+        if len(uv) == 0:
+            return np.zeros((0, 3), np.float32)
+        # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
+        rows = -(-len(uv) // 4096)
+        padded = np.zeros((rows * 4096, 2), dtype=np.float32)
+        padded[: len(uv)] = uv
+        rgb = cv2.remap(
+            self._image,
+            padded.reshape(rows, 4096, 2),
+            None,
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return rgb.reshape(-1, 3)[: len(uv)]
+
+
+def atlas_from_vertex_colours(vertices, faces, colours, cell: int = 8) -> TextureAtlas:
+    """An atlas (no dome) whose texels interpolate per-vertex ``colours`` (V, 3) in [0, 1]: the
+    baked camera of a scene that has no baked texture draws what the mesh camera draws."""
+    faces = np.asarray(faces, dtype=np.int64)
+    layout = AtlasLayout.plan(len(faces), cell, dome_height=0)
+    xy, face, uv = layout.cell_texels()
+    corners = np.asarray(colours, dtype=np.float32)[faces[face]]
+    texel = corners[:, 0] + uv[:, :1] * (corners[:, 1] - corners[:, 0])
+    texel += uv[:, 1:] * (corners[:, 2] - corners[:, 0])
+    width, height = layout.size
+    image = np.zeros((height, width, 3), np.float32)
+    image[xy[:, 1], xy[:, 0]] = texel
+    vertices = np.asarray(vertices, dtype=np.float32)
+    return TextureAtlas(vertices, faces, layout.face_uvs(), len(faces), image.clip(0, 1))
+
+
+def visual_mesh_atlas(path: str | Path) -> TextureAtlas:
+    """``atlas_from_vertex_colours`` of a mesh file (grey where it has no vertex colours, as the
+    mesh camera draws it); MeshError naming the file when it cannot be read."""
+    import trimesh
+
+    from scene_builder.errors import MeshError
+
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except (OSError, ValueError, IndexError, KeyError) as error:
+        raise MeshError(f"{path}: not a readable triangle mesh ({error})") from None
+    if len(getattr(mesh, "faces", ())) == 0:
+        raise MeshError(f"{path}: the mesh has no triangles")
+    rgba = getattr(mesh.visual, "vertex_colors", None)
+    if rgba is None or len(rgba) != len(mesh.vertices):
+        rgba = np.full((len(mesh.vertices), 4), 180, dtype=np.uint8)
+    colours = np.asarray(rgba[:, :3], dtype=np.float32) / 255.0
+    return atlas_from_vertex_colours(mesh.vertices, mesh.faces, colours)
