@@ -24,11 +24,14 @@ CAMERA_HEIGHT = 1.6
 
 @pytest.fixture(scope="module")
 def lund(shared_data, tmp_path_factory):
-    """lund_street's 29 photos at 512 x 384, posed by build-scene's SfM and aligned."""
+    """lund_street's 29 photos at 512 x 384, posed by build-scene's SfM and aligned.
+
+    The photos are in walking order, so sequential matching poses them (in about 20 s on 2 cores;
+    matching all 406 pairs takes minutes and makes the global mapper less repeatable)."""
     folder = tmp_path_factory.mktemp("lund") / "lund"
     config = CaptureConfig(downscale=2.0, min_sharpness=0.0)
     capture(shared_data / "lund_street" / "images", folder, config)
-    recover_poses(folder, SfmConfig())
+    recover_poses(folder, SfmConfig(matcher="sequential"))
     report = align_dataset(folder, AlignConfig(camera_height=CAMERA_HEIGHT))
     return folder, report
 
@@ -62,8 +65,10 @@ def test_a_forward_capture_has_a_level_ground_under_its_whole_path(lund):
     # the cameras' own up is near +z, and they look roughly level along the road
     assert np.median(dataset.poses[:, 2, 1]) > 0.9
     assert np.all(np.abs(dataset.poses[:, 2, 2]) < 0.5)
-    # the path is long enough to drive (a street, tens of metres)
-    assert 10 < prior.profile.length < 200
+    # the path is long enough to drive and metric: a street walk of 29 photos spans tens to a
+    # couple of hundred metres (runs of the pipeline measure 170-235 m), not the kilometres a
+    # wrong camera height gives
+    assert 10 < prior.profile.length < 300
 
 
 def test_ground_profile_heights_and_distances_follow_a_sloping_curve():
