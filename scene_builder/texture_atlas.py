@@ -231,14 +231,30 @@ class AtlasLookup:
 
     def colours(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
         """(P, 3) colours for face ids (P,) and barycentric (u, v) (P, 2)."""
-        terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
-        weights = np.ones((len(terms), 3), dtype=np.float32)
-        weights[:, 1:] = barycentric
-        return self._read(np.einsum("pk,pkc->pc", weights, terms))
+        return self._read(self._face_uv(face_ids, barycentric))
 
     def dome_colours(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(P, 3) colours where rays (that missed the mesh) meet the dome, found in closed form
         (the sphere, or the floor where nearer) rather than by casting against its facets."""
+        return self._read(self._dome_uv(origins, directions))
+
+    def pixel_colours(self, hit: np.ndarray, face_ids, barycentric, rays: np.ndarray) -> np.ndarray:
+        """(N, 3) colours of N camera rays (N, 6): the face texel where ``hit``, the dome where
+        not; one texture read for both, the per-pixel cost of a baked camera (needs a dome)."""
+        # every pixel's face term (a miss reads face 0, then is overwritten): cheaper than masks
+        uv = self._face_uv(np.where(hit, face_ids, 0), barycentric)
+        missed = ~hit
+        if missed.any():
+            uv[missed] = self._dome_uv(rays[missed, :3], rays[missed, 3:])
+        return self._read(uv)
+
+    def _face_uv(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
+        terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
+        weights = np.ones((len(terms), 3), dtype=np.float32)
+        weights[:, 1:] = barycentric
+        return np.einsum("pk,pkc->pc", weights, terms)
+
+    def _dome_uv(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         cx, cy, cz, radius, floor, top, width, height = self.dome.astype(np.float32)
         o = np.asarray(origins, np.float32) - np.array([cx, cy, cz], np.float32)
         d = np.asarray(directions, np.float32)
@@ -249,7 +265,7 @@ class AtlasLookup:
         with np.errstate(divide="ignore", invalid="ignore"):
             to_floor = (floor - cz - o[:, 2]) / d[:, 2]
         down = (d[:, 2] < 0) & (to_floor > 0)
-        t[down] = np.minimum(t[down], to_floor[down])
+        t = np.where(down, np.minimum(t, to_floor), t)
         point = o + t[:, None] * d
         distance = np.sqrt(np.einsum("ij,ij->i", point, point)).clip(1e-12)
         lon = np.arctan2(point[:, 1], point[:, 0])
@@ -257,7 +273,7 @@ class AtlasLookup:
         uv = np.empty((len(lon), 2), np.float32)
         uv[:, 0] = (lon + np.pi) * (width / (2 * np.pi)) - 0.5
         uv[:, 1] = top + (0.5 - lat / np.pi) * height - 0.5
-        return self._read(uv)
+        return uv
 
     def _read(self, uv: np.ndarray) -> np.ndarray:
         """Bilinear texels at continuous texel-index coordinates (P, 2)."""
@@ -265,8 +281,11 @@ class AtlasLookup:
             return np.zeros((0, 3), np.float32)
         # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
         rows = -(-len(uv) // 4096)
-        padded = np.zeros((rows * 4096, 2), dtype=np.float32)
-        padded[: len(uv)] = uv
+        if len(uv) == rows * 4096:  # a 64x64 camera, or a batch of them: no padding to copy
+            padded = np.ascontiguousarray(uv, dtype=np.float32)
+        else:
+            padded = np.zeros((rows * 4096, 2), dtype=np.float32)
+            padded[: len(uv)] = uv
         rgb = cv2.remap(
             self._image,
             padded.reshape(rows, 4096, 2),

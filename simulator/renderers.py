@@ -140,14 +140,13 @@ class BakedRenderer(Renderer):
         self._rays = camera_ray_batch(poses, self._directions, out=self._rays)
         hits = self.caster.cast(self._rays)
         hit = hits.hit.reshape(-1)
-        rgb = np.empty((len(hit), 3), np.float32)
         ids, uvs = hits.primitive_ids.reshape(-1), hits.primitive_uvs.reshape(-1, 2)
-        rgb[hit] = self.lookup.colours(ids[hit], uvs[hit])
         if self.lookup.dome is None:
+            rgb = np.empty((len(hit), 3), np.float32)
+            rgb[hit] = self.lookup.colours(ids[hit], uvs[hit])
             rgb[~hit] = SKY_COLOUR
-        elif not hit.all():
-            missed = self._rays.reshape(-1, 6)[~hit]
-            rgb[~hit] = self.lookup.dome_colours(missed[:, :3], missed[:, 3:])
+        else:
+            rgb = self.lookup.pixel_colours(hit, ids, uvs, self._rays.reshape(-1, 6))
         depth = np.where(hit, np.minimum(hits.t_hit.reshape(-1), self.max_depth), self.max_depth)
         shape = (-1, self.camera.height, self.camera.width)
         rgb = rgb.reshape(*shape, 3)

@@ -86,3 +86,22 @@ def test_presets_change_brightness_as_they_do_for_the_field_camera(bird):
         baked = means["baked", preset] / means["baked", "capture"]
         field = means["field", preset] / means["field", "capture"]
         assert abs(baked / field - 1) < 0.05, (preset, baked, field)
+
+
+def test_one_texture_read_per_frame_equals_face_and_dome_reads_apart(bird):
+    """pixel_colours (faces and dome in one read) draws what the two lookups draw separately."""
+    camera = CameraModel(48, 32, 90.0, 0.0, 0.05, 10.0)
+    baked = BakedRenderer(bird, camera, max_depth=3.0)
+    baked.render(
+        _spawn_poses(bird, camera),
+        [choose_lighting("capture", bird.lighting, np.random.default_rng(0))] * 3,
+    )
+    rays = baked._rays.reshape(-1, 6)  # the rays of the frames just drawn
+    hits = baked.caster.cast(rays)
+    hit = hits.hit.reshape(-1)
+    ids, uvs = hits.primitive_ids.reshape(-1), hits.primitive_uvs.reshape(-1, 2)
+    assert 0 < hit.mean() < 1  # both the mesh and the dome are in view
+    together = baked.lookup.pixel_colours(hit, ids, uvs, rays)
+    np.testing.assert_allclose(together[hit], baked.lookup.colours(ids[hit], uvs[hit]), atol=1e-6)
+    apart = baked.lookup.dome_colours(rays[~hit, :3], rays[~hit, 3:])
+    np.testing.assert_allclose(together[~hit], apart, atol=1e-6)
