@@ -7,7 +7,7 @@ texel belongs to the half its centre lies in, so a bilinear lookup anywhere insi
 reads only texels of that triangle: no colour bleeds across triangles or cells and no gutter
 filling pass is needed. The packing is instant and needs no unwrapping: a chart unwrapper
 (``xatlas``) keeps triangles' shapes and neighbours, but on a TSDF mesh of near-uniform
-triangles that buys little and its unwrap costs far more than the bake (measured for issue 17).
+triangles that buys little and its unwrap costs far more than the bake.
 
 Background. Rays that miss the scene's mesh see the room around it. A latitude-longitude dome
 (a UV sphere of radius ``dome_radius`` around ``dome_centre``, its lower part flattened onto the

@@ -26,8 +26,8 @@ CAMERA_HEIGHT = 1.6
 def lund(shared_data, tmp_path_factory):
     """lund_street's 29 photos at 512 x 384, posed by build-scene's SfM and aligned.
 
-    The photos are in walking order, so sequential matching poses them (in about 20 s on 2 cores;
-    matching all 406 pairs takes minutes and makes the global mapper less repeatable)."""
+    The photos are in walking order, so sequential matching poses them
+    (matching all 406 pairs costs many times more and makes the global mapper less repeatable)."""
     folder = tmp_path_factory.mktemp("lund") / "lund"
     config = CaptureConfig(downscale=2.0, min_sharpness=0.0)
     capture(shared_data / "lund_street" / "images", folder, config)
@@ -66,8 +66,7 @@ def test_a_forward_capture_has_a_level_ground_under_its_whole_path(lund):
     assert np.median(dataset.poses[:, 2, 1]) > 0.9
     assert np.all(np.abs(dataset.poses[:, 2, 2]) < 0.5)
     # the path is long enough to drive and metric: a street walk of 29 photos spans tens to a
-    # couple of hundred metres (runs of the pipeline measure 170-235 m), not the kilometres a
-    # wrong camera height gives
+    # couple of hundred metres, not the kilometres a wrong camera height gives
     assert 10 < prior.profile.length < 300
 
 
