@@ -45,10 +45,8 @@ def rollouts(env, agent, episodes: int) -> list[tuple[str, bool]]:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: DxMI loses the detour policy: 11 of 12 successes for the Diffusion "
-    "Policy at 8 DDIM steps, 7 of 12 for the 4-step sampler as initialised from it, 1 of 12 "
-    "after 300 DxMI updates (2 of 12 with an epsilon-loss anchor); on the goal task it keeps "
-    "the DP's 4-step success (benchmarks/RESULTS.md, DxMI)",
+    reason="known gap (issue 20): DxMI's 4-step sampler loses the detour policy that the "
+    "Diffusion Policy keeps at 8 DDIM steps; the goal-task figures are in benchmarks/RESULTS.md",
 )
 def test_four_step_policy_reaches_the_goal_both_ways(detour):
     env, _, agent = detour
