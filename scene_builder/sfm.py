@@ -1,18 +1,22 @@
 """Poses: structure from motion on ``DATASET/images/`` with pycolmap (COLMAP 4 on the CPU).
 
-Stages: SIFT feature extraction, matching, incremental mapping. Matching is either exhaustive
+Stages: SIFT feature extraction, matching, mapping. Matching is either exhaustive
 (every pair; small unordered sets) or sequential with loop closure (videos): each frame is matched
 with its next ``sequential_overlap`` frames and a few frames at doubling distances, and evenly
 spaced keyframes are matched with each other so that a trajectory that comes back to where it
 started (an orbit, a loop around a block) is closed. COLMAP's own loop detection needs a
 vocabulary tree file downloaded from the internet, so the keyframe pairs replace it; the pair
-list goes to ``pycolmap.match_image_pairs``. Incremental mapping is randomised, so it is tried
-with up to three seeds while frames stay unregistered, and the largest model is kept. If frames
-are still missing then, COLMAP's global mapper (GLOMAP: rotation averaging, then all positions at
-once) runs on the same matches and its model is kept if it is larger: it does not grow the model
-from one initial pair, so a bad start cannot strand the other frames (Pan et al. 2024, "Global
-Structure-from-Motion Revisited"). Incremental mapping of a forward walk can stall on one machine
-and succeed on another with the same seeds; the global mapper is the fallback for that.
+list goes to ``pycolmap.match_image_pairs``. Mapping (``auto``) runs COLMAP's global mapper
+first (GLOMAP: rotation averaging, then all positions at once; Pan et al. 2024, "Global
+Structure-from-Motion Revisited"): it does not grow the model from one initial pair, so a bad
+start cannot strand frames, and on forward captures it is several times faster. While frames
+stay unregistered, the incremental mapper (randomised: initial pair, RANSAC) gets up to three
+seeds and the largest model is kept.
+
+Neither mapper is repeatable from run to run on a short forward capture (29 photos of a street
+walk): matching and bundle adjustment run on several threads, and the global positioning of a
+path seen only forward can place one stretch at another scale than the next. The metric scale
+of a street (``align``) inherits that, so check a street's length against what was filmed.
 
 All work happens in ``DATASET/.sfm/`` (the COLMAP database, the pair list, the mapper's models).
 Features and matches are added in chunks, and COLMAP skips images and pairs already in the

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,21 +18,27 @@ from scene_builder.align import AlignConfig, align_dataset
 from scene_builder.capture import CaptureConfig, capture
 from scene_builder.datasets import load_dataset
 from scene_builder.geometry.ground import ARENA, ROAD, GroundProfile, RoadPrior, capture_kind
-from scene_builder.sfm import SfmConfig, recover_poses
 
 CAMERA_HEIGHT = 1.6
 
 
+# One SfM run of lund_street at 512 x 384 (sequential matching, global mapper), stored as a
+# COLMAP text model without its unmatched keypoints. Structure from motion on this 29-photo walk is
+# not repeatable from run to run (the global positioning can put one stretch of the path at another
+# scale), and these tests check what the road stages make of a good pose set, not the SfM: its
+# path is about 170 m at camera height 1.6 m, where the photos' GPS tags span about 180 m.
+LUND_MODEL = Path(__file__).parent / "data" / "lund_half_sfm"
+
+
 @pytest.fixture(scope="module")
 def lund(shared_data, tmp_path_factory):
-    """lund_street's 29 photos at 512 x 384, posed by build-scene's SfM and aligned.
+    """lund_street's 29 photos at 512 x 384 with the stored SfM poses, aligned."""
+    from scene_builder.importers import import_poses
 
-    The photos are in walking order, so sequential matching poses them
-    (matching all 406 pairs costs many times more and makes the global mapper less repeatable)."""
-    folder = tmp_path_factory.mktemp("lund") / "lund"
+    root = tmp_path_factory.mktemp("lund")
     config = CaptureConfig(downscale=2.0, min_sharpness=0.0)
-    capture(shared_data / "lund_street" / "images", folder, config)
-    recover_poses(folder, SfmConfig(matcher="sequential"))
+    capture(shared_data / "lund_street" / "images", root / "captured", config)
+    folder = import_poses(LUND_MODEL, root / "lund", images=root / "captured" / "images").root
     report = align_dataset(folder, AlignConfig(camera_height=CAMERA_HEIGHT))
     return folder, report
 
@@ -94,7 +101,7 @@ def test_build_scene_on_a_street_writes_a_road_bundle(lund, tmp_path, capsys):
         "build-scene",
         str(folder / "images"),
         "--poses",
-        str(folder / "colmap"),
+        str(LUND_MODEL),
         "--out",
         str(out),
         "--scale",
@@ -130,7 +137,7 @@ def test_build_scene_on_a_street_writes_a_road_bundle(lund, tmp_path, capsys):
     assert extras["camera_height"] == pytest.approx(CAMERA_HEIGHT, rel=0.2)
     route = np.array(extras["recorded_route"])
     steps = np.linalg.norm(np.diff(route, axis=0), axis=1)
-    assert len(route) > 20 and np.all(steps <= 0.5 + 1e-6)
+    assert len(route) > 20 and np.all(steps <= 0.5 + 1e-3)  # stored to 0.1 mm
     assert scene.drivable.is_drivable(route).all()
     # the corridor holds the car: drivable at least half the car's width each side of the route
     tangent = np.gradient(route, axis=0)
