@@ -12,7 +12,7 @@ episodes and the ``N`` unpaired simulated outcomes ``U``::
 The second term corrects the simulation's bias on the trials that have both; ``lam`` in [0, 1]
 (``Cov(Y, H) / ((1 + n/N) Var(H))``, the PPI++ choice) weighs the simulation by how well it tracks
 reality, so the estimate falls back to the real trials alone (``lam = 0``) when the two do not
-correlate. The point estimate is ``ppi_py.ppi_mean_pointestimate``.
+correlate. The point estimate is ``ppi_py.ppi_mean_pointestimate`` on the trials as run.
 
 Small-sample interval: the PPI confidence interval is a normal one, and with 10-30 binary trials
 it under-covers (a handful of trials that happen to agree with the simulation make its variance
@@ -39,7 +39,7 @@ import numpy as np
 from ppi_py import ppi_mean_pointestimate
 from statsmodels.stats.proportion import proportion_confint
 
-PRIOR_TRIALS = 16.0  # weight of the pooled discordance prior, in trials (chosen on tests/eval)
+PRIOR_TRIALS = 12.0  # weight of the pooled discordance prior, in trials (chosen on tests/eval)
 PSEUDO_FLOOR = 0.22  # fewest pseudo-trials per discordant cell (chosen on tests/eval campaigns)
 MIN_AGENTS = 3  # agents with paired trials needed before trusting the sim-real correlation
 MIN_CORRELATION = 0.3  # power tuning scales the variance by 1 - rho^2: below 0.3 it saves under 10%
@@ -165,15 +165,11 @@ def ppi_mean(
         unpaired=big_n,
     )
     lam = moments.lam(n)
-    if w.ndim == 1:
-        estimate = np.atleast_1d(
-            ppi_mean_pointestimate(
-                y.T, h.T, unpaired_sim.T, lam=lam, w=w, w_unlabeled=unpaired_weights
-            )
-        ).astype(float)
-    else:  # ppi_py takes one weight vector for the whole batch: its formula, row by row
-        unpaired_mean = (unpaired_sim * wu).sum(axis=1) / wu.sum()
-        estimate = lam * unpaired_mean + mean_y - lam * mean_h
+    # the pseudo-trials widen the interval only: the estimate is ppi_py's on the trials as run
+    # (with the simulation's weight 0 it is the real trials' own success rate)
+    estimate = np.atleast_1d(
+        ppi_mean_pointestimate(real.T, paired_sim.T, unpaired_sim.T, lam=lam, w_unlabeled=wu)
+    ).astype(float)
     estimate = np.clip(estimate, 0.0, 1.0)
     low, high, effective = _wilson_at_effective_n(estimate, moments.se2(lam, n), n, confidence)
     return Estimates(estimate, low, high, lam, effective, moments)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from driveenv.cli import main
 from eval.planner import plan_trials
@@ -113,3 +114,71 @@ def test_report_shows_the_section_and_falls_back_without_seeds(tmp_path):
             assert "The simulation helps here" in html and "without the simulation" in html
         else:
             assert "The simulation does not help here" in html and "seed column" in html
+
+
+def _campaign_for_the_example_log(root, tracks: bool):
+    """A campaign with the demo's agents, conditions and episode seeds, whose simulated outcome
+    of each seed in the shipped example trial log is that trial's real outcome (``tracks``) or
+    its opposite; the seeds not in the log alternate between success and failure."""
+    from driveenv.demo import EXAMPLE_TRIALS, FULL
+    from eval.rollouts import CAMPAIGN_FILE, episode_paths
+
+    log = load_trials(EXAMPLE_TRIALS)
+    real = {(t.agent, t.condition, int(t.extra["seed"])): t.success for t in log.trials}
+    agents = [*log.agents, "expert"]  # the demo also evaluates the expert, with no real trials
+    seeds = list(range(FULL.eval_episodes))
+    eval_dir = root / "eval"
+    eval_dir.mkdir(parents=True)
+    meta = {"scene": {"name": "bird", "path": str(root), "sha256": "0" * 64}}
+    meta.update(agents=dict.fromkeys(agents, "expert"), conditions=list(FULL.conditions))
+    (eval_dir / CAMPAIGN_FILE).write_text(json.dumps({**meta, "seeds": seeds}))
+    for agent in agents:
+        for condition in FULL.conditions:
+            for seed in seeds:
+                logged = real.get((agent, condition, seed))
+                success = seed % 2 == 0 if logged is None else logged == tracks
+                path, trajectory = episode_paths(eval_dir, agent, condition, seed)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                record = {"agent": agent, "condition": condition, "seed": seed}
+                record.update(success=success, collision=False, off_road=False)
+                record.update(route_completion=float(success), duration=10.0, steps=10)
+                path.write_text(json.dumps({**record, "path_length": 0.3, "return": 0.0}))
+                np.savez(trajectory, x=np.linspace(0, 0.3, 5), y=np.zeros(5), yaw=np.zeros(5))
+    return load_campaign(eval_dir), log
+
+
+@pytest.mark.parametrize("tracks", [True, False])
+def test_the_demo_section_on_the_shipped_example_log(tmp_path, tracks):
+    """What `driveenv demo` shows: every trial of the example log pairs with a simulated episode
+    of the demo (same agent, condition and seed), each trained agent gets a row with its own
+    counts and each agent and condition a "run N more trials" line; a simulation that tracks
+    the trials narrows the intervals, one that contradicts them is set aside (real-only
+    intervals, the estimate equal to the real rate) and the section says why."""
+    from eval.report_ppi import prediction_powered
+
+    campaign, log = _campaign_for_the_example_log(tmp_path, tracks)
+    section = prediction_powered(campaign, log, forecasts=[])
+    verdict = section["verdict"]
+    assert verdict["helps"] is tracks and verdict["agents"] == len(log.agents) == 4
+    assert verdict["paired_trials"] == len(log.trials)
+    if not tracks:
+        assert "correlation" in verdict["reason"] and "-1.00" in verdict["reason"]
+    assert [row["agent"] for row in section["agents"]] == log.agents
+    for row in section["agents"]:
+        mine = [t for t in log.trials if t.agent == row["agent"]]
+        assert row["real"]["n"] == len(mine)
+        assert row["real"]["successes"] == sum(t.success for t in mine)
+        assert row["paired_by"] == "seed"
+        ppi, real = row["ppi"], row["real"]
+        if tracks:
+            assert row["shown_from"] == "prediction-powered"
+            assert ppi["high"] - ppi["low"] < real["high"] - real["low"]
+        else:
+            assert row["shown_from"] == "real trials only" and ppi["sim_weight"] == 0
+            assert ppi["value"] == pytest.approx(real["value"])
+    advice = section["advice"]
+    assert len(advice) == len(log.agents) * len(log.conditions)
+    for agent in log.agents:
+        for condition in log.conditions:
+            (line,) = [a for a in advice if f" of {agent} in {condition} " in a]
+            assert line.startswith("run ") and ("without the simulation" in line) is tracks

@@ -71,6 +71,16 @@ def test_uncorrelated_simulation_gets_no_weight_and_real_only_width():
     assert abs(np.mean(e.high - e.low) - np.mean(high - low)) < 0.03
 
 
+def test_pseudo_trials_do_not_move_the_estimate():
+    """Where the simulation gets no weight the estimate is the real trials' own rate (the report
+    shows the two side by side)."""
+    real, paired, unpaired, _ = campaign_batch(np.random.default_rng(5), "mixed", 0.0)
+    e = ppi.ppi_mean(real, paired, unpaired)
+    alone = e.lam == 0
+    assert alone.sum() > 1000
+    np.testing.assert_allclose(e.estimate[alone], real.mean(axis=1)[alone])
+
+
 def test_matches_ppi_python_without_the_small_sample_correction():
     """With no pseudo-trials and many trials, the estimate is ppi-python's, and the interval is
     its normal interval (the Wilson form only matters at small counts)."""
