@@ -219,81 +219,113 @@ def _bowl(centre, radius: float, directions: np.ndarray, floor: float) -> np.nda
 
 class AtlasLookup:
     """Texture colour at ray-cast hits: one gather of the hit face's UV terms, then a bilinear
-    read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel)."""
+    read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel).
+
+    ``colours`` / ``dome_colours`` read the float atlas; ``camera_texels``, the simulator
+    camera's path, reads the same texels as 8-bit (what ``atlas.png`` stores and
+    what an observation holds), which moves a quarter of the bytes and lets the caller light
+    the frame through a 256-entry table instead of per pixel."""
 
     def __init__(self, atlas: TextureAtlas) -> None:
         uvs = atlas.face_uvs.astype(np.float32) - 0.5  # texel centres at integer coordinates
-        self._terms = np.ascontiguousarray(
-            np.stack([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
-        )
+        # (6, F): corner a's (x, y), then b - a and c - a, one row per component
+        terms = np.concatenate([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
+        self._terms = np.ascontiguousarray(terms.T)
         self._image = np.ascontiguousarray(atlas.image, dtype=np.float32)
+        self._image8 = np.clip(self._image * 255 + 0.5, 0, 255).astype(np.uint8)
         self.dome = None if atlas.dome is None else np.asarray(atlas.dome, np.float64)
+        self._dome32 = None if atlas.dome is None else self.dome.astype(np.float32)
 
     def colours(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
         """(P, 3) colours for face ids (P,) and barycentric (u, v) (P, 2)."""
-        return self._read(self._face_uv(face_ids, barycentric))
+        return _read(self._image, *self._face_uv(face_ids, barycentric))
 
     def dome_colours(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(P, 3) colours where rays (that missed the mesh) meet the dome, found in closed form
         (the sphere, or the floor where nearer) rather than by casting against its facets."""
-        return self._read(self._dome_uv(origins, directions))
-
-    def pixel_colours(self, hit: np.ndarray, face_ids, barycentric, rays: np.ndarray) -> np.ndarray:
-        """(N, 3) colours of N camera rays (N, 6): the face texel where ``hit``, the dome where
-        not; one texture read for both, the per-pixel cost of a baked camera (needs a dome)."""
-        # every pixel's face term (a miss reads face 0, then is overwritten): cheaper than masks
-        uv = self._face_uv(np.where(hit, face_ids, 0), barycentric)
-        missed = ~hit
-        if missed.any():
-            uv[missed] = self._dome_uv(rays[missed, :3], rays[missed, 3:])
-        return self._read(uv)
-
-    def _face_uv(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
-        terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
-        weights = np.ones((len(terms), 3), dtype=np.float32)
-        weights[:, 1:] = barycentric
-        return np.einsum("pk,pkc->pc", weights, terms)
-
-    def _dome_uv(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        cx, cy, cz, radius, floor, top, width, height = self.dome.astype(np.float32)
-        o = np.asarray(origins, np.float32) - np.array([cx, cy, cz], np.float32)
+        origins = np.asarray(origins, np.float32)
         d = np.asarray(directions, np.float32)
-        d = d / np.sqrt(np.einsum("ij,ij->i", d, d))[:, None]
-        b = np.einsum("ij,ij->i", o, d)
-        c = np.einsum("ij,ij->i", o, o) - radius * radius
+        scale = 1.0 / np.sqrt(np.einsum("ij,ij->i", d, d))
+        units = [d[:, k] * scale for k in range(3)]
+        return _read(self._image, *self._dome_uv([origins[:, k] for k in range(3)], *units))
+
+    def camera_texels(self, hit, face_ids, barycentric, poses, units, background) -> np.ndarray:
+        """8-bit texels (N*P, 3) of N cameras' pixels, in one read of the 8-bit atlas: the face
+        texel where ``hit`` (N*P,), the dome where not (``background``, 8-bit RGB, when the
+        atlas has no dome). ``poses`` (N, 4, 4) camera-to-world, ``units`` (3, P) the cameras'
+        unit ray directions in the camera frame; face ids of misses may be anything."""
+        x, y = self._face_uv(face_ids, barycentric)
+        pixels = units.shape[1]
+        missed = np.flatnonzero(~hit)
+        if self.dome is not None and len(missed):
+            if len(poses) == 1:
+                per_camera = [missed]
+            else:
+                per_camera = np.split(
+                    missed, np.searchsorted(missed, np.arange(1, len(poses)) * pixels)
+                )
+            for k, index in enumerate(per_camera):
+                local = index - k * pixels
+                rotation = poses[k, :3, :3].astype(np.float32)
+                ux, uy, uz = (np.take(units[j], local) for j in range(3))
+                d = [
+                    rotation[j, 0] * ux + rotation[j, 1] * uy + rotation[j, 2] * uz
+                    for j in (0, 1, 2)
+                ]
+                x[index], y[index] = self._dome_uv(poses[k, :3, 3].astype(np.float32), *d)
+        texels = _read(self._image8, x, y)
+        if self.dome is None:
+            texels[missed] = background
+        return texels
+
+    def _face_uv(self, face_ids: np.ndarray, barycentric: np.ndarray):
+        """Texel (x, y) of each hit: a + u (b - a) + v (c - a) of its face's corner UVs."""
+        terms = np.take(self._terms, face_ids.astype(np.intp, copy=False), axis=1, mode="clip")
+        u, v = barycentric[:, 0], barycentric[:, 1]
+        x = terms[2] * u
+        x += terms[0]
+        x += terms[4] * v
+        y = terms[3] * u
+        y += terms[1]
+        y += terms[5] * v
+        return x, y
+
+    def _dome_uv(self, origin, dx, dy, dz):
+        """Texel (x, y) where rays from ``origin`` (3 scalars or 3 arrays) along unit directions
+        (dx, dy, dz) meet the bowl: the sphere, or the floor where that is nearer."""
+        cx, cy, cz, radius, floor, top, width, height = self._dome32
+        ox, oy, oz = origin[0] - cx, origin[1] - cy, origin[2] - cz
+        b = ox * dx + oy * dy + oz * dz
+        c = ox * ox + oy * oy + oz * oz - radius * radius
         t = np.sqrt(np.maximum(b * b - c, 0.0)) - b
         with np.errstate(divide="ignore", invalid="ignore"):
-            to_floor = (floor - cz - o[:, 2]) / d[:, 2]
-        down = (d[:, 2] < 0) & (to_floor > 0)
-        t = np.where(down, np.minimum(t, to_floor), t)
-        point = o + t[:, None] * d
-        distance = np.sqrt(np.einsum("ij,ij->i", point, point)).clip(1e-12)
-        lon = np.arctan2(point[:, 1], point[:, 0])
-        lat = np.arcsin((point[:, 2] / distance).clip(-1.0, 1.0))
-        uv = np.empty((len(lon), 2), np.float32)
-        uv[:, 0] = (lon + np.pi) * (width / (2 * np.pi)) - 0.5
-        uv[:, 1] = top + (0.5 - lat / np.pi) * height - 0.5
-        return uv
+            to_floor = (floor - cz - oz) / dz
+        to_floor[(dz >= 0) | (to_floor <= 0)] = np.inf  # only a ray going down meets the floor
+        np.minimum(t, to_floor, out=t)
+        px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
+        lon = np.arctan2(py, px)
+        lat = np.arctan2(pz, np.sqrt(px * px + py * py))
+        x = (lon + np.float32(np.pi)) * np.float32(width / (2 * np.pi)) - np.float32(0.5)
+        y = (np.float32(0.5) - lat * np.float32(1 / np.pi)) * height + (top - np.float32(0.5))
+        return x, y
 
-    def _read(self, uv: np.ndarray) -> np.ndarray:
-        """Bilinear texels at continuous texel-index coordinates (P, 2)."""
-        if len(uv) == 0:
-            return np.zeros((0, 3), np.float32)
-        # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
-        rows = -(-len(uv) // 4096)
-        if len(uv) == rows * 4096:  # a 64x64 camera, or a batch of them: no padding to copy
-            padded = np.ascontiguousarray(uv, dtype=np.float32)
+
+def _read(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear texels (P, 3) of ``image`` at continuous texel-index coordinates x, y (P,)."""
+    if len(x) == 0:
+        return np.zeros((0, 3), image.dtype)
+    # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
+    rows = -(-len(x) // 4096)
+    maps = []
+    for coordinate in (x, y):
+        if len(coordinate) == rows * 4096:  # a 64x64 camera, or a batch of them: no padding
+            padded = np.ascontiguousarray(coordinate, dtype=np.float32)
         else:
-            padded = np.zeros((rows * 4096, 2), dtype=np.float32)
-            padded[: len(uv)] = uv
-        rgb = cv2.remap(
-            self._image,
-            padded.reshape(rows, 4096, 2),
-            None,
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        return rgb.reshape(-1, 3)[: len(uv)]
+            padded = np.zeros(rows * 4096, dtype=np.float32)
+            padded[: len(coordinate)] = coordinate
+        maps.append(padded.reshape(rows, 4096))
+    rgb = cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return rgb.reshape(-1, 3)[: len(x)]
 
 
 def atlas_from_vertex_colours(vertices, faces, colours, cell: int = 8) -> TextureAtlas:
