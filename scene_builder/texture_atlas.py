@@ -221,10 +221,9 @@ class AtlasLookup:
     """Texture colour at ray-cast hits: one gather of the hit face's UV terms, then a bilinear
     read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel).
 
-    ``colours`` / ``dome_colours`` read the float atlas; ``camera_texels``, the simulator
-    camera's path, reads the same texels as 8-bit (what ``atlas.png`` stores and
-    what an observation holds), which moves a quarter of the bytes and lets the caller light
-    the frame through a 256-entry table instead of per pixel."""
+    ``camera_colours``, the simulator camera's path, reads a 16-bit copy of the atlas: half the
+    bytes of the float one (a cheaper read), to 1/65535, so its frames are the float lookup's
+    to that precision; an 8-bit read would round each pixel to the atlas's 8-bit steps."""
 
     def __init__(self, atlas: TextureAtlas) -> None:
         uvs = atlas.face_uvs.astype(np.float32) - 0.5  # texel centres at integer coordinates
@@ -232,7 +231,7 @@ class AtlasLookup:
         terms = np.concatenate([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
         self._terms = np.ascontiguousarray(terms.T)
         self._image = np.ascontiguousarray(atlas.image, dtype=np.float32)
-        self._image8 = np.clip(self._image * 255 + 0.5, 0, 255).astype(np.uint8)
+        self._image16 = np.clip(self._image * 65535 + 0.5, 0, 65535).astype(np.uint16)
         self.dome = None if atlas.dome is None else np.asarray(atlas.dome, np.float64)
         self._dome32 = None if atlas.dome is None else self.dome.astype(np.float32)
 
@@ -249,11 +248,12 @@ class AtlasLookup:
         units = [d[:, k] * scale for k in range(3)]
         return _read(self._image, *self._dome_uv([origins[:, k] for k in range(3)], *units))
 
-    def camera_texels(self, hit, face_ids, barycentric, poses, units, background) -> np.ndarray:
-        """8-bit texels (N*P, 3) of N cameras' pixels, in one read of the 8-bit atlas: the face
-        texel where ``hit`` (N*P,), the dome where not (``background``, 8-bit RGB, when the
-        atlas has no dome). ``poses`` (N, 4, 4) camera-to-world, ``units`` (3, P) the cameras'
-        unit ray directions in the camera frame; face ids of misses may be anything."""
+    def camera_colours(self, hit, face_ids, barycentric, poses, units, background) -> np.ndarray:
+        """Colours (N*P, 3) of N cameras' pixels, in one read of the atlas: the face texel where
+        ``hit`` (N*P,), the dome where not (``background`` RGB when the atlas has no dome).
+        ``poses`` (N, 4, 4) camera-to-world, ``units`` (3, P) the cameras' unit ray directions
+        in the camera frame (fixed per pixel, so only a rotation per frame); face ids of misses
+        may be anything."""
         x, y = self._face_uv(face_ids, barycentric)
         pixels = units.shape[1]
         missed = np.flatnonzero(~hit)
@@ -273,10 +273,11 @@ class AtlasLookup:
                     for j in (0, 1, 2)
                 ]
                 x[index], y[index] = self._dome_uv(poses[k, :3, 3].astype(np.float32), *d)
-        texels = _read(self._image8, x, y)
+        rgb = _read(self._image16, x, y).astype(np.float32)
+        rgb *= np.float32(1 / 65535)
         if self.dome is None:
-            texels[missed] = background
-        return texels
+            rgb[missed] = background
+        return rgb
 
     def _face_uv(self, face_ids: np.ndarray, barycentric: np.ndarray):
         """Texel (x, y) of each hit: a + u (b - a) + v (c - a) of its face's corner UVs."""

@@ -14,8 +14,8 @@ PyBullet's (figures in benchmarks/RESULTS.md).
 
 Baked camera. One ray cast against the bundle's texture-atlas mesh (the visual mesh plus a
 background dome, ``scene_builder.texture_atlas``) gives each pixel's triangle and barycentric
-coordinates; the 8-bit texture is read there (bilinear) and the preset applied as a table of
-its formula's value at each 8-bit level. Only the scene's triangles are cast; a ray that misses
+coordinates; the texture is read there (bilinear) and the preset applied like the mesh
+camera's. Only the scene's triangles are cast; a ray that misses
 them meets the dome in closed form.
 The atlas is baked by projective texturing from the training frames
 (``scene_builder.bake_scene``), so it carries the capture's detail at mesh speed. The dome is a
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 
 from common.threads import torch_threads
@@ -48,7 +47,6 @@ from simulator.lighting import EpisodeLighting, scene_lighting
 from simulator.sensors import CameraModel
 
 SKY_COLOUR = np.array([0.62, 0.70, 0.80], dtype=np.float32)  # what rays that miss the mesh see
-SKY_TEXEL = np.floor(SKY_COLOUR * 255 + 0.5).astype(np.uint8)  # the same, as an 8-bit texel
 BACKGROUND_DEPTH_FACTOR = 2.0  # field camera: mesh misses sample the field at 2 x max_depth
 
 
@@ -121,9 +119,8 @@ class BakedRenderer(Renderer):
     """The bundle's baked texture atlas (vertex colours when the bundle has none).
 
     Per frame: the rays of all cameras in one matrix product (homogeneous camera-frame
-    directions times each pose), one ray cast, one read of the 8-bit atlas for faces and dome
-    together, then each camera's lighting as a 256-entry table per channel (``cv2.LUT``), which
-    is the preset's formula evaluated once per 8-bit level instead of once per pixel."""
+    directions times each pose), one ray cast, one read of the atlas for faces and dome
+    together, then each camera's preset (nothing to do for ``capture``)."""
 
     name = "baked"
 
@@ -148,7 +145,6 @@ class BakedRenderer(Renderer):
         self._homogeneous = np.concatenate([directions, np.ones((len(directions), 1))], axis=1)
         self._homogeneous = self._homogeneous.astype(np.float32)
         self._rays: np.ndarray | None = None
-        self._tables: dict[tuple, np.ndarray] = {}
 
     def camera_rays(self, poses: np.ndarray) -> np.ndarray:
         """Rays (N, P, 6) float32 (origin, z-scaled direction) of N camera-to-world poses."""
@@ -165,32 +161,19 @@ class BakedRenderer(Renderer):
         rays = self.camera_rays(poses)
         n, p = rays.shape[:2]
         hits = self.caster.cast(rays)
-        texels = self.lookup.camera_texels(
+        rgb = self.lookup.camera_colours(
             hits.hit.reshape(-1),
             hits.primitive_ids.reshape(-1),
             hits.primitive_uvs.reshape(-1, 2),
             np.asarray(poses, np.float32).reshape(-1, 4, 4),
             self._units,
-            SKY_TEXEL,
+            SKY_COLOUR,
         )
         shape = (n, self.camera.height, self.camera.width)
-        texels = texels.reshape(*shape, 3)
-        rgb = np.empty((*shape, 3), np.float32)
+        rgb = rgb.reshape(*shape, 3)
         for i, lighting in enumerate(lightings):
-            rgb[i] = cv2.LUT(texels[i], self._table(lighting.blend))
+            rgb[i] = self.lighting.photometric(lighting.blend).apply(rgb[i])
         return rgb, np.minimum(hits.t_hit.reshape(shape), np.float32(self.max_depth))
-
-    def _table(self, blend) -> np.ndarray:
-        """(1, 256, 3) float32: the blend's preset applied to every 8-bit level of each channel."""
-        table = self._tables.get(blend)
-        if table is None:
-            if len(self._tables) >= 64:  # random blends are continuous: keep only recent ones
-                self._tables.clear()
-            levels = np.repeat(np.arange(256, dtype=np.float32)[:, None] / 255, 3, axis=1)
-            preset = self.lighting.photometric(blend)
-            table = np.asarray(preset.apply(levels), np.float32).reshape(1, 256, 3)
-            self._tables[blend] = table
-        return table
 
 
 class FieldRenderer(Renderer):
