@@ -242,11 +242,9 @@ class AtlasLookup:
     def dome_colours(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(P, 3) colours where rays (that missed the mesh) meet the dome, found in closed form
         (the sphere, or the floor where nearer) rather than by casting against its facets."""
-        origins = np.asarray(origins, np.float32)
         d = np.asarray(directions, np.float32)
-        scale = 1.0 / np.sqrt(np.einsum("ij,ij->i", d, d))
-        units = [d[:, k] * scale for k in range(3)]
-        return _read(self._image, *self._dome_uv([origins[:, k] for k in range(3)], *units))
+        units = (d / np.sqrt(np.einsum("ij,ij->i", d, d))[:, None]).T
+        return _read(self._image, *self._dome_uv(np.asarray(origins, np.float32).T, units))
 
     def camera_colours(self, hit, face_ids, barycentric, poses, units, background) -> np.ndarray:
         """Colours (N*P, 3) of N cameras' pixels, in one read of the atlas: the face texel where
@@ -265,16 +263,9 @@ class AtlasLookup:
                     missed, np.searchsorted(missed, np.arange(1, len(poses)) * pixels)
                 )
             for k, index in enumerate(per_camera):
-                local = index - k * pixels
-                rotation = poses[k, :3, :3].astype(np.float32)
-                ux, uy, uz = (np.take(units[j], local) for j in range(3))
-                d = [
-                    rotation[j, 0] * ux + rotation[j, 1] * uy + rotation[j, 2] * uz
-                    for j in (0, 1, 2)
-                ]
-                x[index], y[index] = self._dome_uv(poses[k, :3, 3].astype(np.float32), *d)
-        rgb = _read(self._image16, x, y).astype(np.float32)
-        rgb *= np.float32(1 / 65535)
+                directions = poses[k, :3, :3] @ np.take(units, index - k * pixels, axis=1)
+                x[index], y[index] = self._dome_uv(poses[k, :3, 3:], directions)
+        rgb = np.multiply(_read(self._image16, x, y), np.float32(1 / 65535), dtype=np.float32)
         if self.dome is None:
             rgb[missed] = background
         return rgb
@@ -291,21 +282,25 @@ class AtlasLookup:
         y += terms[5] * v
         return x, y
 
-    def _dome_uv(self, origin, dx, dy, dz):
-        """Texel (x, y) where rays from ``origin`` (3 scalars or 3 arrays) along unit directions
-        (dx, dy, dz) meet the bowl: the sphere, or the floor where that is nearer."""
+    def _dome_uv(self, origin: np.ndarray, directions: np.ndarray):
+        """Texel (x, y) where rays from ``origin`` (3, 1) or (3, M) along unit ``directions``
+        (3, M) meet the bowl: the sphere, or the floor where that is nearer."""
         cx, cy, cz, radius, floor, top, width, height = self._dome32
-        ox, oy, oz = origin[0] - cx, origin[1] - cy, origin[2] - cz
-        b = ox * dx + oy * dy + oz * dz
-        c = ox * ox + oy * oy + oz * oz - radius * radius
-        t = np.sqrt(np.maximum(b * b - c, 0.0)) - b
+        o = origin - self._dome32[:3, None]
+        if o.shape[1] == 1:  # one camera: its rays share the origin
+            b, c = o[:, 0] @ directions, float(o[:, 0] @ o[:, 0])
+        else:
+            b, c = np.einsum("ij,ij->j", o, directions), np.einsum("ij,ij->j", o, o)
+        t = np.sqrt(np.maximum(b * b - (c - radius * radius), 0.0)) - b
         with np.errstate(divide="ignore", invalid="ignore"):
-            to_floor = (floor - cz - oz) / dz
-        to_floor[(dz >= 0) | (to_floor <= 0)] = np.inf  # only a ray going down meets the floor
+            to_floor = (floor - cz - o[2]) / directions[2]
+        # only a ray going down meets the floor
+        to_floor[(directions[2] >= 0) | (to_floor <= 0)] = np.inf
         np.minimum(t, to_floor, out=t)
-        px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
-        lon = np.arctan2(py, px)
-        lat = np.arctan2(pz, np.sqrt(px * px + py * py))
+        p = directions * t
+        p += o
+        lon = np.arctan2(p[1], p[0])
+        lat = np.arctan2(p[2], np.sqrt(p[0] * p[0] + p[1] * p[1]))
         x = (lon + np.float32(np.pi)) * np.float32(width / (2 * np.pi)) - np.float32(0.5)
         y = (np.float32(0.5) - lat * np.float32(1 / np.pi)) * height + (top - np.float32(0.5))
         return x, y
