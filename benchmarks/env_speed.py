@@ -2,8 +2,8 @@
 
 Prints steps per second for: state only; the mesh camera at 64x64 RGB (1 env, and 8 envs
 batched); on the bird, the baked, mesh and field cameras at 64x64 RGB (1 env, and 8 envs
-batched) with the batched/unbatched ratios and the baked/mesh ratios; with ``--contention``, every row again beside one
-CPU-bound competing process and its loaded / idle ratio; the median depth difference between
+batched) with the batched/unbatched and baked/mesh ratios; with ``--contention``, every row
+again beside one CPU-bound competing process and its loaded / idle ratio; the median depth difference between
 the field and mesh cameras at the same poses; and, with ``--memory`` (instead of the speed table),
 100,000 steps of the mesh camera and 10,000 of the field camera at 64x64 RGB, with the resident
 memory and the speed over the first and the last 10% of each run, plus a PyBullet client leak check.
