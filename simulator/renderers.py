@@ -159,7 +159,7 @@ class BakedRenderer(Renderer):
 
     def render(self, poses, lightings):
         rays = self.camera_rays(poses)
-        n, p = rays.shape[:2]
+        n = rays.shape[0]
         hits = self.caster.cast(rays)
         rgb = self.lookup.camera_colours(
             hits.hit.reshape(-1),
