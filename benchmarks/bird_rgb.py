@@ -36,6 +36,8 @@ machine better than the wall time on a shared one.
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bench-bird-rgb --table   # cached rows
     .venv/bin/python benchmarks/bird_rgb.py --out runs/bird-rgb-8k --steps 8192 --episodes 50 \
         --only ppo-rgb+state-baked ppo-rgb+state-baked-on-field         # a reduced budget
+    .venv/bin/python benchmarks/bird_rgb.py --out runs/bird-rgb-baked --section bird_rgb_baked \
+        --only ppo-rgb+state-baked ppo-rgb+state-baked-on-field         # the baked rows alone
 """
 
 from __future__ import annotations
@@ -346,6 +348,11 @@ def main() -> None:
         help="a reduced training budget for every trained row (its table goes to bird_rgb_reduced)",
     )
     parser.add_argument("--table", action="store_true", help="only print the cached results")
+    parser.add_argument(
+        "--section",
+        default=None,
+        help="the RESULTS.md section to write (default bird_rgb, or bird_rgb_reduced with --steps)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -388,7 +395,8 @@ def main() -> None:
             "\nload: 5-minute load average at the start and end of training (trained rows) or at"
             " the end of the evaluation; train CPU '-': trained by an earlier process (resumed run)"
         )
-    write_section("bird_rgb_reduced" if args.steps else "bird_rgb", printed.getvalue())
+    section = args.section or ("bird_rgb_reduced" if args.steps else "bird_rgb")
+    write_section(section, printed.getvalue())
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Prints steps per second for: state only; the mesh camera at 64x64 RGB (1 env, and 8 envs
 batched); on the bird, the baked, mesh and field cameras at 64x64 RGB (1 env, and 8 envs
-batched) with the batched/unbatched ratios; with ``--contention``, every row again beside one
-CPU-bound competing process and its loaded / idle ratio; the median depth difference between
+batched) with the batched/unbatched and baked/mesh ratios; with ``--contention``, every row
+again beside one CPU-bound competing process and its loaded / idle ratio; the median depth difference between
 the field and mesh cameras at the same poses; and, with ``--memory`` (instead of the speed table),
 100,000 steps of the mesh camera and 10,000 of the field camera at 64x64 RGB, with the resident
 memory and the speed over the first and the last 10% of each run, plus a PyBullet client leak check.
@@ -302,6 +302,12 @@ def main() -> None:
             eight = results[f"{kind} 64x64 RGB, 8 envs batched ({name})"][0]
             rows.append((f"{kind} batched / unbatched ({name})", f"{eight / one:.2f}x"))
         if has_field:
+            for envs in ("1 env", "8 envs batched"):  # both in this run: the load cancels out
+                baked = results[f"baked 64x64 RGB, {envs} ({field_scene.name})"][0]
+                mesh = results[f"mesh 64x64 RGB, {envs} ({field_scene.name})"][0]
+                rows.append(
+                    (f"baked / mesh steps/s, {envs} ({field_scene.name})", f"{baked / mesh:.2f}")
+                )
             eight = results[f"field 64x64 RGB, 8 envs batched ({field_scene.name})"][0]
             rows.append(("field rays/s, 8 envs batched", f"{eight * 64 * 64:,.0f}"))
             rows += [] if args.no_agreement else agreement_rows(field_scene)

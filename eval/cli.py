@@ -31,7 +31,10 @@ CAMPAIGN_ENV_OPTIONS = ("scene", "lighting", "renderer", "task", "spawn", "max_e
 class EvaluateOptions:
     """``driveenv evaluate``'s own options: which agents, which episodes, where."""
 
-    runs: list[str] = option(help="run folders of 'driveenv train', or random / expert")
+    runs: list[str] = option(
+        help="run folders of 'driveenv train', or random / expert; RUN@RENDERER (baked, mesh, "
+        "field) evaluates RUN with that camera too: the report then shows the camera transfer gap"
+    )
     out: str = option(help="evaluation directory (resumed if it exists)")
     episodes: int = option(10, "episodes per agent and condition")
     seed: int = option(0, "first episode seed (seeds seed..seed+episodes-1)")

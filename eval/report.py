@@ -26,6 +26,7 @@ from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_ou
 from eval.real_logs import TrialLog, load_trials
 from eval.report_energy import energy_maps
 from eval.report_ppi import prediction_powered
+from eval.report_transfer import camera_transfer
 from eval.rollouts import Campaign, load_campaign
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "assets" / "report"
@@ -376,6 +377,7 @@ def write_report(config: ReportConfig) -> Path:
     summary["prediction_powered"] = prediction_powered(
         campaign, trials, summary["forecasts"], config.confidence
     )
+    summary["camera_transfer"] = camera_transfer(campaign, config.confidence)
     summary["fidelity"], fidelity_rows = _fidelity(scene, campaign, config)
     figures = _figures(summary, campaign, scene)
     energy = energy_maps(campaign, scene)

@@ -46,6 +46,7 @@ CAMPAIGN_FILE = "campaign.json"
 EPISODES_FILE = "episodes.csv"
 EPISODES_DIR = "episodes"
 BUILTIN_POLICIES = ("random", "expert")
+AGENT_RENDERERS = ("baked", "mesh", "field")  # the cameras an agent may be evaluated with
 EPISODE_COLUMNS = (
     "agent",
     "condition",
@@ -75,6 +76,7 @@ class AgentSpec:
     name: str
     source: str  # a run directory, or one of BUILTIN_POLICIES
     trust_pickles: bool = False  # open a pickled (SB3-format) run folder: see agents.load_agent
+    renderer: str | None = None  # this agent's camera (``RUN@RENDERER``); None: the campaign's
 
     @property
     def builtin(self) -> bool:
@@ -96,11 +98,17 @@ class AgentSpec:
 
 
 def agent_specs(runs: Sequence[str], trust_pickles: bool = False) -> list[AgentSpec]:
-    """Name each run after its folder; refuse two agents with one name."""
-    specs = [
-        AgentSpec(run if run in BUILTIN_POLICIES else Path(run).resolve().name, run, trust_pickles)
-        for run in runs
-    ]
+    """Name each run after its folder; refuse two agents with one name. ``RUN@RENDERER`` (e.g.
+    ``runs/ppo@field``) is the run evaluated with that camera, named ``ppo@field``: beside
+    ``runs/ppo`` it measures the camera transfer gap (``eval.report_transfer``)."""
+    specs = []
+    for run in runs:
+        source, at, renderer = run.rpartition("@")
+        if not at or renderer not in AGENT_RENDERERS:
+            source, renderer = run, None
+        name = source if source in BUILTIN_POLICIES else Path(source).resolve().name
+        name = f"{name}@{renderer}" if renderer else name
+        specs.append(AgentSpec(name, source, trust_pickles, renderer))
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
@@ -176,7 +184,7 @@ def make_sim_env(config: CampaignConfig, agent: AgentSpec, condition: str, scene
         goal_radius=None,
     )
     if "rgb" in str(settings.get("obs", "")) or "depth" in str(settings.get("obs", "")):
-        settings["renderer"] = config.renderer
+        settings["renderer"] = agent.renderer or config.renderer
     if config.max_episode_steps:
         settings["max_episode_steps"] = config.max_episode_steps
     return make_env(EnvConfig(scene=scene.root, **settings), scene=scene)
@@ -273,6 +281,7 @@ def _check_or_write_campaign(
     meta = {
         "scene": identity,
         "agents": {a.name: a.source for a in config.agents},
+        "agent_renderers": {a.name: a.renderer for a in config.agents if a.renderer},
         "conditions": list(config.conditions),
         "seeds": list(config.seeds),
         "renderer": config.renderer,
@@ -297,6 +306,7 @@ def _check_or_write_campaign(
             )
         # Resuming may add agents, conditions or seeds: keep the union, in order.
         meta["agents"] = {**old["agents"], **meta["agents"]}
+        meta["agent_renderers"] = {**old.get("agent_renderers", {}), **meta["agent_renderers"]}
         meta["conditions"] = list(dict.fromkeys(old["conditions"] + meta["conditions"]))
         meta["seeds"] = list(dict.fromkeys(old["seeds"] + meta["seeds"]))
     write_json_atomic(meta_path, meta)

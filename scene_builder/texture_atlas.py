@@ -219,81 +219,109 @@ def _bowl(centre, radius: float, directions: np.ndarray, floor: float) -> np.nda
 
 class AtlasLookup:
     """Texture colour at ray-cast hits: one gather of the hit face's UV terms, then a bilinear
-    read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel)."""
+    read of the atlas by ``cv2.remap`` (the lookup a baked camera makes per pixel).
+
+    ``camera_colours``, the simulator camera's path, reads a 16-bit copy of the atlas: half the
+    bytes of the float one (a cheaper read), to 1/65535, so its frames are the float lookup's
+    to that precision; an 8-bit read would round each pixel to the atlas's 8-bit steps."""
 
     def __init__(self, atlas: TextureAtlas) -> None:
         uvs = atlas.face_uvs.astype(np.float32) - 0.5  # texel centres at integer coordinates
-        self._terms = np.ascontiguousarray(
-            np.stack([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
-        )
+        # (6, F): corner a's (x, y), then b - a and c - a, one row per component
+        terms = np.concatenate([uvs[:, 0], uvs[:, 1] - uvs[:, 0], uvs[:, 2] - uvs[:, 0]], axis=1)
+        self._terms = np.ascontiguousarray(terms.T)
         self._image = np.ascontiguousarray(atlas.image, dtype=np.float32)
+        self._image16 = np.clip(self._image * 65535 + 0.5, 0, 65535).astype(np.uint16)
         self.dome = None if atlas.dome is None else np.asarray(atlas.dome, np.float64)
+        self._dome32 = None if atlas.dome is None else self.dome.astype(np.float32)
 
     def colours(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
         """(P, 3) colours for face ids (P,) and barycentric (u, v) (P, 2)."""
-        return self._read(self._face_uv(face_ids, barycentric))
+        return _read(self._image, *self._face_uv(face_ids, barycentric))
 
     def dome_colours(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
         """(P, 3) colours where rays (that missed the mesh) meet the dome, found in closed form
         (the sphere, or the floor where nearer) rather than by casting against its facets."""
-        return self._read(self._dome_uv(origins, directions))
-
-    def pixel_colours(self, hit: np.ndarray, face_ids, barycentric, rays: np.ndarray) -> np.ndarray:
-        """(N, 3) colours of N camera rays (N, 6): the face texel where ``hit``, the dome where
-        not; one texture read for both, the per-pixel cost of a baked camera (needs a dome)."""
-        # every pixel's face term (a miss reads face 0, then is overwritten): cheaper than masks
-        uv = self._face_uv(np.where(hit, face_ids, 0), barycentric)
-        missed = ~hit
-        if missed.any():
-            uv[missed] = self._dome_uv(rays[missed, :3], rays[missed, 3:])
-        return self._read(uv)
-
-    def _face_uv(self, face_ids: np.ndarray, barycentric: np.ndarray) -> np.ndarray:
-        terms = np.take(self._terms, face_ids.astype(np.intp), axis=0)  # (P, 3, 2)
-        weights = np.ones((len(terms), 3), dtype=np.float32)
-        weights[:, 1:] = barycentric
-        return np.einsum("pk,pkc->pc", weights, terms)
-
-    def _dome_uv(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
-        cx, cy, cz, radius, floor, top, width, height = self.dome.astype(np.float32)
-        o = np.asarray(origins, np.float32) - np.array([cx, cy, cz], np.float32)
         d = np.asarray(directions, np.float32)
-        d = d / np.sqrt(np.einsum("ij,ij->i", d, d))[:, None]
-        b = np.einsum("ij,ij->i", o, d)
-        c = np.einsum("ij,ij->i", o, o) - radius * radius
-        t = np.sqrt(np.maximum(b * b - c, 0.0)) - b
-        with np.errstate(divide="ignore", invalid="ignore"):
-            to_floor = (floor - cz - o[:, 2]) / d[:, 2]
-        down = (d[:, 2] < 0) & (to_floor > 0)
-        t = np.where(down, np.minimum(t, to_floor), t)
-        point = o + t[:, None] * d
-        distance = np.sqrt(np.einsum("ij,ij->i", point, point)).clip(1e-12)
-        lon = np.arctan2(point[:, 1], point[:, 0])
-        lat = np.arcsin((point[:, 2] / distance).clip(-1.0, 1.0))
-        uv = np.empty((len(lon), 2), np.float32)
-        uv[:, 0] = (lon + np.pi) * (width / (2 * np.pi)) - 0.5
-        uv[:, 1] = top + (0.5 - lat / np.pi) * height - 0.5
-        return uv
+        units = (d / np.sqrt(np.einsum("ij,ij->i", d, d))[:, None]).T
+        return _read(self._image, *self._dome_uv(np.asarray(origins, np.float32).T, units))
 
-    def _read(self, uv: np.ndarray) -> np.ndarray:
-        """Bilinear texels at continuous texel-index coordinates (P, 2)."""
-        if len(uv) == 0:
-            return np.zeros((0, 3), np.float32)
-        # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
-        rows = -(-len(uv) // 4096)
-        if len(uv) == rows * 4096:  # a 64x64 camera, or a batch of them: no padding to copy
-            padded = np.ascontiguousarray(uv, dtype=np.float32)
+    def camera_colours(self, hit, face_ids, barycentric, poses, units, background) -> np.ndarray:
+        """Colours (N*P, 3) of N cameras' pixels, in one read of the atlas: the face texel where
+        ``hit`` (N*P,), the dome where not (``background`` RGB when the atlas has no dome).
+        ``poses`` (N, 4, 4) camera-to-world, ``units`` (3, P) the cameras' unit ray directions
+        in the camera frame (fixed per pixel, so only a rotation per frame); face ids of misses
+        may be anything."""
+        x, y = self._face_uv(face_ids, barycentric)
+        pixels = units.shape[1]
+        missed = np.flatnonzero(~hit)
+        if self.dome is not None and len(missed):
+            if len(poses) == 1:
+                per_camera = [missed]
+            else:
+                per_camera = np.split(
+                    missed, np.searchsorted(missed, np.arange(1, len(poses)) * pixels)
+                )
+            for k, index in enumerate(per_camera):
+                directions = poses[k, :3, :3] @ np.take(units, index - k * pixels, axis=1)
+                x[index], y[index] = self._dome_uv(poses[k, :3, 3:], directions)
+        rgb = np.multiply(_read(self._image16, x, y), np.float32(1 / 65535), dtype=np.float32)
+        if self.dome is None:
+            rgb[missed] = background
+        return rgb
+
+    def _face_uv(self, face_ids: np.ndarray, barycentric: np.ndarray):
+        """Texel (x, y) of each hit: a + u (b - a) + v (c - a) of its face's corner UVs."""
+        terms = np.take(self._terms, face_ids.astype(np.intp, copy=False), axis=1, mode="clip")
+        u, v = barycentric[:, 0], barycentric[:, 1]
+        x = terms[2] * u
+        x += terms[0]
+        x += terms[4] * v
+        y = terms[3] * u
+        y += terms[1]
+        y += terms[5] * v
+        return x, y
+
+    def _dome_uv(self, origin: np.ndarray, directions: np.ndarray):
+        """Texel (x, y) where rays from ``origin`` (3, 1) or (3, M) along unit ``directions``
+        (3, M) meet the bowl: the sphere, or the floor where that is nearer."""
+        cx, cy, cz, radius, floor, top, width, height = self._dome32
+        o = origin - self._dome32[:3, None]
+        if o.shape[1] == 1:  # one camera: its rays share the origin
+            b, c = o[:, 0] @ directions, float(o[:, 0] @ o[:, 0])
         else:
-            padded = np.zeros((rows * 4096, 2), dtype=np.float32)
-            padded[: len(uv)] = uv
-        rgb = cv2.remap(
-            self._image,
-            padded.reshape(rows, 4096, 2),
-            None,
-            cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        return rgb.reshape(-1, 3)[: len(uv)]
+            b, c = np.einsum("ij,ij->j", o, directions), np.einsum("ij,ij->j", o, o)
+        t = np.sqrt(np.maximum(b * b - (c - radius * radius), 0.0)) - b
+        with np.errstate(divide="ignore", invalid="ignore"):
+            to_floor = (floor - cz - o[2]) / directions[2]
+        # only a ray going down meets the floor
+        to_floor[(directions[2] >= 0) | (to_floor <= 0)] = np.inf
+        np.minimum(t, to_floor, out=t)
+        p = directions * t
+        p += o
+        lon = np.arctan2(p[1], p[0])
+        lat = np.arctan2(p[2], np.sqrt(p[0] * p[0] + p[1] * p[1]))
+        x = (lon + np.float32(np.pi)) * np.float32(width / (2 * np.pi)) - np.float32(0.5)
+        y = (np.float32(0.5) - lat * np.float32(1 / np.pi)) * height + (top - np.float32(0.5))
+        return x, y
+
+
+def _read(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Bilinear texels (P, 3) of ``image`` at continuous texel-index coordinates x, y (P,)."""
+    if len(x) == 0:
+        return np.zeros((0, 3), image.dtype)
+    # cv2.remap wants maps under 32767 columns: one row per block of at most 4096 pixels
+    rows = -(-len(x) // 4096)
+    maps = []
+    for coordinate in (x, y):
+        if len(coordinate) == rows * 4096:  # a 64x64 camera, or a batch of them: no padding
+            padded = np.ascontiguousarray(coordinate, dtype=np.float32)
+        else:
+            padded = np.zeros(rows * 4096, dtype=np.float32)
+            padded[: len(coordinate)] = coordinate
+        maps.append(padded.reshape(rows, 4096))
+    rgb = cv2.remap(image, *maps, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return rgb.reshape(-1, 3)[: len(x)]
 
 
 def atlas_from_vertex_colours(vertices, faces, colours, cell: int = 8) -> TextureAtlas:

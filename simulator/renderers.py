@@ -14,8 +14,9 @@ PyBullet's (figures in benchmarks/RESULTS.md).
 
 Baked camera. One ray cast against the bundle's texture-atlas mesh (the visual mesh plus a
 background dome, ``scene_builder.texture_atlas``) gives each pixel's triangle and barycentric
-coordinates; the texture is read there (bilinear) and the preset applied like the mesh camera's.
-Only the scene's triangles are cast; a ray that misses them meets the dome in closed form.
+coordinates; the texture is read there (bilinear) and the preset applied like the mesh
+camera's. Only the scene's triangles are cast; a ray that misses
+them meets the dome in closed form.
 The atlas is baked by projective texturing from the training frames
 (``scene_builder.bake_scene``), so it carries the capture's detail at mesh speed. The dome is a
 miss for depth. A scene without a baked texture gets an atlas of its vertex colours, so the
@@ -40,7 +41,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from common.threads import torch_threads
-from scene_builder.camera import camera_ray_batch
 from scene_builder.raycast import Hits, MeshCaster
 from simulator.errors import ConfigError
 from simulator.lighting import EpisodeLighting, scene_lighting
@@ -116,7 +116,11 @@ class MeshRenderer(Renderer):
 
 
 class BakedRenderer(Renderer):
-    """The bundle's baked texture atlas (vertex colours when the bundle has none)."""
+    """The bundle's baked texture atlas (vertex colours when the bundle has none).
+
+    Per frame: the rays of all cameras in one matrix product (homogeneous camera-frame
+    directions times each pose), one ray cast, one read of the atlas for faces and dome
+    together, then each camera's preset (nothing to do for ``capture``)."""
 
     name = "baked"
 
@@ -133,26 +137,43 @@ class BakedRenderer(Renderer):
         self.camera = camera
         self.max_depth = float(max_depth)
         self.lighting = scene_lighting(scene)
-        self._directions = camera.ray_directions()
+        directions = camera.ray_directions()
+        self._units = np.ascontiguousarray(
+            (directions / np.linalg.norm(directions, axis=1)[:, None]).T
+        )
+        # (P, 4) homogeneous directions: [d, 1] @ [[R^T, 0], [0, t^T]] is the ray (origin, dir)
+        self._homogeneous = np.concatenate([directions, np.ones((len(directions), 1))], axis=1)
+        self._homogeneous = self._homogeneous.astype(np.float32)
         self._rays: np.ndarray | None = None
 
+    def camera_rays(self, poses: np.ndarray) -> np.ndarray:
+        """Rays (N, P, 6) float32 (origin, z-scaled direction) of N camera-to-world poses."""
+        poses = np.asarray(poses, dtype=np.float32).reshape(-1, 4, 4)
+        transforms = np.zeros((len(poses), 4, 6), np.float32)
+        transforms[:, :3, 3:] = poses[:, :3, :3].transpose(0, 2, 1)
+        transforms[:, 3, :3] = poses[:, :3, 3]
+        shape = (len(poses), len(self._homogeneous), 6)
+        if self._rays is None or self._rays.shape != shape:
+            self._rays = np.empty(shape, np.float32)
+        return np.matmul(self._homogeneous, transforms, out=self._rays)
+
     def render(self, poses, lightings):
-        self._rays = camera_ray_batch(poses, self._directions, out=self._rays)
-        hits = self.caster.cast(self._rays)
-        hit = hits.hit.reshape(-1)
-        ids, uvs = hits.primitive_ids.reshape(-1), hits.primitive_uvs.reshape(-1, 2)
-        if self.lookup.dome is None:
-            rgb = np.empty((len(hit), 3), np.float32)
-            rgb[hit] = self.lookup.colours(ids[hit], uvs[hit])
-            rgb[~hit] = SKY_COLOUR
-        else:
-            rgb = self.lookup.pixel_colours(hit, ids, uvs, self._rays.reshape(-1, 6))
-        depth = np.where(hit, np.minimum(hits.t_hit.reshape(-1), self.max_depth), self.max_depth)
-        shape = (-1, self.camera.height, self.camera.width)
+        rays = self.camera_rays(poses)
+        n = rays.shape[0]
+        hits = self.caster.cast(rays)
+        rgb = self.lookup.camera_colours(
+            hits.hit.reshape(-1),
+            hits.primitive_ids.reshape(-1),
+            hits.primitive_uvs.reshape(-1, 2),
+            np.asarray(poses, np.float32).reshape(-1, 4, 4),
+            self._units,
+            SKY_COLOUR,
+        )
+        shape = (n, self.camera.height, self.camera.width)
         rgb = rgb.reshape(*shape, 3)
         for i, lighting in enumerate(lightings):
             rgb[i] = self.lighting.photometric(lighting.blend).apply(rgb[i])
-        return rgb, depth.reshape(shape).astype(np.float32)
+        return rgb, np.minimum(hits.t_hit.reshape(shape), np.float32(self.max_depth))
 
 
 class FieldRenderer(Renderer):

@@ -88,20 +88,35 @@ def test_presets_change_brightness_as_they_do_for_the_field_camera(bird):
         assert abs(baked / field - 1) < 0.05, (preset, baked, field)
 
 
-def test_one_texture_read_per_frame_equals_face_and_dome_reads_apart(bird):
-    """pixel_colours (faces and dome in one read) draws what the two lookups draw separately."""
+def test_one_read_per_frame_equals_face_and_dome_reads_apart(bird):
+    """camera_colours (faces and dome of all cameras in one read of the 16-bit atlas copy) draws
+    what the float lookups of the faces and of the dome draw."""
     camera = CameraModel(48, 32, 90.0, 0.0, 0.05, 10.0)
     baked = BakedRenderer(bird, camera, max_depth=3.0)
-    baked.render(
-        _spawn_poses(bird, camera),
-        [choose_lighting("capture", bird.lighting, np.random.default_rng(0))] * 3,
-    )
-    rays = baked._rays.reshape(-1, 6)  # the rays of the frames just drawn
+    poses = _spawn_poses(bird, camera)
+    rays = baked.camera_rays(poses).reshape(-1, 6)
     hits = baked.caster.cast(rays)
     hit = hits.hit.reshape(-1)
     ids, uvs = hits.primitive_ids.reshape(-1), hits.primitive_uvs.reshape(-1, 2)
-    assert 0 < hit.mean() < 1  # both the mesh and the dome are in view
-    together = baked.lookup.pixel_colours(hit, ids, uvs, rays)
-    np.testing.assert_allclose(together[hit], baked.lookup.colours(ids[hit], uvs[hit]), atol=1e-6)
-    apart = baked.lookup.dome_colours(rays[~hit, :3], rays[~hit, 3:])
-    np.testing.assert_allclose(together[~hit], apart, atol=1e-6)
+    assert 0.1 < hit.mean() < 0.9  # both the mesh and the dome are in view
+    rgb = baked.lookup.camera_colours(hit, ids, uvs, poses, baked._units, (0, 0, 0))
+    faces = baked.lookup.colours(ids[hit], uvs[hit])
+    dome = baked.lookup.dome_colours(rays[~hit, :3], rays[~hit, 3:])
+    np.testing.assert_allclose(rgb[hit], faces, atol=2e-4)
+    np.testing.assert_allclose(rgb[~hit], dome, atol=2e-4)
+
+
+def test_batched_frames_equal_frames_drawn_one_by_one(bird):
+    """A batch of cameras (the vector env's one call per step) draws each camera's own frame."""
+    camera = CameraModel(32, 24, 80.0, 0.02, 0.03, 5.0)
+    baked = BakedRenderer(bird, camera, max_depth=1.0)
+    poses = _spawn_poses(bird, camera, count=4)
+    rng = np.random.default_rng(0)
+    lightings = [choose_lighting(p, bird.lighting, rng) for p in ("capture", "dim", "night")]
+    lightings.append(choose_lighting("random", bird.lighting, rng))
+    rgb, depth = baked.render(poses, lightings)
+    for i, (pose, lighting) in enumerate(zip(poses, lightings, strict=True)):
+        one_rgb, one_depth = baked.render(pose[None], [lighting])
+        np.testing.assert_array_equal(rgb[i], one_rgb[0])
+        np.testing.assert_array_equal(depth[i], one_depth[0])
+    assert len({float(frame.mean()) for frame in rgb}) == 4  # each its own pose and light
