@@ -480,7 +480,7 @@ def qsm_rows(seed, env, config, demos, eval_env, episodes, qsm_steps, rows) -> N
 
 
 # ------------------------------------------------------------------------------------------------
-DXMI_TOY = {"entropy_weight": 0.03, "sampler_lr": 2e-4, "eta": 0.2}
+DXMI_TOY = {"entropy_weight": 0.03, "sampler_lr": 2e-4, "eta": 0.2, "fourier_features": 32}
 
 
 def dxmi_toy_rows(seed: int, updates: int = 300) -> list[list]:
@@ -526,9 +526,14 @@ def dxmi_toy_rows(seed: int, updates: int = 300) -> list[list]:
     with torch.no_grad():
         oracle = auroc(mixture.log_prob(data), mixture.log_prob(noise))
     rows.append(["true density (the AUROC ceiling)", "-", "-", oracle, "-"])
-    for name, negatives in (("DxMI", 1.0), ("DxMI, paper's energy loss only", 0.0)):
+    variants = (
+        ("DxMI", {}),
+        ("DxMI, energy on raw x (no Fourier features)", {"fourier_features": 0}),
+        ("DxMI, paper's energy loss only", {"perturbed_negatives": 0.0}),
+    )
+    for name, change in variants:
         steps = 4  # 10 steps too would double the section's time
-        config = DxMIConfig(num_steps=steps, perturbed_negatives=negatives, **DXMI_TOY)
+        config = DxMIConfig(num_steps=steps, **{**DXMI_TOY, **change})
         model = DxMI.from_denoiser(copy.deepcopy(net), schedule, 2, config=config)
         begin = time.process_time()
         model.fit(mixture.sample(5000, gen)[0], updates, generator=gen)
@@ -655,8 +660,9 @@ def dxmi(seed: int, num_demos: int, episodes: int, updates: str) -> None:
         "Toy: a ring of 8 Gaussians (radius 2, std 0.2); a 100-step DDPM (MLP 128x3, 1500 updates), "
         "plain DDIM from it, and DxMI fine-tuned from it (2000 samples each, 256 projections; "
         "AUROC: -energy of data vs uniform noise on [-4, 4]^2, no MCMC). DxMI's energy also "
-        "contrasts data with noise-perturbed data (`perturbed_negatives`, not in the paper); "
-        "the last row trains with the paper's loss alone (data vs the sampler's samples).\n\n"
+        "contrasts data with noise-perturbed data (`perturbed_negatives`, not in the paper) and "
+        "sees 32 random Fourier features of x (`fourier_features`); the last two rows drop one "
+        "each (the last trains with the paper's loss alone: data vs the sampler's samples).\n\n"
         + markdown_table(toy_header, toy_rows)
         + f"\n\nGoal task (synthetic scene, state observations, the scene's spawns): {used} successful "
         f"expert demonstrations, {episodes} evaluation episodes per row; latency is the median CPU "
