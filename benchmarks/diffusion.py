@@ -480,6 +480,7 @@ def qsm_rows(seed, env, config, demos, eval_env, episodes, qsm_steps, rows) -> N
 
 
 # ------------------------------------------------------------------------------------------------
+DXMI_AGENT = {"entropy_weight": 0.01, "sampler_lr": 2e-4}
 DXMI_TOY = {"entropy_weight": 0.03, "sampler_lr": 2e-4, "eta": 0.2, "fourier_features": 32}
 
 
@@ -584,23 +585,23 @@ def dxmi_goal_rows(
     dp.save(folder / "dp.pt")
     dp4 = DiffusionPolicyAgent.load(folder / "dp.pt")
     dp4.config.inference_steps = dp4.ema_model.config.inference_steps = 4
-    begin = time.process_time()
-    dx = DxMIAgent.from_diffusion_policy(dp, entropy_weight=0.03, sampler_lr=2e-4)
-    dx.learn(updates[1])
-    dx_cpu = time.process_time() - begin
-    begin = time.process_time()
-    paper = DxMIAgent.from_diffusion_policy(
-        dp, entropy_weight=0.03, sampler_lr=2e-4, perturbed_negatives=0.0
-    )
-    paper.learn(updates[1])
-    paper_cpu = time.process_time() - begin
+    variants = {
+        f"DxMI ({updates[1]} updates from the DP)": {},
+        "DxMI, energy on the raw chunk (no Fourier features)": {"fourier_features": 0},
+        "DxMI, paper's energy loss only": {"perturbed_negatives": 0.0},
+    }
+    dxmi_rows = []
+    for name, change in variants.items():
+        begin = time.process_time()
+        agent = DxMIAgent.from_diffusion_policy(dp, **{**DXMI_AGENT, **change})
+        agent.learn(updates[1])
+        dxmi_rows.append((name, agent, 4, time.process_time() - begin))
     window = {"state": np.stack([demos[0].observations["state"][0]] * dp.config.obs_horizon)}
     rows = []
     for name, agent, steps, cpu in (
         (f"Diffusion Policy ({updates[0]} updates)", dp, 8, dp_cpu),
         ("same policy, fewer DDIM steps", dp4, 4, 0.0),
-        (f"DxMI ({updates[1]} updates from the DP)", dx, 4, dx_cpu),
-        ("DxMI, paper's energy loss only", paper, 4, paper_cpu),
+        *dxmi_rows,
     ):
         result = evaluate_success(agent, eval_env, episodes, 100_000)
         successes = round(result["success_rate"] * episodes)

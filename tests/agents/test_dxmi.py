@@ -24,7 +24,7 @@ def detour():
     env, demos = DetourEnv(), detour_demos(30, seed=0)
     dp = DiffusionPolicyAgent(env=env, demos=demos, diffusion_steps=50, learning_rate=1e-3, seed=0)
     dp.learn(1500)
-    agent = DxMIAgent.from_diffusion_policy(dp, entropy_weight=0.03, sampler_lr=2e-4)
+    agent = DxMIAgent.from_diffusion_policy(dp, entropy_weight=0.01, sampler_lr=2e-4)
     agent.learn(300)
     return env, demos, agent
 
