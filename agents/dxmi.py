@@ -62,6 +62,10 @@ class DxMIAgentConfig:
     value_lr: float = 1e-3
     hidden: int = 256
     perturbed_negatives: float = 1.0  # noise-perturbed expert chunks as extra energy negatives
+    # random Fourier features of the normalised chunk for the energy: without them a smooth
+    # energy puts its minimum between the expert's modes and the sampler drifts there
+    fourier_features: int = 64
+    fourier_scale: float = 0.5
 
     def generative(self, batch_size: int) -> DxMIConfig:
         shared = {f.name for f in fields(DxMIConfig)}
@@ -79,7 +83,13 @@ class DxMIPolicyModel(DiffusionPolicyModel):
         self.sampler = FewStepSampler(
             self.denoiser, self.schedule, dx.num_steps, dx.eta, dx.last_sigma, clip=1.0
         )
-        self.energy = EnergyNet(config.pred_horizon * action_dim, cond_dim, generative.hidden)
+        self.energy = EnergyNet(
+            config.pred_horizon * action_dim,
+            cond_dim,
+            generative.hidden,
+            fourier_features=generative.fourier_features,
+            fourier_scale=generative.fourier_scale,
+        )
 
     @torch.no_grad()
     def sample(self, obs, generator: torch.Generator, num_steps: int | None = None):

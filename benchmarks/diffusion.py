@@ -480,7 +480,8 @@ def qsm_rows(seed, env, config, demos, eval_env, episodes, qsm_steps, rows) -> N
 
 
 # ------------------------------------------------------------------------------------------------
-DXMI_TOY = {"entropy_weight": 0.03, "sampler_lr": 2e-4, "eta": 0.2}
+DXMI_AGENT = {"entropy_weight": 0.01, "sampler_lr": 2e-4}
+DXMI_TOY = {"entropy_weight": 0.03, "sampler_lr": 2e-4, "eta": 0.2, "fourier_features": 32}
 
 
 def dxmi_toy_rows(seed: int, updates: int = 300) -> list[list]:
@@ -526,9 +527,14 @@ def dxmi_toy_rows(seed: int, updates: int = 300) -> list[list]:
     with torch.no_grad():
         oracle = auroc(mixture.log_prob(data), mixture.log_prob(noise))
     rows.append(["true density (the AUROC ceiling)", "-", "-", oracle, "-"])
-    for name, negatives in (("DxMI", 1.0), ("DxMI, paper's energy loss only", 0.0)):
+    variants = (
+        ("DxMI", {}),
+        ("DxMI, energy on raw x (no Fourier features)", {"fourier_features": 0}),
+        ("DxMI, paper's energy loss only", {"perturbed_negatives": 0.0}),
+    )
+    for name, change in variants:
         steps = 4  # 10 steps too would double the section's time
-        config = DxMIConfig(num_steps=steps, perturbed_negatives=negatives, **DXMI_TOY)
+        config = DxMIConfig(num_steps=steps, **{**DXMI_TOY, **change})
         model = DxMI.from_denoiser(copy.deepcopy(net), schedule, 2, config=config)
         begin = time.process_time()
         model.fit(mixture.sample(5000, gen)[0], updates, generator=gen)
@@ -579,23 +585,23 @@ def dxmi_goal_rows(
     dp.save(folder / "dp.pt")
     dp4 = DiffusionPolicyAgent.load(folder / "dp.pt")
     dp4.config.inference_steps = dp4.ema_model.config.inference_steps = 4
-    begin = time.process_time()
-    dx = DxMIAgent.from_diffusion_policy(dp, entropy_weight=0.03, sampler_lr=2e-4)
-    dx.learn(updates[1])
-    dx_cpu = time.process_time() - begin
-    begin = time.process_time()
-    paper = DxMIAgent.from_diffusion_policy(
-        dp, entropy_weight=0.03, sampler_lr=2e-4, perturbed_negatives=0.0
-    )
-    paper.learn(updates[1])
-    paper_cpu = time.process_time() - begin
+    variants = {
+        f"DxMI ({updates[1]} updates from the DP)": {},
+        "DxMI, energy on the raw chunk (no Fourier features)": {"fourier_features": 0},
+        "DxMI, paper's energy loss only": {"perturbed_negatives": 0.0},
+    }
+    dxmi_rows = []
+    for name, change in variants.items():
+        begin = time.process_time()
+        agent = DxMIAgent.from_diffusion_policy(dp, **{**DXMI_AGENT, **change})
+        agent.learn(updates[1])
+        dxmi_rows.append((name, agent, 4, time.process_time() - begin))
     window = {"state": np.stack([demos[0].observations["state"][0]] * dp.config.obs_horizon)}
     rows = []
     for name, agent, steps, cpu in (
         (f"Diffusion Policy ({updates[0]} updates)", dp, 8, dp_cpu),
         ("same policy, fewer DDIM steps", dp4, 4, 0.0),
-        (f"DxMI ({updates[1]} updates from the DP)", dx, 4, dx_cpu),
-        ("DxMI, paper's energy loss only", paper, 4, paper_cpu),
+        *dxmi_rows,
     ):
         result = evaluate_success(agent, eval_env, episodes, 100_000)
         successes = round(result["success_rate"] * episodes)
@@ -655,8 +661,9 @@ def dxmi(seed: int, num_demos: int, episodes: int, updates: str) -> None:
         "Toy: a ring of 8 Gaussians (radius 2, std 0.2); a 100-step DDPM (MLP 128x3, 1500 updates), "
         "plain DDIM from it, and DxMI fine-tuned from it (2000 samples each, 256 projections; "
         "AUROC: -energy of data vs uniform noise on [-4, 4]^2, no MCMC). DxMI's energy also "
-        "contrasts data with noise-perturbed data (`perturbed_negatives`, not in the paper); "
-        "the last row trains with the paper's loss alone (data vs the sampler's samples).\n\n"
+        "contrasts data with noise-perturbed data (`perturbed_negatives`, not in the paper) and "
+        "sees 32 random Fourier features of x (`fourier_features`); the last two rows drop one "
+        "each (the last trains with the paper's loss alone: data vs the sampler's samples).\n\n"
         + markdown_table(toy_header, toy_rows)
         + f"\n\nGoal task (synthetic scene, state observations, the scene's spawns): {used} successful "
         f"expert demonstrations, {episodes} evaluation episodes per row; latency is the median CPU "

@@ -42,6 +42,12 @@ class EnergyNet(nn.Module):
     The base term (a Gaussian base density per dimension, averaged over dimensions so that its
     size does not grow with D) keeps exp(-E) normalisable: far from everything the sampler and
     the data ever visit, the MLP's extrapolation cannot make the energy fall without bound.
+
+    With ``fourier_features`` > 0 the MLP also sees sin and cos of that many fixed random
+    projections of x (std ``fourier_scale`` per data unit; Tancik et al. 2020). A plain MLP on
+    raw coordinates learns smooth functions first (spectral bias) and takes many updates to
+    carve an energy into narrow modes; the features make those modes reachable within a few
+    hundred updates.
     """
 
     def __init__(
@@ -51,10 +57,15 @@ class EnergyNet(nn.Module):
         hidden: int = 128,
         depth: int = 3,
         base_scale: float | None = 2.0,
+        fourier_features: int = 0,
+        fourier_scale: float = 1.0,
     ):
         super().__init__()
         self.data_dim, self.cond_dim, self.base_scale = data_dim, cond_dim, base_scale
-        layers: list[nn.Module] = [nn.Linear(data_dim + cond_dim, hidden), nn.SiLU()]
+        projection = torch.randn(data_dim, fourier_features) * fourier_scale
+        self.register_buffer("fourier", projection if fourier_features > 0 else None)
+        width = data_dim + cond_dim + 2 * fourier_features
+        layers: list[nn.Module] = [nn.Linear(width, hidden), nn.SiLU()]
         for _ in range(depth - 1):
             layers += [nn.Linear(hidden, hidden), nn.SiLU()]
         self.net = nn.Sequential(*layers, nn.Linear(hidden, 1))
@@ -65,13 +76,17 @@ class EnergyNet(nn.Module):
             raise GenerativeError(
                 f"energy expects {self.data_dim} values per sample, got {flat.shape[1]}"
             )
+        parts = [flat]
+        if self.fourier is not None:
+            projected = flat @ self.fourier
+            parts += [projected.sin(), projected.cos()]
         if self.cond_dim:
             if cond is None:
                 raise GenerativeError("this energy is conditional: pass cond")
-            flat = torch.cat([flat, cond], dim=-1)
-        energy = self.net(flat).squeeze(-1)
+            parts.append(cond)
+        energy = self.net(torch.cat(parts, dim=-1)).squeeze(-1)
         if self.base_scale:
-            energy = energy + 0.5 * (x.reshape(x.shape[0], -1) / self.base_scale).pow(2).mean(-1)
+            energy = energy + 0.5 * (flat / self.base_scale).pow(2).mean(-1)
         return energy
 
 
@@ -90,6 +105,8 @@ class DxMIConfig:
     value_lr: float = 1e-3
     hidden: int = 128  # energy and value networks
     base_scale: float | None = 2.0  # the energy's Gaussian base, in data units (None: none)
+    fourier_features: int = 0  # random Fourier features of x for the energy (0: raw x only)
+    fourier_scale: float = 1.0  # their frequency std, per data unit
     batch_size: int = 256
     velocity_decay: float = 0.99
     adam_beta1: float = 0.5  # sampler and energy: less momentum damps their adversarial swings
@@ -151,7 +168,14 @@ class DxMI:
         sampler = FewStepSampler(
             denoiser, schedule, config.num_steps, config.eta, config.last_sigma, config.clip
         )
-        energy = EnergyNet(data_dim, cond_dim, config.hidden, base_scale=config.base_scale)
+        energy = EnergyNet(
+            data_dim,
+            cond_dim,
+            config.hidden,
+            base_scale=config.base_scale,
+            fourier_features=config.fourier_features,
+            fourier_scale=config.fourier_scale,
+        )
         return cls(sampler, energy, StepValue(data_dim, cond_dim, config.hidden), config)
 
     def energy_loss(self, data, samples, cond, generator=None) -> torch.Tensor:

@@ -25,7 +25,9 @@ from generative.networks import MLPDenoiser
 from generative.toy import ring_mixture
 
 N = 2000
-TOY_CONFIG = DxMIConfig(num_steps=4, entropy_weight=0.03, sampler_lr=2e-4, eta=0.2)
+TOY_CONFIG = DxMIConfig(
+    num_steps=4, entropy_weight=0.03, sampler_lr=2e-4, eta=0.2, fourier_features=32
+)
 
 
 @pytest.fixture(scope="module")
@@ -73,11 +75,11 @@ def test_energy_ranks_data_above_uniform_noise(toy):
     noise = torch.rand(N, 2, generator=torch.Generator().manual_seed(5)) * 8 - 4
     with torch.no_grad():
         score = auroc(-dxmi.energy(data), -dxmi.energy(noise))
-    # The issue asks for 0.95; the true density itself scores 0.967 here (uniform points that
-    # fall on the ring look like data). With the perturbed-data negatives 300 updates give about
-    # 0.93; the paper's loss alone (data vs the sampler's samples) about 0.75-0.78, since a
-    # sampler that already lands near the data never shows the energy the gaps between modes.
-    assert score >= 0.9, score
+    # The true density itself scores about 0.967 here: uniform points that fall on a mode look
+    # like data. Reaching 0.95 takes the perturbed-data negatives (the paper's loss alone never
+    # shows the energy the gaps between modes) and Fourier features of x: without them the
+    # energy stays a smooth annulus that ranks the gaps between modes like the modes.
+    assert score >= 0.95, score
 
 
 def test_state_dict_restores_the_same_sampler_energy_and_values(toy):
