@@ -225,7 +225,8 @@ class DxMIAgent(DiffusionPolicyAgent):
             settings = json.loads(data["settings"])
             agent = cls.__new__(cls)
             agent.config = DiffusionPolicyConfig(**settings["config"])
-            agent.dxmi_config = DxMIAgentConfig(**settings["dxmi"])
+            # agents saved before the energy had Fourier features have none
+            agent.dxmi_config = DxMIAgentConfig(**{"fourier_features": 0, **settings["dxmi"]})
             agent.spec = ObservationSpec(**settings["spec"])
             agent.scaler = ActionScaler(
                 np.asarray(settings["action_low"], np.float32),

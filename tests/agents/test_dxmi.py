@@ -78,6 +78,14 @@ def test_save_load_round_trip_without_pickles(detour, tmp_path):
         agent.reset()
         again.reset()
         np.testing.assert_array_equal(agent.predict(obs)[0], again.predict(obs)[0])
+    # an agent saved before the energy had Fourier features (its settings lack the key) loads
+    plain = DxMIAgent(env=env, seed=0, fourier_features=0)
+    plain.save(tmp_path / "plain.pt")
+    data = torch.load(tmp_path / "plain.pt", weights_only=True)
+    settings = json.loads(data["settings"])
+    del settings["dxmi"]["fourier_features"]
+    torch.save({**data, "settings": json.dumps(settings)}, tmp_path / "older.pt")
+    assert DxMIAgent.load(tmp_path / "older.pt").dxmi_config.fourier_features == 0
     DiffusionPolicyAgent(env=env, seed=0).save(tmp_path / "dp.pt")
     with pytest.raises(CheckpointError, match="not 'dxmi'"):
         DxMIAgent.load(tmp_path / "dp.pt")
