@@ -151,12 +151,14 @@ def table(results: dict, scene_name: str) -> str:
     lines = [
         f"Route task on `{scene_name}`, offset spawns (1 m, 15 degrees), random route sections.",
         "",
-        "| row | obs | train steps | train CPU | success | 95% interval | collision | off-road "
+        "| row | obs | train steps | train CPU / wall | success | 95% interval | collision | off-road "
         "| completion | lateral dev. mean / worst |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for name, r in results.items():
-        cpu = f"{r['train_cpu_s'] / 60:.1f} min" if r.get("train_cpu_s") else "-"
+        cpu = "-"
+        if r.get("train_cpu_s"):
+            cpu = f"{r['train_cpu_s'] / 60:.1f} / {r['train_wall_s'] / 60:.1f} min"
         lines.append(
             f"| {name} | {r['obs']} | {r['steps']} | {cpu} "
             f"| {r['success_rate']:.0%} of {r['episodes']} | {r['ci_low']:.0%}–{r['ci_high']:.0%} "
