@@ -133,6 +133,12 @@ def table(rows: dict) -> str:
     ]
     lines += [forward_line(CAPTURES[k][0], rows[k]) for k in CAPTURES if k in rows]
     lines += [bird_line(rows["bird"])] if "bird" in rows else []
+    lines += [
+        "",
+        "load: the 1-minute load average when the row ended (the 2 cores are shared with other "
+        "jobs; a stage's seconds follow the load while it ran). One run per row: mapping a "
+        "forward capture varies from run to run.",
+    ]
     if "dashcam-960" in rows:
         lines += ["", extrapolation(rows["dashcam-960"])]
     return "\n".join(lines)
