@@ -137,7 +137,8 @@ def table(rows: dict) -> str:
         "",
         "load: the 1-minute load average when the row ended (the 2 cores are shared with other "
         "jobs; a stage's seconds follow the load while it ran). One run per row: mapping a "
-        "forward capture varies from run to run.",
+        "forward capture varies from run to run. Every row comes from the cache (`--results`), "
+        "measured by the run of this script that named its capture.",
     ]
     if "dashcam-960" in rows:
         lines += ["", extrapolation(rows["dashcam-960"])]
