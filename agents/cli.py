@@ -67,6 +67,7 @@ def register(subparsers) -> None:
     import simulator.cli
 
     simulator.cli.TEAM_FACTORY = _team_driver  # driveenv rollout --agents N --team RUN
+    simulator.cli.AGENT_FACTORY = _agent_driver  # driveenv rollout --agent RUN
     add_command(
         subparsers,
         "train",
@@ -89,6 +90,15 @@ def _team_driver(run_dir):
     from agents.marl.agent import team_driver
 
     return team_driver(run_dir)
+
+
+def _agent_driver(run_dir):
+    from agents.train import load_run_agent, read_run
+
+    agent = load_run_agent(run_dir)
+    return (lambda obs: agent.predict(obs, deterministic=True)[0]), read_run(run_dir)["config"][
+        "obs"
+    ]
 
 
 def _train_options(parser) -> None:

@@ -182,6 +182,9 @@ MIRRORED_STATE_FIELDS = (
     "steer",
     "goal_frame_y",
     "heading_sin",
+    "route_offset",
+    "route_heading_sin",
+    "route_turn",
 )
 
 

@@ -1,8 +1,9 @@
 """Issue 16, driving half: lane keeping on a street scene from laterally offset spawns.
 
 Rows: the privileged scripted expert (pure pursuit along the route, ``agents.experts``), the
-random policy, and PPO trained on ``rgb+state`` (64x64 mesh camera at the capture's height plus
-the state vector, ``agents.train.train``, the code behind ``driveenv train``). Every row drives
+random policy, and PPO trained on ``rgb+state`` (64x64 baked-texture camera at the capture's
+height plus the state vector, whose route frame gives the offset from the route, the heading
+error and the turn ahead; ``agents.train.train``, the code behind ``driveenv train``). Every row drives
 the route task (``task="route"``) with ``spawn="random"``: a random section of the scene's
 recorded route, the car spawned up to 1 m beside it and 15 degrees off its heading (the road
 defaults of ``simulator.routes``). Printed as one markdown table: success over ``--episodes``
@@ -48,7 +49,7 @@ def env_config(scene: Path, obs: str, args):
     return EnvConfig(
         scene=str(scene),
         obs=obs,
-        renderer="mesh" if "rgb" in obs else "none",
+        renderer="baked" if "rgb" in obs else "none",
         task="route",
         spawn="random",
         max_episode_steps=args.max_episode_steps,
@@ -108,7 +109,7 @@ def run_ppo(scene: Path, args) -> dict:
         algorithm="ppo",
         scene=str(scene),
         obs="rgb+state",
-        renderer="mesh",
+        renderer="baked",
         task="route",
         spawn="random",
         steps=args.ppo_steps,
@@ -132,7 +133,7 @@ def run_ppo(scene: Path, args) -> dict:
     return {
         **result,
         "agent": "ppo",
-        "obs": "rgb+state (mesh 64x64)",
+        "obs": "rgb+state (baked 64x64)",
         "steps": steps,
         "train_wall_s": run["wall_time_s"],
         "train_cpu_s": cpu,
@@ -150,12 +151,14 @@ def table(results: dict, scene_name: str) -> str:
     lines = [
         f"Route task on `{scene_name}`, offset spawns (1 m, 15 degrees), random route sections.",
         "",
-        "| row | obs | train steps | train CPU | success | 95% interval | collision | off-road "
+        "| row | obs | train steps | train CPU / wall | success | 95% interval | collision | off-road "
         "| completion | lateral dev. mean / worst |",
         "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for name, r in results.items():
-        cpu = f"{r['train_cpu_s'] / 60:.1f} min" if r.get("train_cpu_s") else "-"
+        cpu = "-"
+        if r.get("train_cpu_s"):
+            cpu = f"{r['train_cpu_s'] / 60:.1f} / {r['train_wall_s'] / 60:.1f} min"
         lines.append(
             f"| {name} | {r['obs']} | {r['steps']} | {cpu} "
             f"| {r['success_rate']:.0%} of {r['episodes']} | {r['ci_low']:.0%}–{r['ci_high']:.0%} "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.commands import add_command
@@ -14,6 +14,8 @@ from simulator.errors import SimulatorError
 EXPERT_FACTORY = None
 # ``run_dir -> (team policy, EnvConfig)`` for ``rollout --agents N --team RUN``, set by agents.cli.
 TEAM_FACTORY = None
+# ``run_dir -> (obs -> action, the run's obs)`` for ``rollout --agent RUN``, set by agents.cli.
+AGENT_FACTORY = None
 
 
 ENV_OPTIONS = "environment options (simulator.config.EnvConfig)"
@@ -23,6 +25,7 @@ ROLLOUT_EXAMPLES = """
   driveenv rollout runs/synthetic --policy random --renderer mesh --episodes 3 --out random.mp4
   driveenv rollout assets/scenes/bird --renderer field --lighting random --out field.mp4 --overwrite
   driveenv rollout assets/scenes/bird --agents 2 --team runs/dmix --episodes 3 --out team.mp4
+  driveenv rollout assets/scenes/street --task route --spawn random --agent runs/ppo --out ppo.mp4
 """
 
 
@@ -37,6 +40,9 @@ class RolloutOptions:
     overwrite: bool = option(False, "replace an existing video")
     team: str | None = option(
         None, "with --agents N: a run of driveenv train iql|vdn|qmix|ddn|dmix"
+    )
+    agent: str | None = option(
+        None, "a run of driveenv train that drives (instead of --policy), with its observations"
     )
 
 
@@ -135,9 +141,13 @@ def _rollout(args) -> int:
         raise SimulatorError(f"{out}: already exists (pass --overwrite to replace it)")
     if args.episodes < 1:
         raise SimulatorError(f"--episodes {args.episodes}: must be at least 1")
-    env = make_env(_config(args), render_mode="rgb_array")
+    config, policy = _config(args), None
+    if args.agent:
+        policy, obs = AGENT_FACTORY(args.agent)
+        config = replace(config, obs=obs)
+    env = make_env(config, render_mode="rgb_array")
     env.action_space.seed(args.seed)
-    policy = make_policy(args.policy, env)
+    policy = policy or make_policy(args.policy, env)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed into place at the end
     writer = None

@@ -371,8 +371,8 @@ class DriveEnv(gym.Env):
         return obs
 
     def _state(self) -> np.ndarray:
-        v, task = self.vehicle, self.task
-        target = task.target_point(v.xy, ROUTE_LOOKAHEAD_LENGTHS * self.vehicle_spec.length)
+        v, task, length = self.vehicle, self.task, self.vehicle_spec.length
+        target = task.target_point(v.xy, ROUTE_LOOKAHEAD_LENGTHS * length)
         return state_vector(
             (v.x, v.y),
             v.yaw,
@@ -385,6 +385,7 @@ class DriveEnv(gym.Env):
             self._steps / self.config.max_episode_steps,
             self.vehicle_spec,
             self.arena_size,
+            task.route_frame(v.xy, v.yaw, length),
         )
 
     # ----------------------------------------------------------------- privileged access

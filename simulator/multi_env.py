@@ -359,6 +359,7 @@ class MultiDriveEnv(ParallelEnv):
             self._steps / self.config.max_episode_steps,
             self.spec,
             self.arena_size,
+            task.route_frame(v.xy, v.yaw, self.spec.length),
         )
         others = [self._neighbour(index, j) for j in range(self.count) if j != index]
         return np.concatenate([own, *others]).astype(np.float32)

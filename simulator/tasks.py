@@ -14,6 +14,12 @@ Reward per step (the same shaping for both tasks, all terms documented here):
 Episodes terminate on success, collision or leaving the drivable area; they are truncated at
 ``max_episode_steps`` by the environment.
 
+Route frame (``Task.route_frame``, part of the ``state`` observation): where the vehicle stands
+relative to its route, what a lane keeper steers by: the signed sideways offset from the route
+(left positive), the heading error against the route's direction at the nearest point, and the
+route's turn over the road ahead. Directions are chords over a few metres, not single segment
+tangents, so that a recorded route's jitter does not show as heading noise.
+
 Lane keeping (route task): after every step the vehicle centre's distance to the nearest point of
 the route is its lateral deviation (before the route's start or past its end, the distance to
 that end point); ``lane_metrics`` gives their mean and maximum over the
@@ -34,6 +40,16 @@ SUCCESS_REWARD = 10.0
 FAILURE_PENALTY = -10.0
 TIME_PENALTY = -0.01
 ROUTE_SUCCESS_FRACTION = 0.9
+ROUTE_TURN_LENGTHS = 4.0  # the route frame's turn ahead, over this many vehicle lengths
+
+
+@dataclass(frozen=True)
+class RouteFrame:
+    """The vehicle relative to its route (see the module docstring)."""
+
+    offset: float  # metres, signed: positive left of the route's direction
+    heading_error: float  # radians in (-pi, pi]: the vehicle's yaw minus the route's direction
+    turn_ahead: float  # radians: the route's change of direction over the look-ahead
 
 
 @dataclass
@@ -96,6 +112,27 @@ class Task:
             return self.goal_xy
         return self._line.at(min(self._best_arc + lookahead, self.route_length))[0]
 
+    def route_frame(self, xy: np.ndarray, yaw: float, vehicle_length: float) -> RouteFrame:
+        """Offset and heading error at the nearest route point, and the turn ahead of it.
+
+        The route's direction is the chord over one vehicle length centred on the nearest
+        point; the turn is the angle between the chords over the first and the second half of
+        the ``ROUTE_TURN_LENGTHS`` vehicle lengths that follow the nearest point.
+        """
+        chord, ahead = vehicle_length, ROUTE_TURN_LENGTHS * vehicle_length
+        xy = np.asarray(xy, dtype=np.float64).reshape(2)
+        line = self._line
+        arc = line.project(xy).arc
+        point = line.at(arc)[0]
+        direction = _chord(line, arc - 0.5 * chord, arc + 0.5 * chord)
+        away = xy - point
+        offset = direction[0] * away[1] - direction[1] * away[0]
+        heading_error = _wrap(yaw - math.atan2(direction[1], direction[0]))
+        first = _chord(line, arc, arc + 0.5 * ahead)
+        second = _chord(line, arc + 0.5 * ahead, arc + ahead)
+        turn = math.atan2(second[1], second[0]) - math.atan2(first[1], first[0])
+        return RouteFrame(float(offset), heading_error, _wrap(turn))
+
     def step(self, xy: np.ndarray, collision: bool, off_road: bool) -> StepOutcome:
         """Score the vehicle's new position; see the module docstring for the reward."""
         distance = self.distance_to_goal(xy)
@@ -129,3 +166,19 @@ class Task:
             route_completion=self.completion(xy),
             distance_to_goal=float(distance),
         )
+
+
+def _chord(line: Polyline, start: float, end: float) -> np.ndarray:
+    """Unit direction from the point at arc ``start`` to the one at ``end`` (both clamped).
+
+    Where clamping to an end of the route leaves no length, the end segment's tangent.
+    """
+    a, tangent = line.at(start)
+    b = line.at(end)[0]
+    length = float(np.hypot(*(b - a)))
+    return tangent if length < 1e-6 else (b - a) / length
+
+
+def _wrap(angle: float) -> float:
+    """``angle`` in radians wrapped to (-pi, pi]."""
+    return float(math.pi - (math.pi - angle) % (2.0 * math.pi))

@@ -16,6 +16,7 @@ from scipy import ndimage
 from simulator import EnvConfig, make_env
 from simulator.controllers import StraightLineController
 from simulator.errors import ActionError, ConfigError
+from simulator.sensors import STATE_FIELDS
 from simulator.world import OPEN_CLIENTS
 
 SENSORS = ["state", "rgb", "rgb+state", "rgb+depth+state", "state+scan"]
@@ -37,7 +38,7 @@ def test_gymnasium_make_by_id_and_in_a_fresh_process(synthetic_scene):
     env = gymnasium.make("driveenv/Drive-v0", scene=str(synthetic_scene), vehicle="diffdrive")
     try:
         observation, info = env.reset(seed=0)
-        assert observation["state"].shape == (14,)
+        assert observation["state"].shape == (len(STATE_FIELDS),)
         assert env.unwrapped.vehicle_spec.kind == "diffdrive"
     finally:
         env.close()

@@ -7,6 +7,7 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from simulator import EnvConfig, make_env, make_vec
+from simulator.sensors import STATE_FIELDS
 from simulator.world import OPEN_CLIENTS
 
 
@@ -131,7 +132,7 @@ def test_stable_baselines3_trains_on_the_batched_env(synthetic_scene, tmp_path):
             observation, rewards, dones, infos = venv.step(np.zeros((2, 2), np.float32))
         assert dones.all()  # every env timed out at step 8
         assert all(info["TimeLimit.truncated"] for info in infos)
-        assert infos[0]["terminal_observation"]["state"].shape == (14,)
+        assert infos[0]["terminal_observation"]["state"].shape == (len(STATE_FIELDS),)
         model = PPO("MultiInputPolicy", venv, n_steps=8, batch_size=16, n_epochs=1, seed=0)
         model.set_logger(configure(str(tmp_path), []))  # no log folder left in /tmp
         model.learn(16)
