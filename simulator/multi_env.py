@@ -25,7 +25,8 @@ Actions: ``actions="discrete"`` gives ``Discrete(9)``, steer {left, straight, ri
 speed {stop, half, full} (``DISCRETE_ACTIONS``, tracked by a proportional speed controller),
 for value-based learners; ``"continuous"`` gives the single env's ``Box(-1, 1, (2,))``.
 ``reset(options=...)`` takes explicit ``spawns`` (N, 3) and ``goals`` (N, 2) to pose a
-situation.
+situation, or a ``task_seed``: a fresh arrangement drawn from that seed alone, so an evaluation
+episode is the same whatever the environment ran before it.
 """
 
 from __future__ import annotations
@@ -155,7 +156,12 @@ class MultiDriveEnv(ParallelEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         options = options or {}
-        tasks = self._explicit_tasks(options) if "spawns" in options else self._sample_tasks()
+        if "spawns" in options:
+            tasks = self._explicit_tasks(options)
+        elif "task_seed" in options:
+            tasks = self._draw_tasks(np.random.default_rng([int(options["task_seed"]), 1]))
+        else:
+            tasks = self._sample_tasks()
         radius = self._goal_radius()
         self.tasks = []
         for i, task in enumerate(tasks):
@@ -191,16 +197,16 @@ class MultiDriveEnv(ParallelEnv):
         arrangements (drawn from ``config.seed`` alone) are reused once the pool is full.
         """
         if len(self._task_pool) < TASK_POOL:
-            self._task_pool.append(self._draw_tasks())
+            self._task_pool.append(self._draw_tasks(self._pool_rng))
             return self._task_pool[-1]
         return self._task_pool[int(self._rng.integers(TASK_POOL))]
 
-    def _draw_tasks(self) -> list[RobotTask]:
+    def _draw_tasks(self, rng: np.random.Generator) -> list[RobotTask]:
         radius = self.spec.bounding_radius
         return crossing_tasks(
             self.scene.drivable,
             self.count,
-            self._pool_rng,
+            rng,
             clearance=radius,
             min_distance=0.25 * self.arena_size,
             spacing=2.5 * radius,
