@@ -4,7 +4,8 @@ For every agent of the campaign whose records are team records (``eval.team_reco
 condition, the team success rate (every robot arrived) and the rate of episodes in which two
 robots touched, each with its interval (``eval.metrics.rate``), the scene-collision rate and
 the mean episode time; and a top-down drivable map with every robot's trajectory in one
-episode (a team success when there is one, so the map shows the robots passing each other),
+episode (a team success when there is one, so the map shows the robots passing each other,
+else one where the most robots arrived),
 each robot in its own colour from its start (circle) to its goal (star).
 """
 
@@ -55,7 +56,7 @@ def team_maps(campaign: Campaign, scene, rows: list[dict[str, Any]]) -> list[dic
     for agent in dict.fromkeys(row["agent"] for row in rows):
         condition = next(row["condition"] for row in rows if row["agent"] == agent)
         records = _team_records(campaign, agent, condition)
-        shown = next((r for r in records if r["team_success"]), records[0])
+        shown = max(records, key=lambda r: (r["team_success"], r["arrived"]))  # first best
         trajectory = campaign.trajectory(agent, condition, shown["seed"])
         caption = (
             f"{agent}, {condition}, seed {shown['seed']}: {shown['arrived']}/{shown['robots']} "
@@ -83,6 +84,10 @@ def team_map(drivable, trajectory: dict[str, np.ndarray], title: str) -> str:
         axes.plot(x[alive, robot], y[alive, robot], color=colour, lw=1.6, label=f"robot {robot}")
         axes.plot(x[0, robot], y[0, robot], "o", color=colour, ms=5)
         axes.plot(*goals[robot], "*", color=colour, ms=13, markeredgecolor="black")
+    low, high = drivable.drivable_bounds()
+    margin = 0.1 * float(np.max(high - low))
+    axes.set_xlim(low[0] - margin, high[0] + margin)
+    axes.set_ylim(low[1] - margin, high[1] + margin)
     axes.set_title(title, fontsize=9)
     axes.set_aspect("equal")
     axes.set_xlabel("x (m)")

@@ -175,7 +175,8 @@ def _run_condition(config, spec, condition, scene, out: Path, advance) -> None:
 
 def write_team_csv(path: Path, records: list[dict[str, Any]]) -> None:
     """One row per team episode: agent, condition, seed, the team columns, steps, duration."""
-    columns = ("agent", "condition", "seed", *TEAM_COLUMNS, "steps", "duration", "return")
+    columns = ("agent", "condition", "seed", *TEAM_COLUMNS, "off_road", "steps", "duration")
+    columns += ("return",)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -128,10 +128,10 @@ def test_a_map_draws_every_robot_path(tmp_path):
     from scene_builder.bundle import load_scene
 
     drivable = load_scene(BIRD).drivable
-    (low_x, high_x), (low_y, high_y) = np.asarray(drivable.extent).reshape(2, 2)
+    low, high = drivable.drivable_bounds()
     t = np.linspace(0.2, 0.8, 30)[:, None]
-    x = low_x + (high_x - low_x) * np.hstack([t, t])
-    y = low_y + (high_y - low_y) * np.hstack([t, 1 - t])
+    x = low[0] + (high[0] - low[0]) * np.hstack([t, t])
+    y = low[1] + (high[1] - low[1]) * np.hstack([t, 1 - t])
     goals = np.stack([[x[-1, 0], y[-1, 0]], [x[-1, 1], y[-1, 1]]])
     both = team_map(drivable, {"x": x, "y": y, "goals": goals}, "two")
     x_one = x.copy()
