@@ -309,8 +309,16 @@ def _new_run(config: TrainConfig, agent) -> dict[str, Any]:
     }
 
 
-def _train_in_chunks(config: TrainConfig, agent, run: dict, run_dir: Path, eval_env, progress):
-    """Learn ``checkpoint_every`` steps at a time; save, evaluate and record after each chunk."""
+def _train_in_chunks(
+    config: TrainConfig, agent, run: dict, run_dir: Path, eval_env, progress, evaluate=None
+):
+    """Learn ``checkpoint_every`` steps at a time; save, evaluate and record after each chunk.
+
+    ``evaluate(agent, env, episodes, seed)``: a dict with ``success_rate`` (default
+    ``evaluate_success``; the multi-agent driver scores teams). An agent whose ``learn`` ends on
+    an episode boundary (``whole_episodes``) counts the steps it actually took.
+    """
+    evaluate = evaluate or evaluate_success
     done_steps = int(run["num_timesteps"])
     task = (
         progress.add_task(
@@ -322,14 +330,15 @@ def _train_in_chunks(config: TrainConfig, agent, run: dict, run_dir: Path, eval_
     callback = _progress_callback(progress, task) if progress else None
     while done_steps < config.steps:
         chunk = min(config.checkpoint_every, config.steps - done_steps)
-        start = time.perf_counter()
+        start, before = time.perf_counter(), getattr(agent, "num_timesteps", 0)
         if _is_sb3(agent):
             agent.learn(chunk, callback=callback, reset_num_timesteps=False, tb_log_name="tb")
         else:
             agent.learn(chunk, callback=callback)
-        done_steps += chunk
+        whole = getattr(agent, "whole_episodes", False)
+        done_steps += agent.num_timesteps - before if whole else chunk
         _save(agent, run_dir, run["checkpoint"])
-        evaluation = evaluate_success(agent, eval_env, config.eval_episodes, seed=100_000)
+        evaluation = evaluate(agent, eval_env, config.eval_episodes, seed=100_000)
         _log_evaluation(agent, evaluation)
         run["evaluations"].append({"steps": done_steps, **evaluation})
         run["num_timesteps"] = done_steps

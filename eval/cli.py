@@ -126,14 +126,19 @@ def run_evaluate(args) -> int:
     from pathlib import Path
 
     from eval.rollouts import CAMPAIGN_FILE, run_campaign
+    from eval.team_records import run_team_campaign, team_agents
 
     config, options = _campaign(args)
+    teams = team_agents(config.agents)
     out = Path(options.out)
     if options.overwrite and out.exists():
         shutil.rmtree(out)
     existed, resumed = out.exists(), (out / CAMPAIGN_FILE).is_file()
     try:
-        campaign = run_campaign(config, out, ray_address=args.ray)
+        if teams:  # multi-robot runs: eval.team_records
+            campaign = run_team_campaign(config, out)
+        else:
+            campaign = run_campaign(config, out, ray_address=args.ray)
     except BaseException as error:
         if not resumed:
             _remove_unstarted(out, existed)

@@ -26,6 +26,7 @@ from eval.forecast import AgentCounts, fit_mapping, forecast, leave_one_agent_ou
 from eval.real_logs import TrialLog, load_trials
 from eval.report_energy import energy_maps
 from eval.report_ppi import prediction_powered
+from eval.report_team import team_maps, team_summary
 from eval.report_transfer import camera_transfer
 from eval.rollouts import Campaign, load_campaign
 
@@ -382,6 +383,8 @@ def write_report(config: ReportConfig) -> Path:
     figures = _figures(summary, campaign, scene)
     energy = energy_maps(campaign, scene)
     summary["energy_maps"] = [{k: v for k, v in m.items() if k != "png"} for m in energy]
+    summary["teams"] = team_summary(campaign, config.confidence)
+    maps = team_maps(campaign, scene, summary["teams"])
 
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -394,6 +397,8 @@ def write_report(config: ReportConfig) -> Path:
         figures=figures,
         fidelity_rows=fidelity_rows,
         energy_maps=energy,
+        teams=summary["teams"],
+        team_maps=maps,
         episode_columns=_episode_column_help(),
     )
     with atomic_path(out) as tmp:

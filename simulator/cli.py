@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from common.commands import add_command
 from common.config_cli import add_config, make_config, option
@@ -125,22 +124,15 @@ def make_policy(name: str, env):
 
 
 def _rollout(args) -> int:
-    import cv2
-
     from common.progress import progress_bar
     from simulator.env import make_env
+    from simulator.video import VideoFile, checked_video_path
 
     if args.agents > 1 or args.team:  # several robots: simulator.multi_rollout
         from simulator.multi_rollout import team_rollout
 
         return team_rollout(args, _config(args), TEAM_FACTORY)
-    out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise SimulatorError(f"{out}: the video must be an .mp4 file")
-    if out.exists() and not args.overwrite:
-        raise SimulatorError(f"{out}: already exists (pass --overwrite to replace it)")
-    if args.episodes < 1:
-        raise SimulatorError(f"--episodes {args.episodes}: must be at least 1")
+    out = checked_video_path(args.out, args.overwrite, args.episodes)
     config, policy = _config(args), None
     if args.agent:
         policy, obs = AGENT_FACTORY(args.agent)
@@ -148,30 +140,17 @@ def _rollout(args) -> int:
     env = make_env(config, render_mode="rgb_array")
     env.action_space.seed(args.seed)
     policy = policy or make_policy(args.policy, env)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # renamed into place at the end
-    writer = None
     outcomes = []
     try:
-        with progress_bar() as progress:
+        with progress_bar() as progress, VideoFile(out, args.fps) as video:
             task = progress.add_task("rollout", total=args.episodes, status="")
             for episode in range(args.episodes):
                 obs, info = env.reset(seed=args.seed + episode)
                 while True:
-                    frame = env.render()
-                    if writer is None:
-                        height, width = frame.shape[:2]
-                        writer = cv2.VideoWriter(
-                            str(partial), cv2.VideoWriter_fourcc(*"mp4v"), args.fps, (width, height)
-                        )
-                        if not writer.isOpened():
-                            raise SimulatorError(f"{out}: OpenCV cannot write an mp4 video here")
-                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                    video.write(env.render())
                     obs, _, terminated, truncated, info = env.step(policy(obs))
                     if terminated or truncated:
-                        final = env.render()
-                        for _ in range(args.fps):  # hold the last frame for a second
-                            writer.write(cv2.cvtColor(final, cv2.COLOR_RGB2BGR))
+                        video.write(env.render(), repeat=args.fps)  # hold the last frame 1 s
                         break
                 outcome = (
                     "success"
@@ -184,13 +163,7 @@ def _rollout(args) -> int:
                 )
                 outcomes.append(outcome)
                 progress.update(task, advance=1, status=outcome)
-        writer.release()
-        writer = None
-        os.replace(partial, out)
     finally:
-        if writer is not None:
-            writer.release()
-        partial.unlink(missing_ok=True)
         env.close()
     summary = ", ".join(f"{outcomes.count(o)} {o}" for o in sorted(set(outcomes)))
     print(f"wrote {out} ({args.episodes} episode(s): {summary})")

@@ -1,7 +1,9 @@
 """Several robots in one scene: a PettingZoo ``ParallelEnv`` over any scene bundle.
 
 ``make_multi(EnvConfig(scene=..., agents=N))`` puts N vehicles of ``config.vehicle`` in one
-PyBullet world (``simulator.multi_world``) with vehicle-scene and vehicle-vehicle contacts.
+PyBullet world (``simulator.multi_world``) with vehicle-scene and vehicle-vehicle contacts,
+each sized as the single-vehicle environment sizes its vehicle (``scene_vehicle_spec``: a
+metric car on a road scene, the table-top rule otherwise).
 The task is cooperative: every robot must reach its own goal, and the spawns and goals are
 drawn so that the robots' shortest paths cross or share a passage (``simulator.multi_tasks``).
 
@@ -25,7 +27,8 @@ Actions: ``actions="discrete"`` gives ``Discrete(9)``, steer {left, straight, ri
 speed {stop, half, full} (``DISCRETE_ACTIONS``, tracked by a proportional speed controller),
 for value-based learners; ``"continuous"`` gives the single env's ``Box(-1, 1, (2,))``.
 ``reset(options=...)`` takes explicit ``spawns`` (N, 3) and ``goals`` (N, 2) to pose a
-situation.
+situation, or a ``task_seed``: a fresh arrangement drawn from that seed alone, so an evaluation
+episode is the same whatever the environment ran before it.
 """
 
 from __future__ import annotations
@@ -47,7 +50,12 @@ from simulator.multi_world import MultiWorld
 from simulator.renderers import NullRenderer, make_renderer
 from simulator.sensors import STATE_FIELDS, STATE_LIMIT, CameraModel, state_vector
 from simulator.tasks import Task
-from simulator.vehicles import DEFAULT_LENGTH_FRACTION, VehicleState, step_vehicle, vehicle_spec
+from simulator.vehicles import (
+    VehicleState,
+    camera_mount_height,
+    scene_vehicle_spec,
+    step_vehicle,
+)
 
 ACTION_SETS = ("discrete", "continuous")
 # (steer, speed as a fraction of max speed); index 0 is "stop, wheels straight"
@@ -80,8 +88,8 @@ class MultiDriveEnv(ParallelEnv):
         self.possible_agents = [f"robot_{i}" for i in range(self.count)]
         self.agents: list[str] = []
         arena = float(self.scene.arena_size)
-        length = config.vehicle_length or self.scene.extras.get("vehicle_length")
-        self.spec = vehicle_spec(config.vehicle, float(length or DEFAULT_LENGTH_FRACTION * arena))
+        extras = self.scene.extras
+        self.spec = scene_vehicle_spec(config.vehicle, extras, arena, config.vehicle_length)
         self.arena_size = arena
         self.scan_range = float(config.scan_range or 0.5 * arena)
         self.max_depth = float(config.max_depth or arena)
@@ -92,7 +100,7 @@ class MultiDriveEnv(ParallelEnv):
             height=config.image_size,
             fov_deg=config.camera_fov_deg,
             forward_offset=0.3 * self.spec.length,
-            mount_height=float(config.camera_height or 0.6 * self.spec.length),
+            mount_height=camera_mount_height(config, extras, self.spec),
             pitch_deg=config.camera_pitch_deg,
         )
         self._observation_space = self._make_observation_space()
@@ -155,7 +163,12 @@ class MultiDriveEnv(ParallelEnv):
         if seed is not None:
             self._rng = np.random.default_rng(seed)
         options = options or {}
-        tasks = self._explicit_tasks(options) if "spawns" in options else self._sample_tasks()
+        if "spawns" in options:
+            tasks = self._explicit_tasks(options)
+        elif "task_seed" in options:
+            tasks = self._draw_tasks(np.random.default_rng([int(options["task_seed"]), 1]))
+        else:
+            tasks = self._sample_tasks()
         radius = self._goal_radius()
         self.tasks = []
         for i, task in enumerate(tasks):
@@ -191,16 +204,16 @@ class MultiDriveEnv(ParallelEnv):
         arrangements (drawn from ``config.seed`` alone) are reused once the pool is full.
         """
         if len(self._task_pool) < TASK_POOL:
-            self._task_pool.append(self._draw_tasks())
+            self._task_pool.append(self._draw_tasks(self._pool_rng))
             return self._task_pool[-1]
         return self._task_pool[int(self._rng.integers(TASK_POOL))]
 
-    def _draw_tasks(self) -> list[RobotTask]:
+    def _draw_tasks(self, rng: np.random.Generator) -> list[RobotTask]:
         radius = self.spec.bounding_radius
         return crossing_tasks(
             self.scene.drivable,
             self.count,
-            self._pool_rng,
+            rng,
             clearance=radius,
             min_distance=0.25 * self.arena_size,
             spacing=2.5 * radius,

@@ -4,17 +4,17 @@ Who drives: ``--team RUN`` (a run of ``driveenv train iql|vdn|qmix|ddn|dmix``; t
 package hands its loader in through ``simulator.cli.TEAM_FACTORY``, since the simulator cannot
 import agents), or ``--policy random``, or ``--policy expert``: every robot turns toward its
 own goal and drives there, blind to the others (the baseline a learning team must beat).
-The video is written to a temporary name and renamed into place when complete.
+The video is written by ``simulator.video`` (a temporary name, renamed into place when complete).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from simulator.errors import SimulatorError
 from simulator.multi_env import DISCRETE_ACTIONS, make_multi
+from simulator.video import VideoFile, checked_video_path
 
 HOLD_SECONDS = 1  # the last frame of an episode stays this long
 
@@ -42,37 +42,20 @@ def random_team(env):
 
 def write_team_video(env, act, out: Path, episodes: int, seed: int, fps: int) -> list[dict]:
     """Record ``episodes`` episodes of ``env`` driven by ``act``; their ``episode_stats``."""
-    import cv2
-
-    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
-    writer, outcomes = None, []
-    try:
+    outcomes = []
+    with VideoFile(out, fps) as video:
         for episode in range(episodes):
             observations, _ = env.reset(seed=seed + episode)
             if hasattr(act, "reset"):
                 act.reset()
             while True:
                 frame = env.render()
-                if writer is None:
-                    height, width = frame.shape[:2]
-                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
-                    writer = cv2.VideoWriter(str(partial), fourcc, fps, (width, height))
-                    if not writer.isOpened():
-                        raise SimulatorError(f"{out}: OpenCV cannot write an mp4 video here")
-                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                video.write(frame)
                 if not env.agents:
-                    for _ in range(HOLD_SECONDS * fps):
-                        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+                    video.write(frame, repeat=HOLD_SECONDS * fps)
                     break
                 observations = env.step(act(observations))[0]
             outcomes.append(dict(env.episode_stats))
-        writer.release()
-        writer = None
-        os.replace(partial, out)
-    finally:
-        if writer is not None:
-            writer.release()
-        partial.unlink(missing_ok=True)
     return outcomes
 
 
@@ -80,13 +63,7 @@ def team_rollout(args, config, team_factory) -> int:
     """The ``driveenv rollout --agents N`` command (``args``: the parsed rollout options)."""
     from dataclasses import replace
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".mp4":
-        raise SimulatorError(f"{out}: the video must be an .mp4 file")
-    if out.exists() and not args.overwrite:
-        raise SimulatorError(f"{out}: already exists (pass --overwrite to replace it)")
-    if args.episodes < 1:
-        raise SimulatorError(f"--episodes {args.episodes}: must be at least 1")
+    out = checked_video_path(args.out, args.overwrite, args.episodes)
     team = None
     if args.team:
         if team_factory is None:
@@ -101,7 +78,6 @@ def team_rollout(args, config, team_factory) -> int:
             act = head_for_goal(env) if args.policy == "expert" else random_team(env)
         else:
             act = team
-        out.parent.mkdir(parents=True, exist_ok=True)
         outcomes = write_team_video(env, act, out, args.episodes, args.seed, args.fps)
     finally:
         env.close()

@@ -1,7 +1,9 @@
 """One PyBullet world holding the scene and several vehicle bodies.
 
 ``simulator.world.World`` loads the scene mesh and the first vehicle; the others are the same
-URDF loaded into the same client. Contacts are Bullet's closest points within zero distance,
+collision box (``simulator.world.vehicle_body``, the one place that sizes a vehicle's body) in
+the same client, all in the vehicle collision group; unlike the single vehicle's, their bodies
+accept every ray, so each robot's range scan sees the others. Contacts are Bullet's closest points within zero distance,
 as in ``World``: each body against the scene mesh, and each pair of bodies against each other.
 A body that has left the episode (its robot arrived) is parked far below the ground, where it
 touches nothing and no scan ray reaches it.
@@ -16,8 +18,9 @@ import numpy as np
 import pybullet
 
 from simulator.vehicles import VehicleSpec
-from simulator.world import World
+from simulator.world import VEHICLE_GROUP, World, vehicle_body
 
+RAYS_SEE_ALL = -1  # collision mask of a robot body: hit by rays of any group
 PARK_DEPTH = -1.0e3  # metres below the ground where an absent robot's body waits
 
 
@@ -30,14 +33,10 @@ class MultiWorld:
         client = self.world.client
         self.bodies = [self.world.vehicle_body]
         try:
-            for _ in range(count - 1):
-                self.bodies.append(
-                    pybullet.loadURDF(
-                        str(spec.urdf_path),
-                        globalScaling=spec.length,
-                        useFixedBase=True,
-                        physicsClientId=client,
-                    )
+            self.bodies += [vehicle_body(spec, client) for _ in range(count - 1)]
+            for body in self.bodies:  # every robot's body is seen by the others' scans
+                pybullet.setCollisionFilterGroupMask(
+                    body, -1, VEHICLE_GROUP, RAYS_SEE_ALL, physicsClientId=client
                 )
         except BaseException:
             self.close()

@@ -40,6 +40,7 @@ class MARLAgent:
 
     algorithm: ClassVar[str] = ""
     mixer: ClassVar[str] = ""
+    whole_episodes: ClassVar[bool] = True  # learn(n) ends with an episode, n steps or more
 
     def __init__(self, sizes: dict[str, int], config: MARLConfig, seed: int = 0, env=None):
         self.sizes, self.config, self.seed = dict(sizes), config, int(seed)

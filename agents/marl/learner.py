@@ -5,8 +5,9 @@ mixed value on the one-step target r + gamma Q_tot'(s', u'), u' the online netwo
 actions (double Q-learning), Q_tot' from target networks copied every ``target_update``
 gradient steps. DDN and DMIX regress the team's quantile function Z_tot(tau) on samples of the
 target distribution r + gamma Z_tot'(tau') with the quantile Huber loss of QR-DQN/IQN (Dabney et
-al. 2018), kappa = 1. Quantile levels are shared by all agents of a sample (the comonotonic
-coupling under which quantile functions add); each agent's mean Q_i is the average of its
+al. 2018), kappa = 1. One set of quantile levels is drawn per sampled episode and shared by its
+agents (the comonotonic coupling under which quantile functions add) and its time steps, so
+the level embedding is computed once per episode instead of once per agent and step; each agent's mean Q_i is the average of its
 quantile function over a fixed midpoint grid of ``mean_quantiles`` levels, and its shape the
 quantile values at the sampled levels minus that mean (``agents.marl.mixers``). Agents act
 greedily on Q_i.
@@ -75,28 +76,27 @@ class Learner:
         previous = previous * (last_actions >= 0).unsqueeze(-1).float()
         return torch.cat([obs, ids, previous], dim=-1)
 
-    def _levels(self, batch_shape: tuple[int, ...], sampled: int) -> torch.Tensor:
-        """Quantile levels (..., M + sampled): the mean grid, then uniform samples."""
-        grid = self.grid.expand(*batch_shape, -1)
-        return torch.cat([grid, torch.rand(*batch_shape, sampled)], dim=-1)
+    def _levels(self, episodes: int, sampled: int) -> torch.Tensor:
+        """Quantile levels (episodes, M + sampled): the mean grid, then uniform samples."""
+        grid = self.grid.expand(episodes, -1)
+        return torch.cat([grid, torch.rand(episodes, sampled)], dim=-1)
 
     def utilities(self, network, inputs, sampled: int):
         """Means (B, T, N, A) and shapes (B, T, N, K, A) (None if expected) over episodes.
 
-        ``inputs``: (B, T, N, D); quantile levels (B, T, K) are shared by the N agents.
+        ``inputs``: (B, T, N, D); the quantile levels (B, K) are shared by an episode's steps
+        and agents.
         """
         b, t, n, d = inputs.shape
-        levels = self._levels((b, t), sampled if self.distributional else 0)
+        levels = self._levels(b, sampled) if self.distributional else None
         if network.recurrent:
             hidden, outputs = None, []
             for step in range(t):
-                taus = levels[:, step].repeat_interleave(n, dim=0)
-                out, hidden = network(inputs[:, step].reshape(b * n, d), hidden, taus)
+                out, hidden = network(inputs[:, step].reshape(b * n, d), hidden, levels)
                 outputs.append(out.view(b, n, *out.shape[1:]))
             values = torch.stack(outputs, dim=1)
         else:
-            taus = levels.unsqueeze(2).expand(b, t, n, -1).reshape(b * t * n, -1)
-            values, _ = network(inputs.reshape(b * t * n, d), None, taus)
+            values, _ = network(inputs.reshape(b * t * n, d), None, levels)
             values = values.view(b, t, n, *values.shape[1:])
         if not self.distributional:
             return values[..., 0, :], None, levels
@@ -110,7 +110,7 @@ class Learner:
     def act(self, obs, last_actions, avail, hidden, epsilon: float, rng: np.random.Generator):
         """Actions (N,) for one step of one episode, epsilon-greedy on Q_i, and the new hidden."""
         inputs = self.inputs(torch.as_tensor(obs), torch.as_tensor(last_actions))
-        taus = self.grid.expand(self.n_agents, -1) if self.distributional else None
+        taus = self.grid if self.distributional else None
         values, hidden = self.network(inputs, hidden, taus)
         q = values.mean(1).numpy()
         q[avail == 0] = -np.inf
@@ -142,7 +142,7 @@ class Learner:
         if not self.distributional:
             error = (prediction.squeeze(-1) - target.squeeze(-1)) ** 2
             return (error * mask).sum() / (mask.sum() * error.shape[1])
-        taus = levels[:, :-1].reshape(b * t, 1, -1, 1)
+        taus = levels.unsqueeze(1).expand(b, t, -1).reshape(b * t, 1, -1, 1)
         u = target.unsqueeze(-2) - prediction.unsqueeze(-1)  # (B*T, G, K, K')
         huber = torch.where(u.abs() <= 1.0, 0.5 * u**2, u.abs() - 0.5)
         weighted = (taus - (u.detach() < 0).float()).abs() * huber

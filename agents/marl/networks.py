@@ -48,8 +48,10 @@ class UtilityNetwork(nn.Module):
         return torch.zeros(batch, self.hidden)
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor | None, taus: torch.Tensor | None):
-        """``inputs`` (B, D); ``hidden`` (B, H) or None; ``taus`` (B, K) in (0, 1) or None.
+        """``inputs`` (B, D); ``hidden`` (B, H) or None; ``taus`` (G, K) or (K,) in (0, 1), or None.
 
+        G groups of consecutive rows (G divides B) share one set of levels, whose embedding is
+        computed once per group; levels of shape (K,) serve the whole batch.
         Returns utilities (B, K, A) (K = 1 for expected-value utilities) and the new hidden state.
         """
         x = self.encoder(inputs)
@@ -60,5 +62,7 @@ class UtilityNetwork(nn.Module):
             h = torch.relu(self.core(x))
         if not self.distributional:
             return self.head(h).unsqueeze(1), hidden
-        phi = self.tau_embedding(torch.cos(taus.unsqueeze(-1) * self.frequencies))  # (B, K, H)
-        return self.head(h.unsqueeze(1) * phi), hidden
+        phi = self.tau_embedding(torch.cos(taus.unsqueeze(-1) * self.frequencies))  # ([G,] K, H)
+        phi = phi.view(-1, *phi.shape[-2:])
+        grouped = h.view(len(phi), -1, 1, self.hidden) * phi.unsqueeze(1)  # (G, B / G, K, H)
+        return self.head(grouped.view(len(h), -1, self.hidden)), hidden

@@ -3,7 +3,7 @@
 The run directory has the layout of every ``driveenv train`` run (``agents.train``): run.json
 with the configuration and every periodic evaluation, and ``agent.pt``, so ``load_agent(RUN)``
 reloads the learner. Training proceeds in chunks of ``checkpoint_every`` environment steps (the
-team's joint steps); after each the learner is saved and evaluated on ``eval_episodes`` greedy
+team's joint steps; ``agents.train``'s chunk loop); after each the learner is saved and evaluated on ``eval_episodes`` greedy
 episodes of a differently seeded environment: team success, robot-robot collision and scene
 collision rates. Running the same command again resumes from the last checkpoint with an empty
 replay (the episodes are not saved).
@@ -11,7 +11,6 @@ replay (the episodes are not saved).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,8 @@ from agents.base import load_checkpoint
 from agents.errors import AgentError
 from agents.marl import MARL_ALGORITHMS
 from agents.marl.evaluate import evaluate_team
-from agents.train import RUN_FILE, TrainConfig, _existing_run, _new_run
+from agents.train import RUN_FILE, TrainConfig, _existing_run, _new_run, _train_in_chunks
 from common.atomic import write_json_atomic
-
-EVAL_SEED = 100_000
 
 
 def train_marl(
@@ -58,39 +55,10 @@ def train_marl(
             agent = cls.create(env, seed=config.seed, **config.hyperparameters)
             run = _new_run(config, agent)
             write_json_atomic(run_dir / RUN_FILE, run)
-        _train_in_chunks(config, agent, run, run_dir, eval_env, progress)
+        _train_in_chunks(config, agent, run, run_dir, eval_env, progress, evaluate_team)
         run["status"] = "done"
         write_json_atomic(run_dir / RUN_FILE, run)
         return run
     finally:
         env.close()
         eval_env.close()
-
-
-def _train_in_chunks(config: TrainConfig, agent, run: dict, run_dir: Path, eval_env, progress):
-    done_steps = int(run["num_timesteps"])
-    task = (
-        progress.add_task(
-            f"train {config.algorithm}", total=config.steps, completed=done_steps, status=""
-        )
-        if progress
-        else None
-    )
-    while done_steps < config.steps:
-        chunk = min(config.checkpoint_every, config.steps - done_steps)
-        start = time.perf_counter()
-        before = agent.num_timesteps
-        agent.learn(chunk)
-        done_steps += agent.num_timesteps - before  # episodes end past the chunk's last step
-        agent.save(run_dir / run["checkpoint"])
-        evaluation = evaluate_team(agent, eval_env, config.eval_episodes, seed=EVAL_SEED)
-        run["evaluations"].append({"steps": done_steps, **evaluation})
-        run["num_timesteps"] = done_steps
-        run["wall_time_s"] = round(run["wall_time_s"] + time.perf_counter() - start, 2)
-        write_json_atomic(run_dir / RUN_FILE, run)
-        if progress:
-            progress.update(
-                task,
-                completed=done_steps,
-                status=f"team success {evaluation['team_success_rate']:.0%}",
-            )

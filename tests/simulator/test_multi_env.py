@@ -76,9 +76,10 @@ def test_robots_that_stop_do_not_collide_and_scan_sees_the_other(synthetic_scene
     env = make_multi(config)
     try:
         observations, _ = _head_on(env, gap_lengths=2.5)
-        scan = observations["robot_0"]["scan"] * env.scan_range  # ray 0 looks straight ahead
         gap = 2.5 * env.spec.length
-        assert scan[0] < gap and scan[0] > gap - 2.0 * env.spec.length
+        for robot in ("robot_0", "robot_1"):  # each sees the other: ray 0 looks straight ahead
+            scan = observations[robot]["scan"] * env.scan_range
+            assert scan[0] < gap and scan[0] > gap - 2.0 * env.spec.length, robot
         neighbour = observations["robot_0"]["state"][len(STATE_FIELDS) :]
         assert neighbour[0] == 1.0 and neighbour[1] == pytest.approx(gap / env.arena_size, 1e-3)
         for _ in range(5):
@@ -138,3 +139,28 @@ def test_bad_actions_and_options_are_one_line_errors(synthetic_scene):
         env.close()
     with pytest.raises(ConfigError, match="agents=0"):
         EnvConfig(scene=synthetic_scene, agents=0)
+
+
+@pytest.mark.parametrize("vehicle", ["car", "diffdrive"])
+def test_every_robot_has_the_single_env_vehicle_size_on_a_road(road_scene, vehicle):
+    """One rule sizes a vehicle: a metric car on a road scene, in one env or with several."""
+    import pybullet
+
+    from simulator import make_env
+
+    single = make_env(scene=road_scene, vehicle=vehicle)
+    env = make_multi(EnvConfig(scene=road_scene, agents=3, vehicle=vehicle))
+    try:
+        assert env.spec == single.unwrapped.vehicle_spec
+        assert env.camera.mount_height == pytest.approx(single.unwrapped.camera.mount_height)
+        world = env._world
+        for i, body in enumerate(world.bodies):
+            world.place(i, 10.0 * i, 0.0, 0.0)
+            low, high = pybullet.getAABB(body, physicsClientId=world.world.client)
+            size = np.array(high) - np.array(low)
+            spec = env.spec
+            expected = [spec.length, spec.width, spec.height - spec.ground_clearance]
+            assert size == pytest.approx(expected, abs=0.02), i
+    finally:
+        env.close()
+        single.close()
