@@ -29,16 +29,15 @@ class Polyline:
             raise ValueError("a polyline needs at least two points")
         keep = np.concatenate([[True], np.linalg.norm(np.diff(points, axis=0), axis=1) > 1e-9])
         self.points = points[keep] if keep.sum() >= 2 else points
-        segments = np.diff(self.points, axis=0)
-        self.segment_lengths = np.maximum(np.linalg.norm(segments, axis=1), 1e-12)
+        self.segments = np.diff(self.points, axis=0)
+        self.segment_lengths = np.maximum(np.linalg.norm(self.segments, axis=1), 1e-12)
         self.arc = np.concatenate([[0.0], np.cumsum(self.segment_lengths)])
         self.length = float(self.arc[-1])
 
     def project(self, xy: np.ndarray) -> Projection:
         """The nearest point of the polyline to ``xy`` (ties: the earliest along it)."""
         xy = np.asarray(xy, dtype=np.float64).reshape(2)
-        starts = self.points[:-1]
-        segments = np.diff(self.points, axis=0)
+        starts, segments = self.points[:-1], self.segments
         t = np.clip(((xy - starts) * segments).sum(axis=1) / self.segment_lengths**2, 0.0, 1.0)
         nearest = starts + t[:, None] * segments
         squared = ((nearest - xy) ** 2).sum(axis=1)
@@ -50,11 +49,17 @@ class Polyline:
 
     def at(self, arc: float) -> tuple[np.ndarray, np.ndarray]:
         """(point, unit tangent) at ``arc`` metres along (clamped to the ends)."""
-        arc = min(max(float(arc), 0.0), self.length)
-        i = int(np.clip(np.searchsorted(self.arc, arc, side="right") - 1, 0, len(self.arc) - 2))
-        segment = self.points[i + 1] - self.points[i]
-        t = (arc - self.arc[i]) / self.segment_lengths[i]
-        return self.points[i] + t * segment, segment / self.segment_lengths[i]
+        points, tangents = self.points_at(np.array([arc], dtype=np.float64))
+        return points[0], tangents[0]
+
+    def points_at(self, arcs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Points (K, 2) and unit tangents (K, 2) at ``arcs`` metres along (clamped to the ends);
+        one vectorised lookup, for callers that need several points per simulator step."""
+        arcs = np.clip(arcs, 0.0, self.length)
+        i = np.clip(np.searchsorted(self.arc, arcs, side="right") - 1, 0, len(self.arc) - 2)
+        t = (arcs - self.arc[i]) / self.segment_lengths[i]
+        tangents = self.segments[i] / self.segment_lengths[i, None]
+        return self.points[i] + (t * self.segment_lengths[i])[:, None] * tangents, tangents
 
     def section(self, start: float, end: float) -> np.ndarray:
         """The points from ``start`` to ``end`` metres along, both ends interpolated."""

@@ -123,13 +123,15 @@ class Task:
         xy = np.asarray(xy, dtype=np.float64).reshape(2)
         line = self._line
         arc = line.project(xy).arc
-        point = line.at(arc)[0]
-        direction = _chord(line, arc - 0.5 * chord, arc + 0.5 * chord)
+        marks = arc + np.array([0.0, -0.5 * chord, 0.5 * chord, 0.5 * ahead, ahead])
+        points, tangents = line.points_at(marks)
+        point = points[0]
+        direction = _chord(points[1], points[2], tangents[1])
         away = xy - point
         offset = direction[0] * away[1] - direction[1] * away[0]
         heading_error = _wrap(yaw - math.atan2(direction[1], direction[0]))
-        first = _chord(line, arc, arc + 0.5 * ahead)
-        second = _chord(line, arc + 0.5 * ahead, arc + ahead)
+        first = _chord(points[0], points[3], tangents[0])
+        second = _chord(points[3], points[4], tangents[3])
         turn = math.atan2(second[1], second[0]) - math.atan2(first[1], first[0])
         return RouteFrame(float(offset), heading_error, _wrap(turn))
 
@@ -168,14 +170,12 @@ class Task:
         )
 
 
-def _chord(line: Polyline, start: float, end: float) -> np.ndarray:
-    """Unit direction from the point at arc ``start`` to the one at ``end`` (both clamped).
+def _chord(a: np.ndarray, b: np.ndarray, tangent: np.ndarray) -> np.ndarray:
+    """Unit direction from route point ``a`` to route point ``b``.
 
-    Where clamping to an end of the route leaves no length, the end segment's tangent.
+    Where clamping to an end of the route leaves no length, the tangent at ``a``.
     """
-    a, tangent = line.at(start)
-    b = line.at(end)[0]
-    length = float(np.hypot(*(b - a)))
+    length = math.hypot(b[0] - a[0], b[1] - a[1])
     return tangent if length < 1e-6 else (b - a) / length
 
 

@@ -27,3 +27,10 @@ def test_point_tangent_and_section():
     section = line.section(8.0, 11.0)
     assert section == pytest.approx(np.array([[8.0, 0.0], [10.0, 0.0], [10.0, 1.0]]))
     assert Polyline(section).length == pytest.approx(3.0)
+
+
+def test_points_at_several_arcs_at_once_clamped_to_the_ends():
+    line = Polyline(L_ROUTE)
+    points, tangents = line.points_at(np.array([-2.0, 4.0, 10.0, 12.5, 99.0]))
+    assert points == pytest.approx(np.array([[0, 0], [4, 0], [10, 0], [10, 2.5], [10, 5]]))
+    assert tangents == pytest.approx(np.array([[1, 0], [1, 0], [0, 1], [0, 1], [0, 1]]))
