@@ -31,6 +31,7 @@ class Polyline:
         self.points = points[keep] if keep.sum() >= 2 else points
         self.segments = np.diff(self.points, axis=0)
         self.segment_lengths = np.maximum(np.linalg.norm(self.segments, axis=1), 1e-12)
+        self._squared_lengths = self.segment_lengths**2
         self.arc = np.concatenate([[0.0], np.cumsum(self.segment_lengths)])
         self.length = float(self.arc[-1])
 
@@ -38,7 +39,10 @@ class Polyline:
         """The nearest point of the polyline to ``xy`` (ties: the earliest along it)."""
         xy = np.asarray(xy, dtype=np.float64).reshape(2)
         starts, segments = self.points[:-1], self.segments
-        t = np.clip(((xy - starts) * segments).sum(axis=1) / self.segment_lengths**2, 0.0, 1.0)
+        # np.minimum/np.maximum rather than np.clip: a simulator step calls this, and np.clip's
+        # Python wrapper costs more than the arithmetic on a few segments
+        along = ((xy - starts) * segments).sum(axis=1) / self._squared_lengths
+        t = np.minimum(np.maximum(along, 0.0), 1.0)
         nearest = starts + t[:, None] * segments
         squared = ((nearest - xy) ** 2).sum(axis=1)
         i = int(np.argmin(squared))
@@ -55,8 +59,9 @@ class Polyline:
     def points_at(self, arcs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Points (K, 2) and unit tangents (K, 2) at ``arcs`` metres along (clamped to the ends);
         one vectorised lookup, for callers that need several points per simulator step."""
-        arcs = np.clip(arcs, 0.0, self.length)
-        i = np.clip(np.searchsorted(self.arc, arcs, side="right") - 1, 0, len(self.arc) - 2)
+        arcs = np.minimum(np.maximum(arcs, 0.0), self.length)
+        i = np.minimum(np.searchsorted(self.arc, arcs, side="right") - 1, len(self.arc) - 2)
+        i = np.maximum(i, 0)
         t = (arcs - self.arc[i]) / self.segment_lengths[i]
         tangents = self.segments[i] / self.segment_lengths[i, None]
         return self.points[i] + (t * self.segment_lengths[i])[:, None] * tangents, tangents
