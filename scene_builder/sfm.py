@@ -13,10 +13,9 @@ start cannot strand frames, and on forward captures it is several times faster. 
 stay unregistered, the incremental mapper (randomised: initial pair, RANSAC) gets up to three
 seeds and the largest model is kept.
 
-Neither mapper is repeatable from run to run on a short forward capture (29 photos of a street
-walk): matching and bundle adjustment run on several threads, and the global positioning of a
-path seen only forward can place one stretch at another scale than the next. The metric scale
-of a street (``align``) inherits that, so check a street's length against what was filmed.
+Neither mapper is repeatable run to run on a short forward capture (threads in matching and
+bundle adjustment): the global positioning of a path seen only forward can place one stretch at
+another scale than the next, and the street's metric scale (``align``) inherits that.
 
 All work happens in ``DATASET/.sfm/`` (the COLMAP database, the pair list, the mapper's models).
 Features and matches are added in chunks, and COLMAP skips images and pairs already in the
