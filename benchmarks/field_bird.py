@@ -192,7 +192,7 @@ def main() -> None:
     renders = render_speed(trainer)
     presets = preset_effect(trainer)
     load_after = os.getloadavg()[0]
-    loaded = loaded_speed(dataset, work / "field_loaded") if args.contention else None
+    loaded = loaded_speed(dataset, work / "field_loaded", trainer) if args.contention else None
 
     with tee() as printed:
         _tables(args, trainer, rows, load_before, load_after, train_rays, renders, presets)
@@ -202,8 +202,10 @@ def main() -> None:
     write_section(section, printed.getvalue(), load_at_start=f"{load_before:.2f}")
 
 
-def loaded_speed(dataset: Path, out_dir: Path) -> tuple[float, ...]:
-    """Training and render throughput of a short run beside one busy process."""
+def loaded_speed(dataset: Path, out_dir: Path, trained: Trainer) -> tuple[float, ...]:
+    """Training throughput of a short run, and the render throughput of the idle run's field
+    (the same field, so the same work per ray: a field trained longer has more surface pixels
+    for the guided render), beside one busy process."""
     from contention import competing_process
 
     config = TrainConfig(
@@ -214,7 +216,7 @@ def loaded_speed(dataset: Path, out_dir: Path) -> tuple[float, ...]:
         out_dir.mkdir(parents=True, exist_ok=True)
         trainer.run()
         train_rays = trainer.step * config.batch_rays / trainer.elapsed
-        return (train_rays, *render_speed(trainer))
+        return (train_rays, *render_speed(trained))
 
 
 def _contention_table(idle: tuple[float, ...], loaded: tuple[float, ...]) -> None:
