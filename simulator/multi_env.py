@@ -53,6 +53,7 @@ from simulator.tasks import Task
 from simulator.vehicles import (
     VehicleState,
     camera_mount_height,
+    is_road_scene,
     scene_vehicle_spec,
     step_vehicle,
 )
@@ -90,6 +91,7 @@ class MultiDriveEnv(ParallelEnv):
         arena = float(self.scene.arena_size)
         extras = self.scene.extras
         self.spec = scene_vehicle_spec(config.vehicle, extras, arena, config.vehicle_length)
+        self._terrain = is_road_scene(extras)  # robots follow the ground's height, as one does
         self.arena_size = arena
         self.scan_range = float(config.scan_range or 0.5 * arena)
         self.max_depth = float(config.max_depth or arena)
@@ -175,7 +177,7 @@ class MultiDriveEnv(ParallelEnv):
             self.vehicles[i] = VehicleState(x=task.spawn[0], y=task.spawn[1], yaw=task.spawn[2])
             self.tasks.append(Task("goal", task.goal, radius, task.route))
             self.tasks[-1].reset(self.vehicles[i].xy)
-            self._world.place(i, *task.spawn)
+            self._world.place(i, *task.spawn, self._ground_under(i, None))
         self.lighting = choose_lighting(
             self.config.lighting,
             self.scene.lighting,
@@ -300,7 +302,7 @@ class MultiDriveEnv(ParallelEnv):
             for i in moving:
                 v = self.vehicles[i]
                 step_vehicle(self.spec, v, controls[i], self.config.physics_dt)
-                self._world.place(i, v.x, v.y, v.yaw)
+                self._world.place(i, v.x, v.y, v.yaw, self._ground_under(i, self._world.base_z[i]))
             scene_hit = self._world.scene_contacts(moving)
             robot_hit = self._world.robot_contacts(moving)
             off_road = {i for i in moving if not drivable.is_drivable(self.vehicles[i].xy)}
@@ -341,16 +343,26 @@ class MultiDriveEnv(ParallelEnv):
             observations[self.possible_agents[i]] = obs
         return observations
 
+    def _ground_under(self, index: int, last: float | None) -> float:
+        """The ground height under robot ``index`` on a road scene (the single env's rule:
+        ``World.ground_height``, keeping ``last`` where no ground is found); 0 elsewhere."""
+        if not self._terrain:
+            return 0.0
+        v = self.vehicles[index]
+        found = self._world.world.ground_height(v.x, v.y, last)
+        return (last or 0.0) if found is None else found
+
+    def _camera_pose(self, index: int) -> np.ndarray:
+        v = self.vehicles[index]
+        pose = self.camera.camera_to_world(v.x, v.y, v.yaw)
+        pose[2, 3] += self._world.base_z[index]  # the mount height is above the robot's ground
+        return pose
+
     def _render_cameras(self, indices: list[int]) -> dict[str, np.ndarray]:
         """The cameras of robots ``indices``, drawn in one batched renderer call."""
         if not self.config.needs_camera or not indices:
             return {}
-        poses = np.stack(
-            [
-                self.camera.camera_to_world(self.vehicles[i].x, self.vehicles[i].y, v_yaw)
-                for i, v_yaw in ((i, self.vehicles[i].yaw) for i in indices)
-            ]
-        )
+        poses = np.stack([self._camera_pose(i) for i in indices])
         rgb, depth = self.renderer.render(poses, [self.lighting] * len(indices))
         rgb = np.stack([self.lighting.augment(image) for image in rgb])
         return {

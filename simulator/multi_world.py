@@ -32,6 +32,7 @@ class MultiWorld:
         self.world = World(collision_mesh, spec)
         client = self.world.client
         self.bodies = [self.world.vehicle_body]
+        self.base_z = [0.0] * count  # the ground height under each robot (terrain on roads)
         try:
             self.bodies += [vehicle_body(spec, client) for _ in range(count - 1)]
             for body in self.bodies:  # every robot's body is seen by the others' scans
@@ -42,11 +43,13 @@ class MultiWorld:
             self.close()
             raise
 
-    def place(self, index: int, x: float, y: float, yaw: float) -> None:
+    def place(self, index: int, x: float, y: float, yaw: float, z: float = 0.0) -> None:
+        """Put robot ``index`` at ground pose (x, y, yaw), on ground at height ``z``."""
         half = 0.5 * yaw
+        self.base_z[index] = z
         pybullet.resetBasePositionAndOrientation(
             self.bodies[index],
-            (x, y, 0.0),
+            (x, y, z),
             (0.0, 0.0, math.sin(half), math.cos(half)),
             physicsClientId=self.world.client,
         )
@@ -85,7 +88,7 @@ class MultiWorld:
         height); hits on the robot's own body are ignored.
         """
         spec = self.spec
-        z = spec.ground_clearance + 0.5 * (spec.height - spec.ground_clearance)
+        z = self.base_z[index] + spec.ground_clearance + 0.5 * (spec.height - spec.ground_clearance)
         angles = yaw + np.arange(count) * (2.0 * math.pi / count)
         starts = np.stack([np.full(count, x), np.full(count, y), np.full(count, z)], axis=1)
         ends = starts + max_range * np.stack(

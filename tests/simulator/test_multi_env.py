@@ -164,3 +164,33 @@ def test_every_robot_has_the_single_env_vehicle_size_on_a_road(road_scene, vehic
     finally:
         env.close()
         single.close()
+
+
+@pytest.fixture(scope="module")
+def sloped_street(tmp_path_factory):
+    """The synthetic street climbing 5 % along its length (its first straight runs along +x)."""
+    from scene_builder.synthetic import SyntheticRoadConfig, make_synthetic_road
+
+    config = SyntheticRoadConfig(grade=0.05)
+    return make_synthetic_road(tmp_path_factory.mktemp("sloped") / "road", config=config)
+
+
+def test_robots_and_their_cameras_follow_a_sloping_road(sloped_street):
+    """On the first straight the ground is at 0.05 x: each robot's body, camera and scan ride
+    on the ground under it, as the single env's vehicle does, and none touches the road."""
+    env = make_multi(EnvConfig(scene=sloped_street, agents=2, obs="rgb+scan", image_size=16))
+    try:
+        spawns = [[10.0, -1.25, 0.0], [20.0, 1.25, 0.0]]
+        env.reset(options={"spawns": spawns, "goals": [[40.0, -1.25], [45.0, 1.25]]})
+        straight = {agent: 6 for agent in env.agents}  # no steering, full speed
+        for _ in range(15):
+            _, _, terminations, _, infos = env.step(straight)
+            assert not any(terminations.values()), infos
+        for i in range(2):
+            x = env.vehicles[i].x
+            assert env._world.base_z[i] == pytest.approx(0.05 * x, abs=1e-3)
+            mount = env.camera.mount_height
+            assert env._camera_pose(i)[2, 3] == pytest.approx(0.05 * x + mount, abs=1e-3)
+        assert env.vehicles[0].x > 12.0  # they drove up the slope
+    finally:
+        env.close()
