@@ -43,6 +43,29 @@ class Hits:
         return np.where(self.hit, self.t_hit, np.float32(miss)).astype(np.float32)
 
 
+def read_mesh(path: str | Path):
+    """The triangle mesh (trimesh) in the file at ``path``; MeshError naming the file when it
+    cannot be read or has no triangles."""
+    import trimesh
+
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False)
+    except (OSError, ValueError, IndexError, KeyError) as error:
+        raise MeshError(f"{path}: not a readable triangle mesh ({error})") from None
+    if len(getattr(mesh, "faces", ())) == 0:
+        raise MeshError(f"{path}: the mesh has no triangles")
+    return mesh
+
+
+def vertex_colours(mesh) -> np.ndarray:
+    """(V, 3) float colours in [0, 1] of a trimesh's vertices; grey where it has none (the grey
+    the mesh camera draws)."""
+    rgba = getattr(mesh.visual, "vertex_colors", None)
+    if rgba is None or len(rgba) != len(mesh.vertices):
+        rgba = np.full((len(mesh.vertices), 4), 180, dtype=np.uint8)
+    return np.asarray(rgba[:, :3], dtype=np.float32) / 255.0
+
+
 class MeshCaster:
     """Ray casting against one triangle mesh, with optional per-vertex colours (RGB in [0, 1])."""
 
@@ -72,27 +95,13 @@ class MeshCaster:
     def from_trimesh(cls, mesh, colours: bool = False) -> MeshCaster:
         """A caster over a trimesh, with its per-vertex colours when ``colours`` (grey when the
         mesh has none)."""
-        vertex_colours = None
-        if colours:
-            rgba = getattr(mesh.visual, "vertex_colors", None)
-            if rgba is None or len(rgba) != len(mesh.vertices):
-                rgba = np.full((len(mesh.vertices), 4), 180, dtype=np.uint8)
-            vertex_colours = np.asarray(rgba[:, :3], dtype=np.float32) / 255.0
-        return cls(mesh.vertices, mesh.faces, vertex_colours)
+        return cls(mesh.vertices, mesh.faces, vertex_colours(mesh) if colours else None)
 
     @classmethod
     def from_file(cls, path: str | Path, colours: bool = False) -> MeshCaster:
         """A caster over the mesh file at ``path`` (OBJ, PLY, ...); MeshError naming it if it
         cannot be read or has no triangles."""
-        import trimesh
-
-        try:
-            mesh = trimesh.load(path, force="mesh", process=False)
-        except (OSError, ValueError, IndexError, KeyError) as error:
-            raise MeshError(f"{path}: not a readable triangle mesh ({error})") from None
-        if len(getattr(mesh, "faces", ())) == 0:
-            raise MeshError(f"{path}: the mesh has no triangles")
-        return cls.from_trimesh(mesh, colours)
+        return cls.from_trimesh(read_mesh(path), colours)
 
     def cast(self, rays: np.ndarray) -> Hits:
         """Cast rays (..., 6) (origin, direction); results shaped like the leading dimensions."""

@@ -343,18 +343,7 @@ def atlas_from_vertex_colours(vertices, faces, colours, cell: int = 8) -> Textur
 def visual_mesh_atlas(path: str | Path) -> TextureAtlas:
     """``atlas_from_vertex_colours`` of a mesh file (grey where it has no vertex colours, as the
     mesh camera draws it); MeshError naming the file when it cannot be read."""
-    import trimesh
+    from scene_builder.raycast import read_mesh, vertex_colours
 
-    from scene_builder.errors import MeshError
-
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False)
-    except (OSError, ValueError, IndexError, KeyError) as error:
-        raise MeshError(f"{path}: not a readable triangle mesh ({error})") from None
-    if len(getattr(mesh, "faces", ())) == 0:
-        raise MeshError(f"{path}: the mesh has no triangles")
-    rgba = getattr(mesh.visual, "vertex_colors", None)
-    if rgba is None or len(rgba) != len(mesh.vertices):
-        rgba = np.full((len(mesh.vertices), 4), 180, dtype=np.uint8)
-    colours = np.asarray(rgba[:, :3], dtype=np.float32) / 255.0
-    return atlas_from_vertex_colours(mesh.vertices, mesh.faces, colours)
+    mesh = read_mesh(path)
+    return atlas_from_vertex_colours(mesh.vertices, mesh.faces, vertex_colours(mesh))
