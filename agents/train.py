@@ -240,12 +240,10 @@ def train(
 
     from simulator.env import load_scene_for
 
-    config.check()
     run_dir = Path(run_dir)
-    run = _existing_run(config, run_dir, overwrite)
+    run = _start_run(config, run_dir, overwrite)
     if run is not None and run.get("status") == "done":
         return run
-    run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
 
@@ -273,6 +271,15 @@ def train(
         env.close()
         if eval_env is not None:
             eval_env.close()
+
+
+def _start_run(config: TrainConfig, run_dir: Path, overwrite: bool) -> dict[str, Any] | None:
+    """Check ``config`` and make ``run_dir``; the run.json of a run to resume (None: start
+    afresh). Refuses a folder holding another configuration or something else."""
+    config.check()
+    run = _existing_run(config, run_dir, overwrite)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run
 
 
 def _existing_run(config: TrainConfig, run_dir: Path, overwrite: bool) -> dict[str, Any] | None:

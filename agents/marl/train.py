@@ -19,7 +19,7 @@ from agents.base import load_checkpoint
 from agents.errors import AgentError
 from agents.marl import MARL_ALGORITHMS
 from agents.marl.evaluate import evaluate_team
-from agents.train import RUN_FILE, TrainConfig, _existing_run, _new_run, _train_in_chunks
+from agents.train import RUN_FILE, TrainConfig, _new_run, _start_run, _train_in_chunks
 from common.atomic import write_json_atomic
 
 
@@ -36,12 +36,10 @@ def train_marl(
         raise AgentError(f"{config.algorithm}: not a multi-agent learner ({MARL_ALGORITHMS})")
     if config.num_envs != 1:
         raise AgentError("--num-envs: the multi-agent learners step one environment")
-    config.check()
     run_dir = Path(run_dir)
-    run = _existing_run(config, run_dir, overwrite)
+    run = _start_run(config, run_dir, overwrite)
     if run is not None and run.get("status") == "done":
         return run
-    run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
     scene = scene if scene is not None else load_scene_for(config.env_config())
     env = make_multi(config.env_config(), scene=scene)
