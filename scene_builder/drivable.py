@@ -13,6 +13,7 @@ Euclidean distance transform (``scipy.ndimage``); no path library does grids bet
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,6 +111,13 @@ class DrivableMap:
     def is_drivable(self, xy: np.ndarray) -> np.ndarray:
         """Whether each point of ``xy`` (..., 2) lies on a drivable cell; outside the grid is False."""
         return self._lookup(self.grid, xy)
+
+    def drivable_at(self, x: float, y: float) -> bool:
+        """``is_drivable`` for one point, without numpy's per-call overhead (the env's step loop)."""
+        col = math.floor((x - self.origin_xy[0]) / self.resolution)
+        row = math.floor((y - self.origin_xy[1]) / self.resolution)
+        h, w = self.grid.shape
+        return 0 <= row < h and 0 <= col < w and bool(self.grid[row, col])
 
     def clearance(self) -> np.ndarray:
         """Distance in metres from each cell centre to the nearest non-drivable cell or map edge."""

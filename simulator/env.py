@@ -296,7 +296,7 @@ class DriveEnv(gym.Env):
             if world.in_collision():
                 collision = True
                 break
-            if not drivable.is_drivable(np.array([vehicle.x, vehicle.y])):
+            if not drivable.drivable_at(vehicle.x, vehicle.y):
                 off_road = True
                 break
         self._steps += 1

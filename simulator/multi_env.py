@@ -305,7 +305,7 @@ class MultiDriveEnv(ParallelEnv):
                 self._world.place(i, v.x, v.y, v.yaw, self._ground_under(i, self._world.base_z[i]))
             scene_hit = self._world.scene_contacts(moving)
             robot_hit = self._world.robot_contacts(moving)
-            off_road = {i for i in moving if not drivable.is_drivable(self.vehicles[i].xy)}
+            off_road = {i for i in moving if not drivable.drivable_at(*self.vehicles[i].xy)}
             if scene_hit or robot_hit or off_road:
                 break
         for i in moving:

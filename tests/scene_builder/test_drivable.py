@@ -23,6 +23,18 @@ def test_lookup_uses_origin_and_resolution_and_outside_is_not_drivable():
     assert drivable.is_drivable(np.zeros((2, 3, 2))).shape == (2, 3)
 
 
+def test_single_point_lookup_agrees_with_the_array_lookup_inside_outside_and_on_edges():
+    drivable = wall_map()
+    rng = np.random.default_rng(0)
+    points = rng.uniform([-0.3, 0.0], [1.3, 1.4], size=(2000, 2))
+    # exact cell boundaries, where floor and truncation toward zero differ on the negative side
+    edges = np.array([[-0.1, 0.2], [-0.12, 0.2], [0.5, 0.2], [0.52, 0.2], [1.1, 1.2], [-0.1, 0.19]])
+    points = np.concatenate([points, edges])
+    singles = [drivable.drivable_at(x, y) for x, y in points]
+    assert singles == drivable.is_drivable(points).tolist()
+    assert 0 < sum(singles) < len(singles)
+
+
 def test_shortest_path_goes_around_the_wall_and_keeps_clearance():
     drivable = wall_map()
     start, goal = np.array([0.0, 0.3]), np.array([1.0, 0.3])
