@@ -50,6 +50,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from batched_eval import (
+    AgentPolicy,
+    ExpertPolicy,
+    RandomPolicy,
+    run_seeded_episodes,
+    success_summary,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCENE = REPO / "assets" / "scenes" / "bird"
@@ -88,103 +95,14 @@ BASELINES = ("random", "expert")
 
 
 # ------------------------------------------------------------------ batched evaluation
-class AgentPolicy:
-    """A trained agent, deterministic; optionally sees a constant grey image instead of the camera."""
-
-    def __init__(self, agent, blank_images: bool = False) -> None:
-        self.agent = agent
-        self.blank_images = blank_images
-
-    def begin(self, slot: int, seed: int) -> None:
-        pass
-
-    def act(self, observations: dict) -> np.ndarray:
-        if self.blank_images:
-            observations = {
-                key: np.full_like(value, 128) if key == "rgb" else value
-                for key, value in observations.items()
-            }
-        return self.agent.predict(observations, deterministic=True)[0]
-
-
-class RandomPolicy:
-    """Uniform actions in [-1, 1]^2, seeded per episode (so episode k is the same in every run)."""
-
-    def __init__(self, num_envs: int) -> None:
-        self.rngs = [np.random.default_rng(0) for _ in range(num_envs)]
-
-    def begin(self, slot: int, seed: int) -> None:
-        self.rngs[slot] = np.random.default_rng(seed)
-
-    def act(self, observations: dict) -> np.ndarray:
-        return np.stack([rng.uniform(-1, 1, 2) for rng in self.rngs]).astype(np.float32)
-
-
-class ExpertPolicy:
-    """The privileged scripted expert (agents.experts), one per sub-environment."""
-
-    def __init__(self, vec) -> None:
-        from agents.experts import make_expert
-
-        self.experts = [make_expert(env) for env in vec.envs]
-
-    def begin(self, slot: int, seed: int) -> None:
-        pass
-
-    def act(self, observations: dict) -> np.ndarray:
-        return np.stack([expert.predict(None)[0] for expert in self.experts]).astype(np.float32)
-
-
 def evaluate_batched(make_policy, env_config, episodes: int) -> dict:
     """Success of ``make_policy(vec)`` over episodes seeded ``EVAL_SEED + k``, k < ``episodes``."""
-    from eval.metrics import wilson_interval
-    from simulator import make_vec
-
-    vec = make_vec(env_config, min(EVAL_ENVS, episodes))
-    start = time.perf_counter()
-    try:
-        policy = make_policy(vec)
-        n = vec.num_envs
-        slot_episode: list[int | None] = list(range(n))
-        next_episode = n
-        for slot in range(n):
-            policy.begin(slot, EVAL_SEED + slot)
-        observations, _ = vec.reset(seed=[EVAL_SEED + slot for slot in range(n)])
-        returns = np.zeros(n)
-        outcomes: dict[int, tuple[bool, float]] = {}
-        steps = 0
-        while len(outcomes) < episodes:
-            observations, rewards, terminated, truncated, infos = vec.step(policy.act(observations))
-            steps += sum(episode is not None for episode in slot_episode)
-            returns += rewards
-            done = np.flatnonzero(terminated | truncated)
-            if not len(done):
-                continue
-            seeds: list[int | None] = [None] * n
-            for slot in done:
-                if slot_episode[slot] is not None:
-                    outcomes[slot_episode[slot]] = (bool(infos["success"][slot]), returns[slot])
-                returns[slot] = 0.0
-                slot_episode[slot] = next_episode if next_episode < episodes else None
-                if slot_episode[slot] is not None:
-                    seeds[slot] = EVAL_SEED + next_episode
-                    policy.begin(int(slot), seeds[slot])
-                    next_episode += 1
-            mask = np.zeros(n, dtype=bool)
-            mask[done] = True
-            observations, _ = vec.reset(seed=seeds, options={"reset_mask": mask})
-    finally:
-        vec.close()
-    successes = sum(success for success, _ in outcomes.values())
-    low, high = wilson_interval(successes, episodes)
+    run = run_seeded_episodes(make_policy, env_config, episodes, EVAL_SEED, EVAL_ENVS)
     return {
-        "success_rate": successes / episodes,
-        "mean_return": float(np.mean([ret for _, ret in outcomes.values()])),
-        "episodes": episodes,
-        "ci_low": low,
-        "ci_high": high,
-        "eval_steps": steps,
-        "eval_wall_s": time.perf_counter() - start,
+        **success_summary(run),
+        "mean_return": float(np.mean([end.episode_return for end in run.episodes])),
+        "eval_steps": run.steps,
+        "eval_wall_s": run.wall_s,
     }
 
 

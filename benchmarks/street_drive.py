@@ -29,7 +29,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bird_rgb import AgentPolicy, ExpertPolicy, RandomPolicy
+from batched_eval import (
+    AgentPolicy,
+    ExpertPolicy,
+    RandomPolicy,
+    run_seeded_episodes,
+    success_summary,
+)
 
 EVAL_SEED = 900_000
 EVAL_ENVS = 8
@@ -59,45 +65,11 @@ def env_config(scene: Path, obs: str, args):
 
 def evaluate(make_policy, config, episodes: int) -> dict:
     """Success and lane metrics of ``make_policy(vec)`` over seeds ``EVAL_SEED + k``."""
-    from eval.metrics import wilson_interval
-    from simulator import make_vec
-
-    vec = make_vec(config, min(EVAL_ENVS, episodes))
-    finals: dict[int, dict] = {}
-    try:
-        policy, n = make_policy(vec), vec.num_envs
-        slot_episode: list[int | None] = list(range(n))
-        for slot in range(n):
-            policy.begin(slot, EVAL_SEED + slot)
-        observations, _ = vec.reset(seed=[EVAL_SEED + slot for slot in range(n)])
-        next_episode = n
-        while len(finals) < episodes:
-            observations, _, terminated, truncated, infos = vec.step(policy.act(observations))
-            done = np.flatnonzero(terminated | truncated)
-            if not len(done):
-                continue
-            seeds: list[int | None] = [None] * n
-            for slot in done:
-                if slot_episode[slot] is not None:
-                    keys = ("success", "max_lateral_deviation", *LANE_KEYS)
-                    finals[slot_episode[slot]] = {k: float(infos[k][slot]) for k in keys}
-                slot_episode[slot] = next_episode if next_episode < episodes else None
-                if slot_episode[slot] is not None:
-                    seeds[slot] = EVAL_SEED + next_episode
-                    policy.begin(int(slot), seeds[slot])
-                    next_episode += 1
-            mask = np.zeros(n, dtype=bool)
-            mask[done] = True
-            observations, _ = vec.reset(seed=seeds, options={"reset_mask": mask})
-    finally:
-        vec.close()
-    rows = list(finals.values())
-    successes = int(sum(r["success"] for r in rows))
-    low, high = wilson_interval(successes, episodes)
-    result = {"success_rate": successes / episodes, "episodes": episodes}
-    result.update(ci_low=low, ci_high=high)
-    result.update({key: float(np.mean([r[key] for r in rows])) for key in LANE_KEYS})
-    result["max_lateral_deviation"] = float(np.max([r["max_lateral_deviation"] for r in rows]))
+    run = run_seeded_episodes(make_policy, config, episodes, EVAL_SEED, EVAL_ENVS)
+    infos = [end.info for end in run.episodes]
+    result = success_summary(run)
+    result.update({key: float(np.mean([info[key] for info in infos])) for key in LANE_KEYS})
+    result["max_lateral_deviation"] = float(np.max([i["max_lateral_deviation"] for i in infos]))
     return result
 
 
