@@ -295,9 +295,10 @@ def run_demo(
         "forecast": summary.get("headline", summary.get("forecast")),
     }
     write_json_atomic(out / "headline.json", headline)
-    print(f"{'agent':<12}{'sim (field)':>12}{'sim (mesh)':>12}")
+    renderers = list(campaigns)
+    print(f"{'agent':<12}" + "".join(f"{f'sim ({r})':>12}" for r in renderers))
     for row in headline["agents"]:
-        cells = [row.get(f"sim_{r}") for r in ("field", "mesh")]
+        cells = [row.get(f"sim_{r}") for r in renderers]
         text = "".join(f"{'-' if v is None else f'{v:.0%}':>12}" for v in cells)
         print(f"{row['agent']:<12}{text}")
     print(f"\nreport: {report}  ({headline['minutes']} min)")

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from driveenv import cli
 from eval.rollouts import CampaignConfig, agent_specs, load_campaign, run_campaign
 
+REPO = Path(__file__).resolve().parents[2]
 TRAINED = {"sac", "ppo", "diffusion", "bc"}
 RENDERERS = ("field", "mesh")
 
@@ -72,3 +74,26 @@ def test_demo_agents_beat_random_and_the_expert_solves_the_episodes(tmp_path, ca
     # A second run reuses the trained agents and finished episodes.
     assert cli.main(["demo", "--out", str(out)]) == 0
     assert json.loads((out / "headline.json").read_text())["agents"] == headline["agents"]
+
+
+@pytest.mark.slow
+@pytest.mark.training
+@pytest.mark.parametrize("scene", ["bird", "street"])
+def test_quick_demo_runs_end_to_end_on_each_shipped_scene(tmp_path, capsys, scene):
+    """`driveenv demo --quick` (tiny budgets) on the table top and on the street: every stage runs,
+    the expert completes the scene's task under every camera and the report is written. What the
+    trained agents score at these budgets is not asserted (they barely train)."""
+    out = tmp_path / "demo"
+    scene_dir = REPO / "assets" / "scenes" / scene
+    assert cli.main(["demo", "--quick", "--scene", str(scene_dir), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "[5/5] headline" in printed and "sim (field)" in printed and "sim (mesh)" in printed
+
+    headline = json.loads((out / "headline.json").read_text())
+    rows = {row["agent"]: row for row in headline["agents"]}
+    assert set(rows) == TRAINED | {"expert"}
+    for renderer in RENDERERS:
+        campaign = load_campaign(out / f"eval-{renderer}")
+        assert campaign.meta["task"] == ("route" if scene == "street" else "goal")
+        assert campaign.outcomes("expert").mean() == 1.0, renderer
+    assert (out / "report" / "report.html").is_file()
