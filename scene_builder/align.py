@@ -119,8 +119,8 @@ class AlignConfig:
                     raise ValueError
             except ValueError:
                 raise DatasetError(
-                    f"--scale {scale}: expected camera-height=H, distance=I,J,D "
-                    "(frame indices I, J; metres H, D) or gps"
+                    f"--scale {scale}: expected camera-height=H or distance=I,J,D "
+                    "(frame indices I, J; metres H, D), or gps (from the images' EXIF)"
                 ) from None
         config = cls(up, camera_height, distance, gps=scale == "gps", seed=seed)
         config.validate()
