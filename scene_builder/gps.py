@@ -127,8 +127,8 @@ class GpsTrack:
 
 
 def read_track(image_paths: list[Path], where: str | Path, from_video: bool = False) -> GpsTrack:
-    """The GPS track of a dataset's images, in frame order; a one-line error when it cannot
-    set a scale (no fixes, too few, or spanning too little against their accuracy)."""
+    """The GPS track of a dataset's images, in frame order; a one-line error when no image, or
+    fewer than ``MIN_GPS_FRAMES``, carry a fresh fix (``check_span`` judges its length)."""
     fixes = [read_fix(path) for path in image_paths]
     tagged = [i for i, fix in enumerate(fixes) if fix is not None]
     if not tagged:
@@ -138,13 +138,11 @@ def read_track(image_paths: list[Path], where: str | Path, from_video: bool = Fa
             else f"none of its {len(fixes)} images has a GPS position in its EXIF"
         )
         raise DatasetError(f"{where}: --scale gps: {source}; use {SCALE_FLAGS}")
-    fresh = [
-        i
-        for n, i in enumerate(tagged)
-        if n == 0
-        or (fixes[i].latitude, fixes[i].longitude)
-        != (fixes[tagged[n - 1]].latitude, fixes[tagged[n - 1]].longitude)
-    ]
+    fresh: list[int] = []
+    for index in tagged:  # a fix repeated on the next frames is stale: keep its first frame
+        place = (fixes[index].latitude, fixes[index].longitude)
+        if not fresh or place != (fixes[fresh[-1]].latitude, fixes[fresh[-1]].longitude):
+            fresh.append(index)
     if len(fresh) < MIN_GPS_FRAMES:
         raise DatasetError(
             f"{where}: --scale gps: only {len(fresh)} of {len(fixes)} images carry a distinct GPS "
@@ -166,7 +164,7 @@ class GpsFit:
     scale: float
     pairs: int  # frame pairs that measured it
     residual: float  # median horizontal distance, metres, camera to GPS after the fit
-    residuals: np.ndarray = field(repr=False)  # (K,) per GPS-tagged frame
+    largest_residual: float  # the same, at the frame that fits worst
     track: GpsTrack = field(repr=False)
 
     def to_json(self) -> dict:
@@ -178,6 +176,7 @@ class GpsFit:
             "pairs": self.pairs,
             "scale": self.scale,
             "residual_m": round(self.residual, 3),
+            "largest_residual_m": round(self.largest_residual, 3),
         }
 
 
@@ -198,7 +197,7 @@ def pair_ratios(cameras: np.ndarray, gps: np.ndarray, accuracy: float) -> np.nda
     first, second = np.triu_indices(len(gps), 1)
     by_gps = np.linalg.norm(gps[first] - gps[second], axis=1)
     by_camera = np.linalg.norm(cameras[first] - cameras[second], axis=1)
-    far = (by_gps > PAIR_NOISE_FACTOR * accuracy) & (by_camera > 1e-9 * by_camera.max(initial=1))
+    far = (by_gps > PAIR_NOISE_FACTOR * accuracy) & (by_camera > 0)
     return by_gps[far] / by_camera[far]
 
 
@@ -213,7 +212,7 @@ def fit_scale(centres: np.ndarray, up: np.ndarray, track: GpsTrack, where: str |
         )
     scale = float(np.median(ratios))
     residuals = _residuals(scale * cameras, track.east_north)
-    return GpsFit(scale, len(ratios), float(np.median(residuals)), residuals, track)
+    return GpsFit(scale, len(ratios), float(np.median(residuals)), float(residuals.max()), track)
 
 
 def _residuals(cameras: np.ndarray, gps: np.ndarray) -> np.ndarray:
