@@ -141,3 +141,19 @@ def test_scale_gps_parses_and_excludes_the_other_scales():
             AlignConfig.from_cli("auto", wrong)
     with pytest.raises(DatasetError, match="one of camera-height, distance or gps"):
         AlignConfig(camera_height=1.6, gps=True).validate()
+
+
+def test_align_on_frames_of_a_video_says_they_carry_no_gps(shared_data, tmp_path):
+    from scene_builder.capture import MIN_FRAMES, CaptureConfig, capture
+    from scene_builder.datasets import Camera, Frame, PosedDataset
+    from scene_builder.gps import gps_scale
+
+    config = CaptureConfig(max_frames=MIN_FRAMES, downscale=8.0, min_sharpness=0.0)
+    root = capture(
+        shared_data / "dashcam_highway" / "test_video.mp4", tmp_path / "dash", config
+    ).root
+    camera = Camera(160, 90, 100.0, 100.0, 80.0, 45.0)
+    frames = [Frame(path, camera, np.eye(4)) for path in sorted((root / "images").glob("*.jpg"))]
+    dataset = PosedDataset(root, frames)
+    with pytest.raises(DatasetError, match="frames decoded from a video carry no EXIF, so no GPS"):
+        gps_scale(dataset, np.zeros((len(frames), 3)), np.array([0.0, 0.0, 1.0]))
