@@ -5,15 +5,15 @@ the camera height (``--scale camera-height=1.6``) inherits each run's error in t
 ground below the cameras. ``--scale gps`` fits the scale to the photos' EXIF GPS instead. For the
 stored model (tests/scene_builder/data/lund_half_sfm) and ``--runs`` fresh SfM runs at half size
 (512 x 384, ``SfmConfig(seed=k)``, what build-scene runs), one row each: the mapper, the SfM
-seconds, the street's length end to end (first photo to the last fresh GPS fix, horizontally)
-with either scale beside the GPS distance itself, the GPS fit residual, and the scale check:
-the largest ratio between two stretches' camera heights and between two stretches' GPS scales
-(``scale_check``; over 2 is refused), or the check's refusal.
+seconds, the solved focal length, the street's length end to end (first photo to the last fresh
+GPS fix, horizontally) with either scale beside the GPS distance itself, the GPS fit residual,
+and the scale check: the largest ratio between two stretches' camera heights and between two
+stretches' GPS scales (``scale_check``; over 2 is refused), or the check's refusal.
 
 Fresh runs are kept in ``--work`` (a run folder with poses is reused, its SfM figures read from
 its dataset), so an interrupted benchmark resumes.
 
-    .venv/bin/python benchmarks/scale_street.py --runs 5
+    .venv/bin/python benchmarks/scale_street.py --runs 9 --work runs/bench-scale-street
 """
 
 from __future__ import annotations
@@ -65,27 +65,34 @@ def street(folder: Path, scale: str, work: Path) -> dict:
     }
 
 
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "-"
+
+
 def row(name: str, folder: Path, work: Path) -> list[object]:
-    sfm = load_dataset(folder).extras.get("sfm", {})
-    seconds = sum(sfm.get("seconds", {}).values()) if sfm else None
-    height, gps = (
-        street(folder, f"camera-height={CAMERA_HEIGHT}", work),
-        street(folder, "gps", work),
+    """One table row: both scales' street lengths, the GPS fit and the scale check."""
+    dataset = load_dataset(folder)
+    sfm = dataset.extras.get("sfm", {})
+    seconds = round(sum(sfm["seconds"].values()), 1) if sfm else "-"
+    height = street(folder, f"camera-height={CAMERA_HEIGHT}", work)
+    gps = street(folder, "gps", work)
+    refused = height.get("refused") or gps.get("refused")
+    check = (
+        f"refused: {refused}"
+        if refused
+        else f"passed ({_ratio(height['height_ratio'])} / {_ratio(gps['gps_ratio'])})"
     )
-    if "refused" in gps:
-        refused = f"refused: {gps['refused']}"
-        return [name, sfm.get("mapper", "-"), seconds or "-", "-", "-", "-", "-", "-", refused]
-    ratios = f"{height['height_ratio']:.2f} / {gps['gps_ratio']:.2f}"
     return [
         name,
         sfm.get("mapper", "-"),
-        round(seconds, 1) if seconds else "-",
-        round(height["length"], 1),
-        round(gps["length"], 1),
-        round(gps["gps_length"], 1),
-        round(gps["camera_height"], 2),
-        round(gps["residual"], 1),
-        f"passed ({ratios})",
+        seconds,
+        round(dataset.camera.fx),
+        round(height["length"], 1) if "length" in height else "-",
+        round(gps["length"], 1) if "length" in gps else "-",
+        round(gps["gps_length"], 1) if "length" in gps else "-",
+        round(gps["camera_height"], 2) if "length" in gps else "-",
+        round(gps["residual"], 1) if "length" in gps else "-",
+        check,
     ]
 
 
@@ -117,6 +124,7 @@ def main() -> None:
         "lund_street poses",
         "mapper",
         "SfM s",
+        "focal px",
         f"street m, camera-height={CAMERA_HEIGHT}",
         "street m, --scale gps",
         "street m, GPS",
@@ -129,7 +137,10 @@ def main() -> None:
         print(
             "\nstreet: the first photo to the last fresh GPS fix (photo 27; 28 and 29 repeat its "
             "fix), horizontal distance. SfM s: features + matching + mapping, read from each "
-            "run's dataset, on the 2 shared cores."
+            "run's dataset, on the 2 shared cores. focal px: the solved focal length (the photos' EXIF "
+            "gives about 518 px at this size; sfm warns when it moves far from it). Stretch "
+            "ratio '-': fewer than two stretches to compare. The GPS stretches are compared "
+            "only under --scale gps: a refused row's camera-height street passed its own check."
         )
     write_section("scale_street", printed.getvalue(), load_at_start=load_at_start)
 
