@@ -12,8 +12,10 @@ the floor depth below the cameras (or at the lowest camera when there are no poi
 The yaw is fixed by the first camera: its viewing direction, flattened onto the ground, becomes +x
 (so a drive or walk starts heading along +x). The origin is the cameras' centroid dropped onto the
 ground. The scale comes from the user's measurement: the cameras' median height above the ground,
-or the distance between two frames' camera centres; without one the SfM units are kept and the
-dataset says so (``alignment.metric = false``).
+the distance between two frames' camera centres, or the GPS positions in the images' EXIF
+(``metric``); without one the SfM units are kept and the dataset says so
+(``alignment.metric = false``). A forward capture's path is checked to be at one scale from end
+to end (``scale_check``).
 
 The similarity is composed into ``world_from_source`` (so aligning twice, or after an import that
 already had one, still maps the original SfM frame), and the sparse points stay in that source
@@ -46,6 +48,8 @@ from scene_builder.geometry.ground import (
     path_up,
     steep_floor,
 )
+from scene_builder.metric import metres_per_unit
+from scene_builder.scale_check import check_height_stretches
 from scene_builder.similarity import PoseComparison, compare_poses, umeyama
 
 __all__ = [
@@ -89,6 +93,7 @@ class AlignConfig:
     )
     camera_height: float | None = None  # metres of the cameras above the ground
     distance: tuple[int, int, float] | None = None  # frames I and J are D metres apart
+    gps: bool = False  # metres from the GPS positions in the images' EXIF
     ransac_iterations: int = option(1000, "RANSAC iterations of the ground-plane fit")
     inlier_threshold: float = option(
         0.05, "ground-plane inlier distance, as a share of the cameras' depth to the floor"
@@ -100,7 +105,7 @@ class AlignConfig:
 
     @classmethod
     def from_cli(cls, up: str, scale: str | None, seed: int = 0) -> AlignConfig:
-        """Parse ``--scale camera-height=H`` or ``--scale distance=I,J,D``."""
+        """Parse ``--scale camera-height=H``, ``--scale distance=I,J,D`` or ``--scale gps``."""
         camera_height = distance = None
         if scale:
             key, _, value = scale.partition("=")
@@ -110,28 +115,28 @@ class AlignConfig:
                 elif key == "distance":
                     i, j, d = value.split(",")
                     distance = (int(i), int(j), float(d))
-                else:
+                elif scale != "gps":
                     raise ValueError
             except ValueError:
                 raise DatasetError(
                     f"--scale {scale}: expected camera-height=H or distance=I,J,D "
-                    "(frame indices I, J; metres H, D)"
+                    "(frame indices I, J; metres H, D), or gps (from the images' EXIF)"
                 ) from None
-        config = cls(up=up, camera_height=camera_height, distance=distance, seed=seed)
+        config = cls(up, camera_height, distance, gps=scale == "gps", seed=seed)
         config.validate()
         return config
 
     @staticmethod
     def check_scale(text: str) -> str:
-        """``--scale`` as given, once it parses as camera-height=H or distance=I,J,D."""
+        """``--scale`` as given, once it parses as camera-height=H, distance=I,J,D or gps."""
         AlignConfig.from_cli("auto", text)
         return text
 
     def validate(self) -> None:
         if self.up not in UP_METHODS:
             raise DatasetError(f"--up {self.up}: must be one of {', '.join(UP_METHODS)}")
-        if self.camera_height is not None and self.distance is not None:
-            raise DatasetError("--scale: give camera-height or distance, not both")
+        if (self.camera_height is not None) + (self.distance is not None) + self.gps > 1:
+            raise DatasetError("--scale: give one of camera-height, distance or gps")
         if self.camera_height is not None and not self.camera_height > 0:
             raise DatasetError(f"--scale camera-height={self.camera_height}: must be positive")
         if self.distance is not None and not self.distance[2] > 0:
@@ -151,6 +156,8 @@ class AlignReport:
 
     def summary(self) -> str:
         units = "m" if self.metric else "SfM units (no --scale given)"
+        gps = self.extras.get("gps")
+        fit = f"; GPS fit residual {gps['residual_m']:.1f} m, {gps['frames']} fixes" if gps else ""
         ground = {
             "ground": f"ground plane from {self.ground_inliers} sparse points",
             "path": "a forward capture: up square to the camera path, ground along it",
@@ -158,6 +165,7 @@ class AlignReport:
         return (
             f"{self.root}: aligned, {ground} (tilt {self.tilt_deg:.1f} deg from camera up); "
             f"cameras {self.camera_height:.3f} {units} above the ground; scale {self.scale:.5g}"
+            + fit
         )
 
 
@@ -392,7 +400,7 @@ def _similarity(
     centres = poses[:, :3, 3]
     x_axis = _heading(poses, centres, up)
     rotation = np.stack([x_axis, np.cross(up, x_axis), up])
-    scale = _scale(config, centres, camera_heights, dataset.root)
+    scale, measured = metres_per_unit(config, dataset, up, camera_heights)
     centroid = centres.mean(0)
     origin = centroid - (centroid @ up - ground) * up
     similarity = np.eye(4)
@@ -403,9 +411,10 @@ def _similarity(
         up_method="cameras",
         ground_inliers=0,
         scale=scale,
-        metric=config.camera_height is not None or config.distance is not None,
+        metric=config.camera_height is not None or config.distance is not None or config.gps,
         camera_height=float(np.median(camera_heights) * scale),
         tilt_deg=0.0,
+        extras=measured,
     )
     return similarity, report
 
@@ -424,6 +433,7 @@ def _road_similarity(
             f"{dataset.root}: a forward capture, but too few sparse points below the cameras to "
             "find the road (film with the road in view, or with more texture on it)"
         )
+    stretches = check_height_stretches(dataset, points, up)
     heights = ground_heights(points, centres, up, steep_floor(points, centres, up) or floor[0])
     ground = float(np.median(centres @ up - heights))
     similarity, report = _similarity(dataset, config, up, ground, heights)
@@ -431,29 +441,11 @@ def _road_similarity(
     tilt = np.degrees(np.arccos(np.clip(up @ cameras_up(poses), -1, 1)))
     report.tilt_deg = float(tilt)
     report.extras.update(
-        scene_kind=ROAD, camera_heights=[round(float(h * report.scale), 5) for h in heights]
+        scene_kind=ROAD,
+        camera_heights=[round(float(h * report.scale), 5) for h in heights],
+        height_stretches=[[a, b, round(h * report.scale, 5)] for a, b, h in stretches],
     )
     return similarity, report
-
-
-def _scale(config: AlignConfig, centres: np.ndarray, heights: np.ndarray, root: Path) -> float:
-    if config.camera_height is not None:
-        median = float(np.median(heights))
-        if median <= 0:
-            raise DatasetError(f"{root}: the cameras are not above the ground found")
-        return config.camera_height / median
-    if config.distance is not None:
-        i, j, metres = config.distance
-        if not (0 <= i < len(centres) and 0 <= j < len(centres)) or i == j:
-            raise DatasetError(
-                f"--scale distance={i},{j},{metres}: frames must be two different indices "
-                f"in 0..{len(centres) - 1}"
-            )
-        apart = float(np.linalg.norm(centres[i] - centres[j]))
-        if apart < 1e-9:
-            raise DatasetError(f"--scale distance: frames {i} and {j} are at the same place")
-        return metres / apart
-    return 1.0
 
 
 def align_dataset(dataset_dir: str | Path, config: AlignConfig | None = None) -> AlignReport:

@@ -58,7 +58,7 @@ class BuildConfig:
     up: str = option("auto", "as 'driveenv align --up'", choices=UP_METHODS)
     scale: str | None = option(
         None,
-        "as 'driveenv align --scale': camera-height=H or distance=I,J,D (metres)",
+        "as 'driveenv align --scale': camera-height=H or distance=I,J,D (metres), or gps",
         parse=AlignConfig.check_scale,
     )
     field_steps: int | None = option(3000, "field training steps")

@@ -53,8 +53,9 @@ class AlignCommand:
     dataset: str = option(help="dataset folder with transforms.json")
     scale: str | None = option(
         None,
-        "camera-height=H (cameras are H metres above the ground) or "
-        "distance=I,J,D (frames I and J are D metres apart); omitted: keep SfM units",
+        "camera-height=H (cameras are H metres above the ground), "
+        "distance=I,J,D (frames I and J are D metres apart) or gps (the GPS positions in the "
+        "images' EXIF); omitted: keep SfM units",
         parse=_check_scale,
     )
 
@@ -122,7 +123,9 @@ def register(subparsers) -> None:
   driveenv align runs/walk --up cameras
 """,
         options=_options(
-            AlignCommand, "scene_builder.align:AlignConfig", exclude=("camera_height", "distance")
+            AlignCommand,
+            "scene_builder.align:AlignConfig",
+            exclude=("camera_height", "distance", "gps"),
         ),
     )
 
@@ -170,9 +173,13 @@ def run_align(args) -> int:
     from scene_builder.align import AlignConfig, align_dataset
 
     command = make_config(AlignCommand, args)
-    scale = AlignConfig.from_cli("auto", command.scale)  # camera height or distance
+    scale = AlignConfig.from_cli("auto", command.scale)  # camera height, distance or gps
     config = make_config(
-        AlignConfig, args, camera_height=scale.camera_height, distance=scale.distance
+        AlignConfig,
+        args,
+        camera_height=scale.camera_height,
+        distance=scale.distance,
+        gps=scale.gps,
     )
     report = align_dataset(command.dataset, config)
     print(report.summary())
