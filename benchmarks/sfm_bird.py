@@ -52,6 +52,8 @@ def run(max_frames: int, config: SfmConfig, work: Path) -> dict:
         "frames": report.total,
         "registered": report.registered,
         "matcher": report.matcher,
+        "settings": report.settings,
+        "pairs": report.pairs,
         "reprojection_px": report.mean_reprojection_error,
         "rot_median_deg": comparison.median_rotation_deg,
         "rot_max_deg": float(comparison.rotation_deg.max()),
@@ -95,6 +97,7 @@ def main() -> None:
                 f"| {s['matching']:.1f} | {s['mapping']:.1f} |"
             )
             print(lines[-1], flush=True)
+    lines += ["", f"{row['settings']} (the video profile `driveenv poses` picks for a video)"]
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     write_section("sfm_bird", "\n".join(lines), load_at_start=load_at_start)
 
