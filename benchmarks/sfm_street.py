@@ -127,22 +127,24 @@ def extrapolation(row: dict, short: dict | None) -> str:
 
     Capture, features and align grow with the frames, matching with the pairs a
     ``TARGET_FRAMES``-frame video gets, mapping along the power law through the short clip's
-    row and the full clip's (per-frame times ``TARGET_FRAMES`` without the short row).
+    row and the full clip's or linearly in the frames, whichever is slower (a sublinear growth
+    measured on short clips is not trusted to hold on long ones).
     """
     frames, seconds = row["frames"], row["seconds"]
     settings = resolve(SfmConfig(), TARGET_FRAMES, from_video=True)
     pairs = len(sequential_pairs(TARGET_FRAMES, settings.sequential_overlap, LOOP_KEYFRAMES))
     scale = {k: TARGET_FRAMES / frames for k in seconds}
     scale["matching"] = pairs / row["pairs"]
-    growth = "linear in the frames (no short-clip row)"
+    growth = "mapping linear in the frames (no short-clip row)"
     if short is not None and short["seconds"]["mapping"] > 0:
         exponent = math.log(seconds["mapping"] / short["seconds"]["mapping"]) / math.log(
             frames / short["frames"]
         )
-        scale["mapping"] = (TARGET_FRAMES / frames) ** exponent
+        scale["mapping"] = max(scale["mapping"], (TARGET_FRAMES / frames) ** exponent)
         growth = (
-            f"mapping time ~ frames^{exponent:.2f} from {short['frames']} to {frames} frames "
-            f"({short['seconds']['mapping']:.1f} s to {seconds['mapping']:.1f} s)"
+            f"mapping time grew as frames^{exponent:.2f} from {short['frames']} to {frames} "
+            f"frames ({short['seconds']['mapping']:.1f} s to {seconds['mapping']:.1f} s), "
+            "scaled by that or linearly, whichever is slower"
         )
     estimate = {k: v * scale[k] for k, v in seconds.items()}
     parts = ", ".join(f"{k} {v:.0f} s" for k, v in estimate.items())

@@ -138,7 +138,15 @@ class Resolved:
         octave = "upsampled" if self.first_octave < 0 else f"first octave {self.first_octave}"
         guided = "guided" if self.guided_matching else "plain"
         window = f", {self.sequential_overlap}-frame window" if self.matcher == "sequential" else ""
-        return f"{self.profile} settings: SIFT {octave}, {guided} {self.matcher} matching{window}"
+        tracks = (
+            f", {self.tracks_per_view} tracks per frame in global positioning"
+            if self.tracks_per_view
+            else ""
+        )
+        return (
+            f"{self.profile} settings: SIFT {octave}, {guided} {self.matcher} matching"
+            f"{window}{tracks}"
+        )
 
 
 def resolve(config: SfmConfig, count: int, from_video: bool) -> Resolved:
