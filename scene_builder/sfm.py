@@ -8,12 +8,11 @@ started (an orbit, a loop around a block) is closed. COLMAP's own loop detection
 vocabulary tree file downloaded from the internet, so the keyframe pairs replace it; the pair
 list goes to ``pycolmap.match_image_pairs``. A video's frames get the video profile
 (``sfm_config``: SIFT without upsampling, plain matching, a short window); photos the thorough
-one. Mapping (``auto``) runs COLMAP's global mapper
-first (GLOMAP: rotation averaging, then all positions at once; Pan et al. 2024, "Global
-Structure-from-Motion Revisited"): it does not grow the model from one initial pair, so a bad
-start cannot strand frames, and on forward captures it is several times faster. While frames
-stay unregistered, the incremental mapper (randomised: initial pair, RANSAC) gets up to three
-seeds and the largest model is kept.
+one. Mapping (``auto``) runs COLMAP's global mapper first (GLOMAP: rotation averaging, then all
+positions at once; Pan et al. 2024, "Global Structure-from-Motion Revisited"): it does not
+grow the model from one initial pair, so a bad start cannot strand frames, and on forward
+captures it is several times faster. While frames stay unregistered, the incremental mapper
+(randomised: initial pair, RANSAC) gets up to three seeds and the largest model is kept.
 
 Neither mapper is repeatable run to run on a short forward capture (threads in matching and
 bundle adjustment): the global positioning of a path seen only forward can place one stretch at
