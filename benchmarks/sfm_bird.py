@@ -59,6 +59,7 @@ def run(max_frames: int, config: SfmConfig, work: Path) -> dict:
         "rot_max_deg": float(comparison.rotation_deg.max()),
         "pos_median_share": comparison.median_position_share,
         "seconds": {"capture": capture_seconds, **report.seconds},
+        "cpu": report.cpu_seconds,
     }
 
 

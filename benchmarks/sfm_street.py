@@ -88,6 +88,7 @@ def run_forward(source: Path, downscale: float, work: Path, first: int | None = 
         "kind": aligned.extras.get("scene_kind", "arena"),
         "tilt": float(np.ptp(poses[:, 2, 3]) / max(steps, 1e-9)),
         "seconds": {"capture": capture_seconds, **report.seconds, "align": align_seconds},
+        "cpu": report.cpu_seconds,
     }
 
 
@@ -106,8 +107,14 @@ def forward_line(name: str, row: dict) -> str:
         f"| {name} | {row['frames']} | {row['registered']} | {row['matcher']} / "
         f"{row['mapper']} | {row.get('pairs', '-')} | {row['reprojection_px']:.2f} | {row['kind']} "
         f"| {100 * row['tilt']:.1f}% | {s['capture']:.1f} | {s['features']:.1f} "
-        f"| {s['matching']:.1f} | {s['mapping']:.1f} | {s['align']:.1f} | {row['load']:.1f} |"
+        f"| {s['matching']:.1f} | {s['mapping']:.1f} | {s['align']:.1f} | {cpu_total(row)} "
+        f"| {row['load']:.1f} |"
     )
+
+
+def cpu_total(row: dict) -> str:
+    """CPU seconds of the three poses stages, all threads (rows cached before it: -)."""
+    return f"{sum(row['cpu'].values()):.1f}" if row.get("cpu") else "-"
 
 
 def bird_line(row: dict) -> str:
@@ -118,7 +125,7 @@ def bird_line(row: dict) -> str:
         f"| {row['registered']} | {row['matcher']} | {row.get('pairs', '-')} "
         f"| {row['reprojection_px']:.2f} | arena "
         f"| - | {s['capture']:.1f} | {s['features']:.1f} | {s['matching']:.1f} "
-        f"| {s['mapping']:.1f} | - | {row['load']:.1f} |"
+        f"| {s['mapping']:.1f} | - | {cpu_total(row)} | {row['load']:.1f} |"
     )
 
 
@@ -148,11 +155,18 @@ def extrapolation(row: dict, short: dict | None) -> str:
         )
     estimate = {k: v * scale[k] for k, v in seconds.items()}
     parts = ", ".join(f"{k} {v:.0f} s" for k, v in estimate.items())
+    cpu = sum(v * scale[k] for k, v in row.get("cpu", {}).items())
+    idle = (
+        f" The poses stages' CPU time (all threads) scaled the same way is {cpu:.0f} s: on 2 "
+        f"idle cores they need at least {cpu / 2:.0f} s, more where a stage runs on one thread."
+        if cpu
+        else ""
+    )
     return (
         f"Extrapolated, not measured: {TARGET_FRAMES} frames at 960x540 from the "
         f"{frames}-frame clip ({settings.describe()}: {pairs} pairs instead of {row['pairs']}; "
         f"{growth}): {parts}; {sum(estimate.values()) / 60:.1f} minutes in all at load "
-        f"{row['load']:.1f} (target: 5 minutes on 2 idle cores). ../shared/data holds no "
+        f"{row['load']:.1f} (target: 5 minutes on 2 idle cores).{idle} ../shared/data holds no "
         f"{TARGET_FRAMES}-frame clip, so the target itself is not measured here."
     )
 
@@ -163,8 +177,9 @@ def table(rows: dict) -> str:
         "the photo profile for a folder of photos); align with camera-height=1.5",
         "",
         "| capture | frames | registered | matcher / mapper | pairs | reproj px | kind | height "
-        "spread / path | capture s | features s | matching s | mapping s | align s | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "spread / path | capture s | features s | matching s | mapping s | align s | poses CPU s "
+        "| load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [forward_line(CAPTURES[k][0], rows[k]) for k in CAPTURES if k in rows]
     lines += [bird_line(rows["bird"])] if "bird" in rows else []
@@ -173,7 +188,9 @@ def table(rows: dict) -> str:
         "load: the 1-minute load average when the row ended (the 2 cores are shared with other "
         "jobs; a stage's seconds follow the load while it ran). One run per row: mapping a "
         "forward capture varies from run to run. Every row comes from the cache (`--results`), "
-        "measured by the run of this script that named its capture.",
+        "measured by the run of this script that named its capture. poses CPU s: the CPU time "
+        "of features, matching and mapping over all their threads (2 idle cores give at most "
+        "2 CPU seconds per second).",
     ]
     settings = {rows[k]["settings"] for k in rows if rows[k].get("settings")}
     lines += ["", *(f"- {text}" for text in sorted(settings))]

@@ -302,7 +302,8 @@ def recover_poses(
         if resolved.matcher == "exhaustive"
         else sequential_pairs(len(names), resolved.sequential_overlap, config.loop_keyframes)
     )
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {}  # wall time per stage
+    cpu: dict[str, float] = {}  # CPU time per stage, all threads (what the stage would need alone)
     try:
         with progress_bar() as progress:
             stages = _Stages(root, names, config, resolved, progress)
@@ -311,9 +312,10 @@ def recover_poses(
                 ("matching", lambda: stages.match(pairs)),
                 ("mapping", stages.map),
             ):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 result = run()
                 seconds[stage] = time.perf_counter() - started
+                cpu[stage] = time.process_time() - started_cpu
         models, mapper = result
         prior = stages.prior_focal()
         report = _write_outputs(
@@ -322,7 +324,7 @@ def recover_poses(
             models,
             config,
             (resolved, len(pairs), mapper, stages.tries),
-            seconds,
+            (seconds, cpu),
             prior,
         )
     except PoseError:
@@ -337,7 +339,7 @@ def _write_outputs(
     models: dict,
     config: SfmConfig,
     how: tuple[Resolved, int, str, list[str]],
-    seconds: dict[str, float],
+    timing: tuple[dict[str, float], dict[str, float]],
     prior_focal: float | None,
 ) -> SfmReport:
     """Keep the largest model; write colmap/, the points PLY and transforms.json (last)."""
@@ -368,7 +370,8 @@ def _write_outputs(
         points=largest.num_points3D(),
         mapper=mapper,
         mapping_tries=tries,
-        seconds=seconds,
+        seconds=timing[0],
+        cpu_seconds=timing[1],
         warnings=focal_warnings(models, prior_focal),
         settings=resolved.describe(),
         pairs=pairs,

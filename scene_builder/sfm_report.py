@@ -27,7 +27,8 @@ class SfmReport:
     mapper: str = "incremental"  # the mapper whose model was kept
     mapping_tries: list[str] = field(default_factory=list)  # each try's largest model
     skipped: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # CPU time, all threads
     warnings: list[str] = field(default_factory=list)
     settings: str = ""  # the profile's concrete settings, in words
     pairs: int = 0  # image pairs matched
@@ -50,7 +51,11 @@ class SfmReport:
             lines.append(f"  {self.settings}; {self.pairs} pairs matched")
         if self.seconds:
             stages = ", ".join(f"{stage} {s:.0f} s" for stage, s in self.seconds.items())
-            lines.append(f"  time: {stages} ({sum(self.seconds.values()):.0f} s in all)")
+            cpu = sum(self.cpu_seconds.values())
+            lines.append(
+                f"  time: {stages} ({sum(self.seconds.values()):.0f} s in all, "
+                f"{cpu:.0f} s of CPU time)"
+            )
         if len(self.model_sizes) > 1:
             sizes = ", ".join(str(s) for s in self.model_sizes)
             lines.append(
