@@ -6,12 +6,13 @@ with its next ``sequential_overlap`` frames and a few frames at doubling distanc
 spaced keyframes are matched with each other so that a trajectory that comes back to where it
 started (an orbit, a loop around a block) is closed. COLMAP's own loop detection needs a
 vocabulary tree file downloaded from the internet, so the keyframe pairs replace it; the pair
-list goes to ``pycolmap.match_image_pairs``. Mapping (``auto``) runs COLMAP's global mapper
-first (GLOMAP: rotation averaging, then all positions at once; Pan et al. 2024, "Global
-Structure-from-Motion Revisited"): it does not grow the model from one initial pair, so a bad
-start cannot strand frames, and on forward captures it is several times faster. While frames
-stay unregistered, the incremental mapper (randomised: initial pair, RANSAC) gets up to three
-seeds and the largest model is kept.
+list goes to ``pycolmap.match_image_pairs``. A video's frames get the video profile
+(``sfm_config``: SIFT without upsampling, plain matching, a short window); photos the thorough
+one. Mapping (``auto``) runs COLMAP's global mapper first (GLOMAP: rotation averaging, then all
+positions at once; Pan et al. 2024, "Global Structure-from-Motion Revisited"): it does not
+grow the model from one initial pair, so a bad start cannot strand frames, and on forward
+captures it is several times faster. While frames stay unregistered, the incremental mapper
+(randomised: initial pair, RANSAC) gets up to three seeds and the largest model is kept.
 
 Neither mapper is repeatable run to run on a short forward capture (threads in matching and
 bundle adjustment): the global positioning of a path seen only forward can place one stretch at
@@ -30,12 +31,11 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from common.atomic import atomic_path, write_json_atomic
-from common.config_cli import option
 from scene_builder.capture import natural_key
 from scene_builder.datasets import (
     SPARSE_POINTS_FILE,
@@ -45,113 +45,19 @@ from scene_builder.datasets import (
 )
 from scene_builder.errors import PoseError
 from scene_builder.importers import COLMAP_DIR, IMAGES_DIR, frames_from_reconstruction
-from scene_builder.sfm_pairs import choose_matcher, exhaustive_pairs, from_video, sequential_pairs
+from scene_builder.sfm_config import Resolved, SfmConfig, resolve
+from scene_builder.sfm_pairs import exhaustive_pairs, from_video, sequential_pairs
+from scene_builder.sfm_report import SfmReport, focal_warnings
+
+__all__ = ["SfmConfig", "SfmReport", "recover_poses", "sequential_pairs"]
 
 WORK_DIR = ".sfm"
-MATCHERS = ("auto", "sequential", "exhaustive")
-# "auto": the global mapper, then incremental seeds while frames stay unregistered.
-MAPPERS = ("auto", "incremental", "global")
-CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 # Images and pairs handed to COLMAP per call: small enough for a live progress bar.
 EXTRACTION_CHUNK = 8
 MATCHING_CHUNK = 64
-# Largest relative change of the focal length from its EXIF value before the report warns
-# (EXIF focal lengths of phone videos are rough: a correct solve can differ by a quarter).
-FOCAL_TOLERANCE = 0.35
 # Mapping is not tried again once the largest model holds this share of the frames.
 WELL_REGISTERED = 0.95
-
-
-@dataclass(frozen=True)
-class SfmConfig:
-    """Structure-from-motion settings; the defaults suit phone videos on a laptop CPU."""
-
-    matcher: str = option(
-        "auto",
-        "sequential (+ loop closure) for videos, exhaustive for small unordered sets; auto: "
-        "sequential for a video's frames, else exhaustive up to --exhaustive-up-to images",
-        choices=MATCHERS,
-    )
-    camera_model: str = option(
-        "SIMPLE_RADIAL", "COLMAP camera model shared by all frames", choices=CAMERA_MODELS
-    )
-    max_image_size: int = option(1024, "longest side, in pixels, features are extracted at")
-    max_features: int = option(4096, "SIFT features per image")
-    # Guided matching re-matches each pair under its estimated two-view geometry: about 3x the
-    # matching time, and far more mapping seeds register every frame of a fragile capture.
-    guided_matching: bool = option(
-        True, "re-match each pair under its two-view geometry (slower matching, robust mapping)"
-    )
-    sequential_overlap: int = option(10, "frames each frame is matched with, going forward")
-    loop_keyframes: int = option(30, "evenly spaced frames matched with each other (loop closure)")
-    exhaustive_up_to: int = option(40, "largest image count matched exhaustively by auto")
-    min_registered: float = option(
-        0.3, "fail unless the largest model holds at least this share of the frames"
-    )
-    mapping_attempts: int = option(3, "mapping seeds tried while frames stay unregistered")
-    mapper: str = option(
-        "auto",
-        "auto: COLMAP's global mapper, then incremental seeds while frames stay unregistered",
-        choices=MAPPERS,
-    )
-    num_threads: int = option(-1, "threads of feature extraction and matching (-1: all cores)")
-    seed: int = option(0, "seed of the mapper's RANSAC")
-
-    def validate(self) -> None:
-        if self.matcher not in MATCHERS:
-            raise PoseError(f"--matcher {self.matcher}: must be one of {', '.join(MATCHERS)}")
-        if self.mapper not in MAPPERS:
-            raise PoseError(f"--mapper {self.mapper}: must be one of {', '.join(MAPPERS)}")
-        if self.camera_model not in CAMERA_MODELS:
-            raise PoseError(
-                f"--camera-model {self.camera_model}: must be one of {', '.join(CAMERA_MODELS)}"
-            )
-        if self.max_image_size < 64 or self.max_features < 64:
-            raise PoseError("--max-image-size and --max-features must be at least 64")
-        if self.mapping_attempts < 1:
-            raise PoseError(f"mapping_attempts {self.mapping_attempts}: must be at least 1")
-        if not 0.0 < self.min_registered <= 1.0:
-            raise PoseError(f"--min-registered {self.min_registered}: must be in (0, 1]")
-
-
-@dataclass
-class SfmReport:
-    """What the mapper found: the kept model's registration and error, and every model's size."""
-
-    root: Path
-    total: int
-    registered: int
-    mean_reprojection_error: float
-    model_sizes: list[int]
-    failed_frames: list[str]
-    matcher: str
-    points: int
-    mapper: str = "incremental"  # the mapper whose model was kept
-    mapping_tries: list[str] = field(default_factory=list)  # each try's largest model
-    skipped: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        if self.skipped:
-            return f"{self.root}: poses already recovered with these settings"
-        lines = [
-            f"{self.root}: registered {self.registered}/{self.total} frames "
-            f"({self.matcher} matching, {self.mapper} mapper), {self.points} points, "
-            f"mean reprojection error {self.mean_reprojection_error:.2f} px",
-        ]
-        if len(self.model_sizes) > 1:
-            sizes = ", ".join(str(s) for s in self.model_sizes)
-            lines.append(
-                f"  {len(self.model_sizes)} models came out (frames: {sizes}); kept the largest"
-            )
-        if len(self.mapping_tries) > 1:
-            lines.append(f"  mapping tries: {'; '.join(self.mapping_tries)}")
-        if self.failed_frames:
-            lines.append(f"  not registered: {', '.join(self.failed_frames)}")
-        lines.extend(f"  warning: {warning}" for warning in self.warnings)
-        return "\n".join(lines)
 
 
 def _largest_size(models: dict) -> int:
@@ -189,26 +95,15 @@ def _existing_report(root: Path, config: SfmConfig) -> SfmReport | None:
         return None
     if not previous or previous.get("config") != asdict(config):
         return None
-    return SfmReport(
-        root,
-        previous["total"],
-        previous["registered"],
-        previous["mean_reprojection_error"],
-        previous["model_sizes"],
-        previous["failed_frames"],
-        previous["matcher"],
-        previous["points"],
-        mapper=previous.get("mapper", "incremental"),
-        mapping_tries=previous.get("mapping_tries", []),
-        skipped=True,
-        warnings=previous.get("warnings", []),
-    )
+    return SfmReport.stored(root, previous)
 
 
 class _Stages:
     """Runs the three COLMAP stages with a progress bar over images, pairs and registrations."""
 
-    def __init__(self, root: Path, names: list[str], config: SfmConfig, progress) -> None:
+    def __init__(
+        self, root: Path, names: list[str], config: SfmConfig, resolved: Resolved, progress
+    ) -> None:
         import pycolmap
 
         self.pycolmap = pycolmap
@@ -218,6 +113,7 @@ class _Stages:
         self.database = self.work / "database.db"
         self.names = names
         self.config = config
+        self.resolved = resolved
         self.progress = progress
         self.tries: list[str] = []  # "mapper: frames in its largest model", in order
         # COLMAP's log goes to DATASET/.sfm/colmap.log.*; only its errors reach the terminal.
@@ -232,6 +128,7 @@ class _Stages:
         options.max_image_size = self.config.max_image_size
         options.num_threads = self.config.num_threads
         options.sift.max_num_features = self.config.max_features
+        options.sift.first_octave = self.resolved.first_octave
         task = self.progress.add_task("features", total=len(self.names), status="")
         for start in range(0, len(self.names), EXTRACTION_CHUNK):
             reader = pycolmap.ImageReaderOptions()
@@ -276,7 +173,7 @@ class _Stages:
         pycolmap = self.pycolmap
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = self.config.num_threads
-        matching.guided_matching = self.config.guided_matching
+        matching.guided_matching = self.resolved.guided_matching
         task = self.progress.add_task("matching", total=len(pairs), status=f"{len(pairs)} pairs")
         pair_file = self.work / "pairs.txt"
         for start in range(0, len(pairs), MATCHING_CHUNK):
@@ -327,6 +224,8 @@ class _Stages:
         options.num_threads = self.config.num_threads
         options.random_seed = options.mapper.random_seed = self.config.seed
         options.min_model_size = max(3, min(10, len(self.names) // 4))
+        if self.resolved.tracks_per_view:
+            options.mapper.track_required_tracks_per_view = self.resolved.tracks_per_view
         task = self.progress.add_task("mapping (global)", total=1, status="")
         output = self.work / "sparse_global"
         shutil.rmtree(output, ignore_errors=True)
@@ -365,6 +264,19 @@ class _Stages:
         return models
 
 
+def _prepare_work(root: Path, settings: dict) -> Path:
+    """``DATASET/.sfm/``, kept from an interrupted run with the same settings and images."""
+    work = root / WORK_DIR
+    settings_file = work / "settings.json"
+    if work.exists() and (
+        not settings_file.is_file() or json.loads(settings_file.read_text()) != settings
+    ):
+        shutil.rmtree(work)  # other features or images: start again
+    work.mkdir(exist_ok=True)
+    write_json_atomic(settings_file, settings)
+    return work
+
+
 def recover_poses(
     dataset: str | Path, config: SfmConfig | None = None, overwrite: bool = False
 ) -> SfmReport:
@@ -383,38 +295,37 @@ def recover_poses(
             f"{root / TRANSFORMS_FILE}: already holds poses made otherwise; "
             "pass --overwrite to replace them"
         )
-    work = root / WORK_DIR
-    settings_file = work / "settings.json"
-    settings = {"settings": _settings(config), "images": names}
-    if work.exists() and (
-        not settings_file.is_file() or json.loads(settings_file.read_text()) != settings
-    ):
-        shutil.rmtree(work)  # other features or images: start again
-    work.mkdir(exist_ok=True)
-    write_json_atomic(settings_file, settings)
-
-    matcher = choose_matcher(config, len(names), from_video(root))
+    resolved = resolve(config, len(names), from_video(root))
+    work = _prepare_work(root, {"settings": _settings(config), **asdict(resolved), "images": names})
     pairs = (
         exhaustive_pairs(len(names))
-        if matcher == "exhaustive"
-        else sequential_pairs(len(names), config.sequential_overlap, config.loop_keyframes)
+        if resolved.matcher == "exhaustive"
+        else sequential_pairs(len(names), resolved.sequential_overlap, config.loop_keyframes)
     )
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {}  # wall time per stage
+    cpu: dict[str, float] = {}  # CPU time per stage, all threads (what the stage would need alone)
     try:
         with progress_bar() as progress:
-            stages = _Stages(root, names, config, progress)
+            stages = _Stages(root, names, config, resolved, progress)
             for stage, run in (
                 ("features", stages.extract),
                 ("matching", lambda: stages.match(pairs)),
                 ("mapping", stages.map),
             ):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 result = run()
                 seconds[stage] = time.perf_counter() - started
+                cpu[stage] = time.process_time() - started_cpu
         models, mapper = result
         prior = stages.prior_focal()
         report = _write_outputs(
-            root, names, models, config, (matcher, mapper, stages.tries), seconds, prior
+            root,
+            names,
+            models,
+            config,
+            (resolved, len(pairs), mapper, stages.tries),
+            (seconds, cpu),
+            prior,
         )
     except PoseError:
         shutil.rmtree(work, ignore_errors=True)
@@ -422,35 +333,17 @@ def recover_poses(
     return report
 
 
-def _focal_warnings(models: dict, prior: float | None) -> list[str]:
-    """A warning when the solved focal length strays far (35%) from the one in the images' EXIF.
-
-    EXIF focal lengths are good to a few percent; a mapper that moves far from one has usually
-    bent the scene (forward motion along a street is the classic case).
-    """
-    if prior is None or not models:
-        return []
-    largest = max(models.values(), key=lambda model: model.num_reg_images())
-    solved = float(next(iter(largest.cameras.values())).mean_focal_length())
-    if abs(solved / prior - 1.0) <= FOCAL_TOLERANCE:
-        return []
-    return [
-        f"the focal length moved from {prior:.0f} px (EXIF) to {solved:.0f} px; the "
-        "reconstruction may be bent: try a larger --max-image-size or more frames"
-    ]
-
-
 def _write_outputs(
     root: Path,
     names: list[str],
     models: dict,
     config: SfmConfig,
-    how: tuple[str, str, list[str]],
-    seconds: dict[str, float],
+    how: tuple[Resolved, int, str, list[str]],
+    timing: tuple[dict[str, float], dict[str, float]],
     prior_focal: float | None,
 ) -> SfmReport:
     """Keep the largest model; write colmap/, the points PLY and transforms.json (last)."""
-    matcher, mapper, tries = how  # the matcher, the mapper kept, every mapping try
+    resolved, pairs, mapper, tries = how  # settings, pairs matched, mapper kept, every try
     if not models:
         raise PoseError(
             f"{root / IMAGES_DIR}: structure from motion found no model (tries: "
@@ -473,12 +366,15 @@ def _write_outputs(
         mean_reprojection_error=float(largest.compute_mean_reprojection_error()),
         model_sizes=[m.num_reg_images() for m in ordered],
         failed_frames=[name for name in names if name not in registered_names],
-        matcher=matcher,
+        matcher=resolved.matcher,
         points=largest.num_points3D(),
         mapper=mapper,
         mapping_tries=tries,
-        seconds=seconds,
-        warnings=_focal_warnings(models, prior_focal),
+        seconds=timing[0],
+        cpu_seconds=timing[1],
+        warnings=focal_warnings(models, prior_focal),
+        settings=resolved.describe(),
+        pairs=pairs,
     )
     with atomic_path(root / COLMAP_DIR) as tmp:
         tmp.mkdir()

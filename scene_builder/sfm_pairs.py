@@ -10,23 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from scene_builder.capture import MANIFEST_FILE
-
-if TYPE_CHECKING:
-    from scene_builder.sfm import SfmConfig
-
-
-def choose_matcher(config: SfmConfig, count: int, from_video: bool = False) -> str:
-    """``auto``: sequential for a video's frames (they are ordered, and a forward capture gains
-    nothing from matching frames that never saw the same place); exhaustive for a small folder of
-    photos (cheap and order-free); sequential for a large one."""
-    if config.matcher != "auto":
-        return config.matcher
-    if from_video:
-        return "sequential"
-    return "exhaustive" if count <= config.exhaustive_up_to else "sequential"
 
 
 def sequential_pairs(count: int, overlap: int, keyframes: int) -> list[tuple[int, int]]:

@@ -179,3 +179,6 @@ def test_an_interrupted_run_keeps_its_work_and_the_next_run_resumes(
     assert extracted_before[0] > 13 * 100  # the features of the first run were still there
     assert report.registered >= 12
     assert (tmp_path / "bird" / "transforms.json").is_file()
+    # a folder of photos (no video manifest): exhaustive matching with the thorough settings
+    assert report.matcher == "exhaustive" and report.pairs == 13 * 12 // 2
+    assert report.settings.startswith("photos settings: SIFT upsampled, guided")
