@@ -77,6 +77,27 @@ def test_a_forward_capture_has_a_level_ground_under_its_whole_path(lund):
     assert 10 < prior.profile.length < 300
 
 
+@pytest.mark.slow
+def test_a_dashcam_clip_becomes_a_level_metric_road(shared_data, tmp_path):
+    """The driving capture end to end up to the ground: the windscreen clip's 38 frames at
+    640 x 360 are posed (video settings), aligned as a road, level, with the camera 1.5 m over a
+    ground under the whole path and a path as long as the car drove (about 40 m in 1.5 s)."""
+    from scene_builder.sfm import SfmConfig, recover_poses
+
+    folder = tmp_path / "dashcam"
+    video = shared_data / "dashcam_highway" / "test_video.mp4"
+    capture(video, folder, CaptureConfig(downscale=2.0, min_sharpness=0.0))
+    assert recover_poses(folder, SfmConfig()).registered == 38
+    report = align_dataset(folder, AlignConfig(camera_height=1.5))
+    assert report.extras["scene_kind"] == ROAD
+    dataset = load_dataset(folder)
+    prior = RoadPrior.from_dataset(dataset)
+    assert prior is not None and prior.metric
+    assert np.all(np.abs(prior.camera_heights - 1.5) < 0.5)
+    assert np.ptp(dataset.poses[:, 2, 3]) < 0.1 * prior.profile.length
+    assert 20 < prior.profile.length < 80
+
+
 def test_ground_profile_heights_and_distances_follow_a_sloping_curve():
     t = np.linspace(0.0, 40.0, 30)
     path = np.stack([t, 0.005 * t**2], axis=1)
