@@ -201,6 +201,7 @@ class Trainer:
                         else ()
                     ),
                     self.model.background,
+                    self.model.sky,
                 ],
                 "lr": c.lr_network * factor,
                 "base": c.lr_network,

@@ -168,7 +168,12 @@ class EmbeddedField(nn.Module):
                 # Small, not zero: with zero codes and zero weights neither gets a gradient.
                 self.photometric_layer.weight.normal_(0.0, 0.01, generator=generator)
         self.codes = nn.Parameter(torch.zeros(num_codes, config.appearance_dim))
+        # The sky: what a ray that leaves the field sees, a colour that varies smoothly with the
+        # ray's direction (degree-2 spherical harmonics, 27 numbers). A forward capture has sky
+        # in every frame; with one constant background colour the field paints the sky's
+        # gradient with density in the far shell, floaters that the mesh and the depth inherit.
         self.background = nn.Parameter(torch.zeros(3))
+        self.sky = nn.Parameter(torch.zeros(9, 3))
         proxy = min(config.proxy_resolution, config.resolution)  # finer than the grid is waste
         self.register_buffer("proxy", torch.full((proxy, proxy, proxy), 1e3))
 
@@ -360,7 +365,8 @@ class EmbeddedField(nn.Module):
         if surface_t is not None:
             color = color + rest[:, None] * rgb[:, k // 2]
             return self.photometric(color, codes), depth + rest * surface_t, accumulation
-        color = color + rest[:, None] * torch.sigmoid(self.background)
+        sky = torch.sigmoid(self.background + geometry.view @ self.sky)
+        color = color + rest[:, None] * sky
         return self.photometric(color, codes), depth / accumulation.clamp_min(1e-6), accumulation
 
     def photometric(self, color: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -418,6 +424,8 @@ class EmbeddedRadianceField(RadianceField):
         model = EmbeddedField(config, bounds, num_codes)
         try:
             model.upsample(state["planes"].shape[-1])
+            # fields saved before the sky existed had a constant background: a zero sky
+            state.setdefault("sky", torch.zeros_like(model.sky))
             model.load_state_dict(state)
         except (KeyError, RuntimeError, AttributeError) as error:
             raise FieldError(
