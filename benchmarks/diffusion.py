@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SECTIONS = ("library", "toy", "latency", "pendulum", "goal", "dxmi")
+SECTIONS = ("library", "toy", "latency", "pendulum", "goal", "dxmi", "dxmi_latency")
 
 
 TABLES: list[str] = []  # the tables of the section being run, for its part of RESULTS.md
@@ -626,6 +626,64 @@ def dxmi_goal_rows(
     env.close()
     eval_env.close()
     return rows, len(demos)
+
+
+def chunk_ms(agent, window, repeats: int = 200) -> tuple[float, float]:
+    """Median CPU and wall milliseconds of one chunk (8 actions) for one observation window."""
+    for i in range(10):
+        agent.sample_chunks(window, 1, seed=i)
+    cpu, wall = [], []
+    for i in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        agent.sample_chunks(window, 1, seed=i)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return 1000 * float(np.median(cpu)), 1000 * float(np.median(wall))
+
+
+def dxmi_latency(seed: int) -> None:
+    """Per-chunk latency of DP at 8 / 4 DDIM steps and DxMI at 4 steps, idle and loaded.
+
+    The goal task's spaces (state observation of 18 values, 2 actions) and the agents' default
+    networks; the weights do not change the cost of a chunk, so the agents are untrained.
+    "Loaded" repeats each row beside one busy-looping process (``contention.py``).
+    """
+    from contention import competing_process
+    from gymnasium import spaces
+
+    from agents.diffusion_policy import DiffusionPolicyAgent
+    from agents.dxmi import DxMIAgent
+
+    torch.set_num_threads(1)
+    spaces_ = {
+        "observation_space": spaces.Dict({"state": spaces.Box(-5, 5, (18,), np.float32)}),
+        "action_space": spaces.Box(-1, 1, (2,), np.float32),
+    }
+    dp8 = DiffusionPolicyAgent(seed=seed, **spaces_)
+    dp4 = DiffusionPolicyAgent(seed=seed, inference_steps=4, **spaces_)
+    dx4 = DxMIAgent(seed=seed, **spaces_)
+    window = {"state": np.zeros((dp8.config.obs_horizon, 18), np.float32)}
+    agents = {"DP, 8 DDIM steps": dp8, "DP, 4 DDIM steps": dp4, "DxMI, 4 steps": dx4}
+    idle = {name: chunk_ms(agent, window) for name, agent in agents.items()}
+    with competing_process():
+        loaded = {name: chunk_ms(agent, window) for name, agent in agents.items()}
+    rows = [
+        [name, *idle[name], *loaded[name], idle[name][0] / idle["DP, 8 DDIM steps"][0]]
+        for name in agents
+    ]
+    table(
+        "Latency per chunk of 8 actions, 1 torch thread, goal-task spaces (MLP denoiser); "
+        "loaded: beside one busy process",
+        [
+            "sampler",
+            "idle CPU ms",
+            "idle wall ms",
+            "loaded CPU ms",
+            "loaded wall ms",
+            "idle CPU vs DP at 8",
+        ],
+        rows,
+    )
 
 
 def dxmi(seed: int, num_demos: int, episodes: int, updates: str) -> None:
