@@ -109,18 +109,26 @@ class DxMIConfig:
     fourier_scale: float = 1.0  # their frequency std, per data unit
     batch_size: int = 256
     velocity_decay: float = 0.99
+    velocity_weight: float | None = None  # the velocity cost's weight (None: entropy_weight)
     adam_beta1: float = 0.5  # sampler and energy: less momentum damps their adversarial swings
     ema_decay: float | None = 0.99  # EMA of the sampler's weights, what ``sample`` draws from
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
     perturbed_negatives: float = 1.0  # weight of the noise-perturbed data negatives (0: none)
     perturb_scale: tuple[float, float] = (0.2, 1.0)  # their noise std range, in data units
+    sampler_grad_clip: float | None = None  # max gradient norm of a sampler update (None: none)
+    learn_last_sigma: bool = True  # False keeps the last step's noise at ``last_sigma``
+    # True: the sampler's reward is a second energy on raw x (no Fourier features), trained by
+    # the same contrastive loss; the Fourier-featured energy is then only the model of the data
+    smooth_reward: bool = False
 
     def __post_init__(self) -> None:
         if self.num_steps < 1 or self.batch_size < 1:
             raise GenerativeError("num_steps and batch_size must be at least 1")
-        if min(self.entropy_weight, self.energy_reg, self.perturbed_negatives) < 0:
+        weights = (self.entropy_weight, self.energy_reg, self.perturbed_negatives)
+        if min(weights + (self.velocity_weight or 0.0,)) < 0:
             raise GenerativeError(
-                "entropy_weight, energy_reg and perturbed_negatives must be non-negative"
+                "entropy_weight, velocity_weight, energy_reg and perturbed_negatives must be "
+                "non-negative"
             )
 
 
@@ -133,10 +141,17 @@ class DxMI:
         energy: nn.Module,
         value: StepValue,
         config: DxMIConfig | None = None,
+        reward: nn.Module | None = None,
     ) -> None:
         self.config = config = config or DxMIConfig()
         self.sampler, self.energy, self.value = sampler, energy, value
-        self.dxdp = DxDP(sampler, value, DxDPConfig(config.entropy_weight, config.velocity_decay))
+        # the terminal cost the sampler and values see: the energy itself unless a second one
+        self.reward = energy if reward is None else reward
+        energies = [energy] if reward is None else [energy, reward]
+        dxdp_config = DxDPConfig(
+            config.entropy_weight, config.velocity_decay, config.velocity_weight
+        )
+        self.dxdp = DxDP(sampler, value, dxdp_config)
         betas = (config.adam_beta1, 0.999)
         self.sampler_optimizer = torch.optim.Adam(
             [
@@ -146,7 +161,7 @@ class DxMI:
             betas=betas,
         )
         self.energy_optimizer = torch.optim.Adam(
-            self.energy.parameters(), lr=config.energy_lr, betas=betas
+            [p for net in energies for p in net.parameters()], lr=config.energy_lr, betas=betas
         )
         self.ema_sampler = (
             None if config.ema_decay is None else copy.deepcopy(sampler).requires_grad_(False)
@@ -168,32 +183,48 @@ class DxMI:
         sampler = FewStepSampler(
             denoiser, schedule, config.num_steps, config.eta, config.last_sigma, config.clip
         )
-        energy = EnergyNet(
-            data_dim,
-            cond_dim,
-            config.hidden,
-            base_scale=config.base_scale,
-            fourier_features=config.fourier_features,
-            fourier_scale=config.fourier_scale,
-        )
-        return cls(sampler, energy, StepValue(data_dim, cond_dim, config.hidden), config)
+
+        def energy(fourier_features: int) -> EnergyNet:
+            return EnergyNet(
+                data_dim,
+                cond_dim,
+                config.hidden,
+                base_scale=config.base_scale,
+                fourier_features=fourier_features,
+                fourier_scale=config.fourier_scale,
+            )
+
+        value = StepValue(data_dim, cond_dim, config.hidden)
+        reward = energy(0) if config.smooth_reward else None
+        return cls(sampler, energy(config.fourier_features), value, config, reward)
 
     def energy_loss(self, data, samples, cond, generator=None) -> torch.Tensor:
-        """Contrastive loss: data down, sampler samples (and perturbed data) up, plus E^2."""
-        config = self.config
-        e_data, e_samples = self.energy(data, cond), self.energy(samples, cond)
-        reg = (e_data**2).mean() + (e_samples**2).mean()
-        loss = e_data.mean() - e_samples.mean() + config.energy_reg * reg
-        if config.perturbed_negatives > 0:
-            low, high = config.perturb_scale
+        """Contrastive loss: data down, sampler samples (and perturbed data) up, plus E^2.
+
+        With a separate reward energy, the same loss on the same batch trains it too.
+        """
+        negatives = [samples]
+        if self.config.perturbed_negatives > 0:
+            low, high = self.config.perturb_scale
             scale = low + (high - low) * torch.rand(
                 (data.shape[0],) + (1,) * (data.ndim - 1), generator=generator
             )
-            noisy = data + scale * torch.randn(data.shape, generator=generator)
-            e_noisy = self.energy(noisy, cond)
-            contrast = e_data.mean() - e_noisy.mean() + config.energy_reg * (e_noisy**2).mean()
-            loss = loss + config.perturbed_negatives * contrast
+            negatives.append(data + scale * torch.randn(data.shape, generator=generator))
+        loss = self._contrast(self.energy, data, negatives, cond)
+        if self.reward is not self.energy:
+            loss = loss + self._contrast(self.reward, data, negatives, cond)
         return loss
+
+    def _contrast(self, energy, data, negatives, cond) -> torch.Tensor:
+        """E(data) - E(negatives) + energy_reg * E^2 for the sampler's and the perturbed set."""
+        weight, reg = self.config.perturbed_negatives, self.config.energy_reg
+        e_data = energy(data, cond)
+        loss = torch.zeros(())
+        for k, negative in enumerate(negatives):
+            e_negative = energy(negative, cond)
+            term = e_data.mean() - e_negative.mean() + reg * (e_negative**2).mean()
+            loss = loss + (1.0 if k == 0 else weight) * term
+        return loss + reg * (e_data**2).mean()
 
     def update(
         self,
@@ -213,22 +244,32 @@ class DxMI:
             (
                 "value",
                 self.value_optimizer,
-                lambda: self.dxdp.value_loss(states, cond, self.energy),
+                lambda: self.dxdp.value_loss(states, cond, self.reward),
             ),
             (
                 "sampler",
                 self.sampler_optimizer,
-                lambda: self.dxdp.policy_loss(states, cond, self.energy, generator),
+                lambda: self.dxdp.policy_loss(states, cond, self.reward, generator),
             ),
         ):
             loss = compute()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if optimizer is self.sampler_optimizer:
+                self._limit_sampler_gradient()
             optimizer.step()
             losses[name] = float(loss.detach())
         self._update_ema()
         self.num_updates += 1
         return losses
+
+    def _limit_sampler_gradient(self) -> None:
+        """The paper's guards on a sampler update: a clipped gradient norm, a fixed last noise."""
+        config = self.config
+        if not config.learn_last_sigma and self.sampler.log_sigma.grad is not None:
+            self.sampler.log_sigma.grad[-1] = 0.0
+        if config.sampler_grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.sampler.parameters(), config.sampler_grad_clip)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -281,11 +322,15 @@ class DxMI:
         }
         if self.ema_sampler is not None:
             state["ema_sampler"] = self.ema_sampler.state_dict()
+        if self.reward is not self.energy:
+            state["reward"] = self.reward.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state["sampler"])
         self.energy.load_state_dict(state["energy"])
+        if self.reward is not self.energy:
+            self.reward.load_state_dict(state["reward"])
         self.value.load_state_dict(state["value"])
         for optimizer, saved in zip(self._optimizers(), state["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
