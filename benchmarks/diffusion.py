@@ -495,21 +495,25 @@ DXMI_TOY = {
     "sampler_lr": 2e-4,
     "eta": 0.2,
     "fourier_features": 32,
+    "fourier_scale": 2.0,
     "smooth_reward": True,
 }
 DXMI_TOY_VARIANTS = {
     "DxMI (300 updates)": {},
-    "DxMI, the Fourier energy as the sampler's reward": {"smooth_reward": False},
+    "DxMI, the Fourier energy as the sampler's reward": {
+        "smooth_reward": False,
+        "fourier_scale": 1.0,
+    },
     "DxMI, one energy on raw x (no Fourier features)": {"fourier_features": 0},
 }
 TOY_NOTE = (
     "Each seed trains its own 100-step DDPM (MLP 128x3, 1500 updates) on a ring of 8 Gaussians "
     "(radius 2, std 0.2) and fine-tunes DxMI from it; 2000 samples per distance, 256 "
     "projections; AUROC: -energy of data vs uniform noise on [-4, 4]^2, no MCMC. DxMI's energy "
-    "sees 32 random Fourier features of x and also contrasts data with noise-perturbed data "
+    "sees 32 random Fourier features of x (frequency std 2 per unit) and also contrasts data with noise-perturbed data "
     "(`perturbed_negatives`, not in the paper); the sampler's reward is a second, smooth energy "
-    "on raw x trained by the same loss (`smooth_reward`). The second row makes the Fourier "
-    "energy the reward, the third has one smooth energy for both jobs."
+    "on raw x trained by the same loss (`smooth_reward`). The second row is the earlier recipe: "
+    "one Fourier energy (frequency std 1) that is also the reward; the third has one smooth energy for both jobs."
 )
 
 

@@ -16,6 +16,12 @@ conditioning tensor (N, C)):
   reward is the negative energy, solved by DxDP (per-step values learned by temporal
   differences, each step improved by its one-step look-ahead).
 
+With ``smooth_reward`` the sampler's reward is a second energy on raw x, trained by the same
+contrastive loss on the same batch, and the energy with Fourier features (``EnergyNet``) is only
+the model of the data. A reward carved into narrow modes moves a few-step sampler in large
+swings (mass jumps between modes from one hundred updates to the next), while a smooth one
+moves it steadily; ranking data above everything else is what needs the narrow modes.
+
 At the fixed point the sampler's distribution is the data's, and E is -tau log p(x) up to a
 constant: an energy that ranks data above anything else without any MCMC. In imitation the
 data are expert actions given an observation, and -E is an inverse-RL reward over
@@ -115,8 +121,6 @@ class DxMIConfig:
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
     perturbed_negatives: float = 1.0  # weight of the noise-perturbed data negatives (0: none)
     perturb_scale: tuple[float, float] = (0.2, 1.0)  # their noise std range, in data units
-    sampler_grad_clip: float | None = None  # max gradient norm of a sampler update (None: none)
-    learn_last_sigma: bool = True  # False keeps the last step's noise at ``last_sigma``
     # True: the sampler's reward is a second energy on raw x (no Fourier features), trained by
     # the same contrastive loss; the Fourier-featured energy is then only the model of the data
     smooth_reward: bool = False
@@ -255,21 +259,11 @@ class DxMI:
             loss = compute()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if optimizer is self.sampler_optimizer:
-                self._limit_sampler_gradient()
             optimizer.step()
             losses[name] = float(loss.detach())
         self._update_ema()
         self.num_updates += 1
         return losses
-
-    def _limit_sampler_gradient(self) -> None:
-        """The paper's guards on a sampler update: a clipped gradient norm, a fixed last noise."""
-        config = self.config
-        if not config.learn_last_sigma and self.sampler.log_sigma.grad is not None:
-            self.sampler.log_sigma.grad[-1] = 0.0
-        if config.sampler_grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.sampler.parameters(), config.sampler_grad_clip)
 
     @torch.no_grad()
     def _update_ema(self) -> None:

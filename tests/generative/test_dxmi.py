@@ -31,6 +31,7 @@ TOY_CONFIG = DxMIConfig(
     sampler_lr=2e-4,
     eta=0.2,
     fourier_features=32,
+    fourier_scale=2.0,
     smooth_reward=True,
 )
 
