@@ -489,7 +489,9 @@ def qsm_rows(seed, env, config, demos, eval_env, episodes, qsm_steps, rows) -> N
 
 
 # ------------------------------------------------------------------------------------------------
-DXMI_AGENT = {"entropy_weight": 0.01, "sampler_lr": 2e-4}
+# the goal task's DxMI: a sampler learning rate of 2e-4 lowered a DP that succeeds in every
+# episode to 66% in 1000 updates (seed 0); the paper fine-tunes its samplers at tiny rates too
+DXMI_AGENT = {"entropy_weight": 0.01, "sampler_lr": 2e-5, "eta": 0.2}
 DXMI_TOY = {
     "entropy_weight": 0.03,
     "sampler_lr": 2e-4,
