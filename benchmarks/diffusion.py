@@ -7,10 +7,12 @@ Sections (``--only a,b``; all by default):
   pendulum  QSM on Pendulum-v1 for 30,000 steps, SB3 SAC on the same budget beside it
   goal      the simulator's state-observation goal task: Diffusion Policy from expert demos,
             and QSM fine-tuning of a weaker imitation policy (success before / after)
-  dxmi      DxMI: the 2-D toy table (sampler steps, sliced Wasserstein, EBM AUROC) and the goal
-            task from expert demos for DP at 8 and 4 DDIM steps and DxMI at 4 steps (success
-            with 95% Wilson intervals, CPU ms per chunk on one core); writes the "DxMI" section
-            of benchmarks/RESULTS.md
+  dxmi_toy  DxMI on the 2-D ring of 8 Gaussians over 5 seeds (mean and range of sliced
+            Wasserstein and EBM AUROC; seeds meeting both targets)
+  dxmi_goal the goal task from expert demos, DP at 8 and 4 DDIM steps and DxMI at 4 steps over
+            3 training seeds (pooled success with 95% Wilson intervals, per-seed success)
+  dxmi_latency  CPU ms per chunk on one core for those three samplers, idle and beside one busy
+            process
 
 Run: ``.venv/bin/python benchmarks/diffusion.py --only toy,latency``. Times depend on the load
 of the machine: the script prints ``uptime`` first.
