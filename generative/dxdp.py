@@ -84,18 +84,8 @@ class FewStepSampler(nn.Module):
         cap = torch.where(self.ab_next < 1, 0.999 * cap, torch.full_like(cap, 1.0))
         return torch.minimum(self.log_sigma.exp(), cap)
 
-    def mean(
-        self,
-        x: torch.Tensor,
-        i: int,
-        cond: torch.Tensor | None = None,
-        sigma: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The Gaussian step's mean: a DDIM step with the direction shortened by sigma_i.
-
-        ``sigma`` is ``sigmas()[i]`` when the caller already has it (a rollout computes the
-        noise levels once, not twice per step).
-        """
+    def mean(self, x: torch.Tensor, i: int, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The Gaussian step's mean: a DDIM step with the direction shortened by sigma_i."""
         t = torch.full((x.shape[0],), self.timesteps[i], dtype=torch.long, device=x.device)
         eps = self.denoiser(x, t, cond)
         ab_t, ab_prev = self.ab_now[i], self.ab_next[i]
@@ -103,20 +93,13 @@ class FewStepSampler(nn.Module):
         if self.clip is not None:
             x0 = x0.clamp(-self.clip, self.clip)
             eps = (x - ab_t.sqrt() * x0) / (1 - ab_t).sqrt()
-        sigma = self.sigmas()[i] if sigma is None else sigma
-        direction = (1 - ab_prev - sigma**2).clamp(min=0).sqrt()
+        direction = (1 - ab_prev - self.sigmas()[i] ** 2).clamp(min=0).sqrt()
         return ab_prev.sqrt() * x0 + direction * eps
 
     def step(
-        self,
-        x: torch.Tensor,
-        i: int,
-        noise: torch.Tensor,
-        cond: torch.Tensor | None = None,
-        sigmas: torch.Tensor | None = None,
+        self, x: torch.Tensor, i: int, noise: torch.Tensor, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
-        sigma = (self.sigmas() if sigmas is None else sigmas)[i]
-        return self.mean(x, i, cond, sigma) + sigma * noise
+        return self.mean(x, i, cond) + self.sigmas()[i] * noise
 
     def rollout(
         self,
@@ -126,12 +109,11 @@ class FewStepSampler(nn.Module):
     ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """States x_0..x_T and the step noises eps_0..eps_{T-1}, without gradients."""
         with torch.no_grad():
-            sigmas = self.sigmas()
             states = [torch.randn(shape, generator=generator)]
             noises = []
             for i in range(self.num_steps):
                 noises.append(torch.randn(shape, generator=generator))
-                states.append(self.step(states[-1], i, noises[-1], cond, sigmas))
+                states.append(self.step(states[-1], i, noises[-1], cond))
         return states, noises
 
     @torch.no_grad()
@@ -166,17 +148,8 @@ class StepValue(nn.Module):
 
 @dataclass(frozen=True)
 class DxDPConfig:
-    entropy_weight: float = 0.1  # tau: the entropy bonus per unit of energy
+    entropy_weight: float = 0.1  # tau: the entropy bonus (and velocity cost) per unit of energy
     velocity_decay: float = 0.99  # running average of the squared step length (AVR's s_i^2)
-    # weight of the velocity cost -log q~; None: tau, the exact entropy bound. The paper's runs
-    # weight it well below tau (its CIFAR-10 configs: 0.01 against 0.1): the Brownian backward
-    # kernel favours samples that lie a short path from the noise, which is a bias between
-    # equally likely modes at different distances from the origin.
-    velocity_weight: float | None = None
-
-    @property
-    def velocity_tau(self) -> float:
-        return self.entropy_weight if self.velocity_weight is None else self.velocity_weight
 
 
 class DxDP:
@@ -203,12 +176,8 @@ class DxDP:
         return squared / (2 * self.velocity[i].clamp(min=1e-8))
 
     def value_loss(self, states, cond, terminal) -> torch.Tensor:
-        """Squared TD error of V_i towards the velocity cost + V_{i+1}(x_{i+1}), with V_T = E.
-
-        The entropy part of c_i, ``-D log sigma_i``, is the same for every x_i, so it is left
-        out of the values: it would shift V_i by a constant and change no sampler gradient.
-        """
-        tau = self.config.velocity_tau
+        """Squared TD error of V_i towards tau * c_i + V_{i+1}(x_{i+1}), with V_T = E."""
+        tau = self.config.entropy_weight
         self._update_velocity(states)
         total = torch.zeros(())
         last = self.sampler.num_steps - 1
@@ -223,18 +192,18 @@ class DxDP:
         return total / self.sampler.num_steps
 
     def policy_loss(self, states, cond, terminal, generator=None) -> torch.Tensor:
-        """Per step: E[V_{i+1}(x_{i+1}) + tau_v ||step||^2 / 2 s_i^2 - tau D log sigma_i]."""
-        tau, tau_v = self.config.entropy_weight, self.config.velocity_tau
+        """Per step: E[V_{i+1}(x_{i+1}) + tau * (||step||^2 / 2 s_i^2 - D log sigma_i)]."""
+        tau = self.config.entropy_weight
         sigmas = self.sampler.sigmas()
         last = self.sampler.num_steps - 1
         total = torch.zeros(())
         for i in range(self.sampler.num_steps):
             x = states[i].detach()
             noise = torch.randn(x.shape, generator=generator)
-            nxt = self.sampler.step(x, i, noise, cond, sigmas)
+            nxt = self.sampler.step(x, i, noise, cond)
             ahead = terminal(nxt, cond) if i == last else self.value(nxt, i + 1, cond)
             dim = x[0].numel()
             log_density = -dim * torch.log(sigmas[i])
-            cost = tau_v * self._velocity_cost(x, nxt, i) + tau * log_density
-            total = total + (ahead + cost).mean()
+            cost = self._velocity_cost(x, nxt, i) + log_density
+            total = total + (ahead + tau * cost).mean()
         return total

@@ -115,7 +115,6 @@ class DxMIConfig:
     fourier_scale: float = 1.0  # their frequency std, per data unit
     batch_size: int = 256
     velocity_decay: float = 0.99
-    velocity_weight: float | None = None  # the velocity cost's weight (None: entropy_weight)
     adam_beta1: float = 0.5  # sampler and energy: less momentum damps their adversarial swings
     ema_decay: float | None = 0.99  # EMA of the sampler's weights, what ``sample`` draws from
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
@@ -128,11 +127,9 @@ class DxMIConfig:
     def __post_init__(self) -> None:
         if self.num_steps < 1 or self.batch_size < 1:
             raise GenerativeError("num_steps and batch_size must be at least 1")
-        weights = (self.entropy_weight, self.energy_reg, self.perturbed_negatives)
-        if min(weights + (self.velocity_weight or 0.0,)) < 0:
+        if min(self.entropy_weight, self.energy_reg, self.perturbed_negatives) < 0:
             raise GenerativeError(
-                "entropy_weight, velocity_weight, energy_reg and perturbed_negatives must be "
-                "non-negative"
+                "entropy_weight, energy_reg and perturbed_negatives must be non-negative"
             )
 
 
@@ -152,10 +149,7 @@ class DxMI:
         # the terminal cost the sampler and values see: the energy itself unless a second one
         self.reward = energy if reward is None else reward
         energies = [energy] if reward is None else [energy, reward]
-        dxdp_config = DxDPConfig(
-            config.entropy_weight, config.velocity_decay, config.velocity_weight
-        )
-        self.dxdp = DxDP(sampler, value, dxdp_config)
+        self.dxdp = DxDP(sampler, value, DxDPConfig(config.entropy_weight, config.velocity_decay))
         betas = (config.adam_beta1, 0.999)
         self.sampler_optimizer = torch.optim.Adam(
             [
@@ -207,28 +201,29 @@ class DxMI:
 
         With a separate reward energy, the same loss on the same batch trains it too.
         """
-        negatives = [samples]
+        noisy = None
         if self.config.perturbed_negatives > 0:
             low, high = self.config.perturb_scale
             scale = low + (high - low) * torch.rand(
                 (data.shape[0],) + (1,) * (data.ndim - 1), generator=generator
             )
-            negatives.append(data + scale * torch.randn(data.shape, generator=generator))
-        loss = self._contrast(self.energy, data, negatives, cond)
+            noisy = data + scale * torch.randn(data.shape, generator=generator)
+        loss = self._contrast(self.energy, data, samples, noisy, cond)
         if self.reward is not self.energy:
-            loss = loss + self._contrast(self.reward, data, negatives, cond)
+            loss = loss + self._contrast(self.reward, data, samples, noisy, cond)
         return loss
 
-    def _contrast(self, energy, data, negatives, cond) -> torch.Tensor:
-        """E(data) - E(negatives) + energy_reg * E^2 for the sampler's and the perturbed set."""
-        weight, reg = self.config.perturbed_negatives, self.config.energy_reg
-        e_data = energy(data, cond)
-        loss = torch.zeros(())
-        for k, negative in enumerate(negatives):
-            e_negative = energy(negative, cond)
-            term = e_data.mean() - e_negative.mean() + reg * (e_negative**2).mean()
-            loss = loss + (1.0 if k == 0 else weight) * term
-        return loss + reg * (e_data**2).mean()
+    def _contrast(self, energy, data, samples, noisy, cond) -> torch.Tensor:
+        """One energy's loss: E(data) - E(negatives) + energy_reg * E^2 on every set."""
+        config = self.config
+        e_data, e_samples = energy(data, cond), energy(samples, cond)
+        reg = (e_data**2).mean() + (e_samples**2).mean()
+        loss = e_data.mean() - e_samples.mean() + config.energy_reg * reg
+        if noisy is not None:
+            e_noisy = energy(noisy, cond)
+            contrast = e_data.mean() - e_noisy.mean() + config.energy_reg * (e_noisy**2).mean()
+            loss = loss + config.perturbed_negatives * contrast
+        return loss
 
     def update(
         self,

@@ -18,7 +18,7 @@ from generative.diffusion import (
     ddpm_sample,
     epsilon_loss,
 )
-from generative.dxdp import DxDPConfig, sampler_timesteps
+from generative.dxdp import sampler_timesteps
 from generative.dxmi import DxMI, DxMIConfig, auroc, sliced_wasserstein
 from generative.errors import GenerativeError
 from generative.networks import MLPDenoiser
@@ -162,24 +162,3 @@ def test_negative_weights_are_refused():
     for field in ("entropy_weight", "energy_reg", "perturbed_negatives"):
         with pytest.raises(GenerativeError, match="non-negative"):
             DxMIConfig(**{field: -0.1})
-
-
-def test_velocity_weight_scales_only_the_velocity_cost():
-    schedule = NoiseSchedule(ScheduleConfig(kind="linear", num_steps=20))
-    torch.manual_seed(0)
-    base = DxMI.from_denoiser(
-        MLPDenoiser(2, hidden=16), schedule, 2, config=DxMIConfig(2, clip=1.0)
-    )
-    states, _ = base.sampler.rollout((64, 2), generator=torch.Generator().manual_seed(1))
-    base.dxdp._update_velocity(states)
-    losses = []
-    for weight in (0.0, 0.1, 0.2, None):
-        base.dxdp.config = DxDPConfig(entropy_weight=0.2, velocity_weight=weight)
-        with torch.no_grad():
-            loss = base.dxdp.policy_loss(
-                states, None, base.energy, torch.Generator().manual_seed(2)
-            )
-        losses.append(float(loss))
-    assert losses[1] != pytest.approx(losses[0])
-    assert losses[2] - losses[1] == pytest.approx(losses[1] - losses[0], rel=1e-4)
-    assert losses[3] == pytest.approx(losses[2])  # None: the entropy weight
