@@ -53,7 +53,6 @@ class DxMIAgentConfig:
     pretrain_steps: int = 4000  # imitation updates before DxMI (0 when fine-tuning a given DP)
     num_steps: int = 4
     entropy_weight: float = 0.1
-    velocity_weight: float | None = None  # the velocity cost's weight (None: entropy_weight)
     energy_reg: float = 1.0
     eta: float = 0.5
     last_sigma: float = 0.02
