@@ -16,6 +16,12 @@ conditioning tensor (N, C)):
   reward is the negative energy, solved by DxDP (per-step values learned by temporal
   differences, each step improved by its one-step look-ahead).
 
+With ``smooth_reward`` the sampler's reward is a second energy on raw x, trained by the same
+contrastive loss on the same batch, and the energy with Fourier features (``EnergyNet``) is only
+the model of the data. A reward carved into narrow modes moves a few-step sampler in large
+swings (mass jumps between modes from one hundred updates to the next), while a smooth one
+moves it steadily; ranking data above everything else is what needs the narrow modes.
+
 At the fixed point the sampler's distribution is the data's, and E is -tau log p(x) up to a
 constant: an energy that ranks data above anything else without any MCMC. In imitation the
 data are expert actions given an observation, and -E is an inverse-RL reward over
@@ -114,6 +120,9 @@ class DxMIConfig:
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
     perturbed_negatives: float = 1.0  # weight of the noise-perturbed data negatives (0: none)
     perturb_scale: tuple[float, float] = (0.2, 1.0)  # their noise std range, in data units
+    # True: the sampler's reward is a second energy on raw x (no Fourier features), trained by
+    # the same contrastive loss; the Fourier-featured energy is then only the model of the data
+    smooth_reward: bool = False
 
     def __post_init__(self) -> None:
         if self.num_steps < 1 or self.batch_size < 1:
@@ -133,9 +142,13 @@ class DxMI:
         energy: nn.Module,
         value: StepValue,
         config: DxMIConfig | None = None,
+        reward: nn.Module | None = None,
     ) -> None:
         self.config = config = config or DxMIConfig()
         self.sampler, self.energy, self.value = sampler, energy, value
+        # the terminal cost the sampler and values see: the energy itself unless a second one
+        self.reward = energy if reward is None else reward
+        energies = [energy] if reward is None else [energy, reward]
         self.dxdp = DxDP(sampler, value, DxDPConfig(config.entropy_weight, config.velocity_decay))
         betas = (config.adam_beta1, 0.999)
         self.sampler_optimizer = torch.optim.Adam(
@@ -146,7 +159,7 @@ class DxMI:
             betas=betas,
         )
         self.energy_optimizer = torch.optim.Adam(
-            self.energy.parameters(), lr=config.energy_lr, betas=betas
+            [p for net in energies for p in net.parameters()], lr=config.energy_lr, betas=betas
         )
         self.ema_sampler = (
             None if config.ema_decay is None else copy.deepcopy(sampler).requires_grad_(False)
@@ -168,29 +181,46 @@ class DxMI:
         sampler = FewStepSampler(
             denoiser, schedule, config.num_steps, config.eta, config.last_sigma, config.clip
         )
-        energy = EnergyNet(
-            data_dim,
-            cond_dim,
-            config.hidden,
-            base_scale=config.base_scale,
-            fourier_features=config.fourier_features,
-            fourier_scale=config.fourier_scale,
-        )
-        return cls(sampler, energy, StepValue(data_dim, cond_dim, config.hidden), config)
+
+        def energy(fourier_features: int) -> EnergyNet:
+            return EnergyNet(
+                data_dim,
+                cond_dim,
+                config.hidden,
+                base_scale=config.base_scale,
+                fourier_features=fourier_features,
+                fourier_scale=config.fourier_scale,
+            )
+
+        value = StepValue(data_dim, cond_dim, config.hidden)
+        reward = energy(0) if config.smooth_reward else None
+        return cls(sampler, energy(config.fourier_features), value, config, reward)
 
     def energy_loss(self, data, samples, cond, generator=None) -> torch.Tensor:
-        """Contrastive loss: data down, sampler samples (and perturbed data) up, plus E^2."""
-        config = self.config
-        e_data, e_samples = self.energy(data, cond), self.energy(samples, cond)
-        reg = (e_data**2).mean() + (e_samples**2).mean()
-        loss = e_data.mean() - e_samples.mean() + config.energy_reg * reg
-        if config.perturbed_negatives > 0:
-            low, high = config.perturb_scale
+        """Contrastive loss: data down, sampler samples (and perturbed data) up, plus E^2.
+
+        With a separate reward energy, the same loss on the same batch trains it too.
+        """
+        noisy = None
+        if self.config.perturbed_negatives > 0:
+            low, high = self.config.perturb_scale
             scale = low + (high - low) * torch.rand(
                 (data.shape[0],) + (1,) * (data.ndim - 1), generator=generator
             )
             noisy = data + scale * torch.randn(data.shape, generator=generator)
-            e_noisy = self.energy(noisy, cond)
+        loss = self._contrast(self.energy, data, samples, noisy, cond)
+        if self.reward is not self.energy:
+            loss = loss + self._contrast(self.reward, data, samples, noisy, cond)
+        return loss
+
+    def _contrast(self, energy, data, samples, noisy, cond) -> torch.Tensor:
+        """One energy's loss: E(data) - E(negatives) + energy_reg * E^2 on every set."""
+        config = self.config
+        e_data, e_samples = energy(data, cond), energy(samples, cond)
+        reg = (e_data**2).mean() + (e_samples**2).mean()
+        loss = e_data.mean() - e_samples.mean() + config.energy_reg * reg
+        if noisy is not None:
+            e_noisy = energy(noisy, cond)
             contrast = e_data.mean() - e_noisy.mean() + config.energy_reg * (e_noisy**2).mean()
             loss = loss + config.perturbed_negatives * contrast
         return loss
@@ -213,12 +243,12 @@ class DxMI:
             (
                 "value",
                 self.value_optimizer,
-                lambda: self.dxdp.value_loss(states, cond, self.energy),
+                lambda: self.dxdp.value_loss(states, cond, self.reward),
             ),
             (
                 "sampler",
                 self.sampler_optimizer,
-                lambda: self.dxdp.policy_loss(states, cond, self.energy, generator),
+                lambda: self.dxdp.policy_loss(states, cond, self.reward, generator),
             ),
         ):
             loss = compute()
@@ -281,11 +311,15 @@ class DxMI:
         }
         if self.ema_sampler is not None:
             state["ema_sampler"] = self.ema_sampler.state_dict()
+        if self.reward is not self.energy:
+            state["reward"] = self.reward.state_dict()
         return state
 
     def load_state_dict(self, state: dict) -> None:
         self.sampler.load_state_dict(state["sampler"])
         self.energy.load_state_dict(state["energy"])
+        if self.reward is not self.energy:
+            self.reward.load_state_dict(state["reward"])
         self.value.load_state_dict(state["value"])
         for optimizer, saved in zip(self._optimizers(), state["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
