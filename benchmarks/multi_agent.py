@@ -268,7 +268,12 @@ def main() -> None:
     parser.add_argument("--robots", nargs="*", type=int, default=[2, 3])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200_000, help="training steps per seed")
-    parser.add_argument("--max-episode-steps", type=int, default=60)
+    parser.add_argument(
+        "--max-episode-steps",
+        type=int,
+        default=100,
+        help="a robot that gives way needs its partner's passage and its own (about 20 steps each)",
+    )
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per seed")
     parser.add_argument("--hp", default="{}", help="JSON of learner hyper-parameters")
     parser.add_argument(
