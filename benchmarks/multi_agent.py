@@ -43,6 +43,7 @@ BENCH_HP = {  # fewer, smaller updates and fewer quantile levels (DDN, DMIX): CP
     "train_every": 8,
     "quantiles": 4,
     "mean_quantiles": 4,
+    "n_step": 5,  # the learners' default, written out so the table states it
 }
 
 
@@ -94,6 +95,7 @@ def bird_run(algorithm: str, robots: int, seed: int, args) -> dict:
         env.close()
     result["cpu_minutes"] = (time.process_time() - start) / 60.0
     result["wall_minutes"] = (time.perf_counter() - wall) / 60.0
+    result["steps"] = args.steps
     return result
 
 
@@ -187,6 +189,7 @@ def bird_rows(results: dict, args) -> list[list[object]]:
                 [
                     algorithm,
                     robots,
+                    " ".join(sorted({str(r.get("steps", args.steps)) for r in runs})),
                     len(runs),
                     float(np.mean(rates)),
                     interval,
@@ -226,17 +229,17 @@ def print_tables(results: dict, args) -> None:
     rows = bird_rows(results, args)
     if rows:
         print(
-            f"Bird arena, diffdrive robots, state+scan observations, {args.steps} training steps "
-            f"per seed, {args.max_episode_steps}-step episodes, goal radius {args.goal_radius} m, "
+            "Bird arena, diffdrive robots, state+scan observations, training steps per seed in "
+            f"the steps column, {args.max_episode_steps}-step episodes, goal radius {args.goal_radius} m, "
             f"{args.episodes} evaluation episodes per seed, hyper-parameters {BENCH_HP} "
             f"{args.hp}. Team success: all robots arrived, mean over seeds, 95% t-interval "
             "across seeds. Robot / scene collision: fraction of evaluation episodes. "
             "CPU min: one seed's training and evaluation.\n"
         )
-        header = ["learner", "robots", "seeds", "team success", "95% CI", "per seed"]
+        header = ["learner", "robots", "steps", "seeds", "team success", "95% CI", "per seed"]
         header += ["robot collision", "scene collision", "CPU min"]
         print(markdown_table(header, rows))
-        short = [f"{row[0]}-{row[1]}" for row in rows if row[2] < len(args.seeds)]
+        short = [f"{row[0]}-{row[1]}" for row in rows if row[3] < len(args.seeds)]
         if short:
             print(
                 f"\nRows with fewer than the {len(args.seeds)} seeds asked for ({', '.join(short)}):"
@@ -268,7 +271,12 @@ def main() -> None:
     parser.add_argument("--robots", nargs="*", type=int, default=[2, 3])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200_000, help="training steps per seed")
-    parser.add_argument("--max-episode-steps", type=int, default=60)
+    parser.add_argument(
+        "--max-episode-steps",
+        type=int,
+        default=100,
+        help="a robot that gives way needs its partner's passage and its own (about 20 steps each)",
+    )
     parser.add_argument("--episodes", type=int, default=50, help="evaluation episodes per seed")
     parser.add_argument("--hp", default="{}", help="JSON of learner hyper-parameters")
     parser.add_argument(

@@ -62,7 +62,7 @@ ACTION_SETS = ("discrete", "continuous")
 # (steer, speed as a fraction of max speed); index 0 is "stop, wheels straight"
 DISCRETE_ACTIONS = tuple((steer, speed) for speed in (0.0, 0.5, 1.0) for steer in (0.0, -1.0, 1.0))
 NEIGHBOUR_FIELDS = ("present", "dx", "dy", "heading_cos", "heading_sin", "speed")
-TASK_POOL = 64  # spawn/goal arrangements per environment (see _sample_tasks)
+TASK_POOL = 512  # spawn/goal arrangements per environment (see _sample_tasks)
 GLOBAL_FIELDS = ("present", "x", "y", "heading_cos", "heading_sin", "speed", "goal_dx", "goal_dy")
 
 
@@ -203,7 +203,9 @@ class MultiDriveEnv(ParallelEnv):
         """A new arrangement for each of the first ``TASK_POOL`` episodes, then one of those.
 
         Routing costs tens of milliseconds per robot, more than a short episode, so the
-        arrangements (drawn from ``config.seed`` alone) are reused once the pool is full.
+        arrangements (drawn from ``config.seed`` alone) are reused once the pool is full. The
+        pool is large because a learner that sees few arrangements learns those, not the task:
+        its success on arrangements it never saw trails its success on the ones it trained on.
         """
         if len(self._task_pool) < TASK_POOL:
             self._task_pool.append(self._draw_tasks(self._pool_rng))

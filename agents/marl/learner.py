@@ -1,16 +1,19 @@
 """Centralised training of the shared utility network and the mixer; per-agent execution.
 
-The loss follows each method's paper. Expected-value mixers (IQL, VDN, QMIX) regress the
-mixed value on the one-step target r + gamma Q_tot'(s', u'), u' the online network's greedy
-actions (double Q-learning), Q_tot' from target networks copied every ``target_update``
-gradient steps. DDN and DMIX regress the team's quantile function Z_tot(tau) on samples of the
-target distribution r + gamma Z_tot'(tau') with the quantile Huber loss of QR-DQN/IQN (Dabney et
-al. 2018), kappa = 1. One set of quantile levels is drawn per sampled episode and shared by its
-agents (the comonotonic coupling under which quantile functions add) and its time steps, so
-the level embedding is computed once per episode instead of once per agent and step; each agent's mean Q_i is the average of its
-quantile function over a fixed midpoint grid of ``mean_quantiles`` levels, and its shape the
-quantile values at the sampled levels minus that mean (``agents.marl.mixers``). Agents act
-greedily on Q_i.
+The loss follows each method's paper, with an n-step return as the bootstrapped target
+(``n_step``; 1 is the papers' one-step target; n-step returns speed up credit for rewards that
+come several steps after the action, as in PyMARL2, Hu et al. 2021). Expected-value mixers (IQL,
+VDN, QMIX) regress the mixed value on r_t + ... + gamma^(n-1) r_(t+n-1) + gamma^n Q_tot'(s_(t+n),
+u'), u' the online network's greedy actions (double Q-learning), Q_tot' from target networks
+copied every ``target_update`` gradient steps. DDN and DMIX regress the team's quantile function
+Z_tot(tau) on samples of the target distribution, the same n-step return plus gamma^n
+Z_tot'(tau'), with the quantile Huber loss of QR-DQN/IQN (Dabney et al. 2018), kappa = 1. One
+set of quantile levels is drawn per sampled episode and shared by its agents (the comonotonic
+coupling under which quantile functions add) and its time steps, so the level embedding is
+computed once per episode instead of once per agent and step; each agent's mean Q_i is the
+average of its quantile function over a fixed midpoint grid of ``mean_quantiles`` levels, and
+its shape the quantile values at the sampled levels minus that mean (``agents.marl.mixers``).
+Agents act greedily on Q_i.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class MARLConfig:
     quantiles: int = 8  # sampled quantile levels per training sample (DDN, DMIX)
     mean_quantiles: int = 8  # midpoint levels that estimate each agent's mean
     reward_scale: float = 0.1
+    n_step: int = 5  # rewards summed before bootstrapping (1: the one-step target)
     grad_clip: float = 10.0
 
 
@@ -163,9 +167,16 @@ class Learner:
             shape_q = shapes[:, 1:].gather(-1, index).squeeze(-1).reshape(b * t, n, -1)
         state = batch["state"][:, 1:].reshape(b * t, -1)
         next_value = self.target_mixer(q.reshape(b * t, n), shape_q, state)
-        reward = (batch["reward"] * cfg.reward_scale).reshape(b * t, 1, 1)
-        alive = (1.0 - batch["terminated"]).reshape(b * t, 1, 1)
-        return reward + cfg.gamma * alive * next_value
+        returns, discount, last = n_step_returns(
+            batch["reward"] * cfg.reward_scale, batch["filled"], cfg.gamma, cfg.n_step
+        )
+        alive = 1.0 - batch["terminated"].gather(1, last)  # (B, T)
+        bootstrap = next_value.view(b, t, *next_value.shape[1:])
+        bootstrap = bootstrap.gather(1, last[..., None, None].expand_as(bootstrap))
+        weight = (discount * alive).reshape(b * t, 1, 1)
+        return returns.reshape(b * t, 1, 1) + weight * bootstrap.reshape(
+            b * t, *bootstrap.shape[2:]
+        )
 
     def update(self, batch: dict[str, torch.Tensor]) -> float:
         """One gradient step on ``batch``; copies the targets every ``target_update`` steps."""
@@ -182,3 +193,25 @@ class Learner:
     def sync_targets(self) -> None:
         self.target_network.load_state_dict(self.network.state_dict())
         self.target_mixer.load_state_dict(self.mixer.state_dict())
+
+
+def n_step_returns(reward: torch.Tensor, filled: torch.Tensor, gamma: float, n: int):
+    """Truncated n-step returns over padded episodes (Sutton and Barto 2018, ch. 7).
+
+    For every step t of ``reward`` (B, T) this sums gamma^k r_{t+k} over the h = min(n, steps
+    left in the episode) steps that follow, and gives gamma^h and the index t + h - 1 of the
+    transition whose next state is bootstrapped from (masked steps: h = 0, index t).
+    """
+    b, t = reward.shape
+    returns = torch.zeros_like(reward)
+    horizon = torch.zeros_like(reward)
+    for k in range(min(n, t)):
+        shifted = torch.zeros_like(reward)
+        valid = torch.zeros_like(filled)
+        shifted[:, : t - k] = reward[:, k:]
+        valid[:, : t - k] = filled[:, k:]
+        returns += gamma**k * shifted * valid
+        horizon += valid
+    steps = torch.arange(t).expand(b, t)
+    last = (steps + horizon.long() - 1).clamp(min=0, max=t - 1).maximum(steps)
+    return returns, gamma**horizon, last

@@ -29,6 +29,7 @@ HYPERPARAMETERS = {
     "batch_size": 32,
     "target_update": 50,
     "train_every": 2,  # one update per two-step episode
+    "n_step": 1,  # under uniform exploration a longer return would be the explorer's, not greedy's
     "lr": 1e-3,
     "quantiles": 8,
     "mean_quantiles": 8,
