@@ -216,12 +216,17 @@ class SceneBuild:
         return self.out
 
     def _check_inputs(self) -> None:
-        """Refuse a missing input before the first stage (a typo would otherwise cost a stage)."""
+        """Refuse a missing input, or ``--scale gps`` on input without GPS, before the first stage
+        (a typo would otherwise cost a stage)."""
         if not self.source.exists():
             raise BundleError(f"{self.source}: no such video or image folder")
         poses = self.config.poses_from
         if poses and not Path(poses).expanduser().exists():
             raise BundleError(f"--poses {poses}: no such COLMAP folder or poses_bounds.npy")
+        if self.config.scale == "gps":
+            from scene_builder.gps import check_source
+
+            check_source(self.source)  # a video or untagged photos fail before the poses
 
     # ------------------------------------------------------------------ stages
     def _stage_frames(self, report) -> None:

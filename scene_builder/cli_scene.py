@@ -225,10 +225,6 @@ def run_build(args) -> int:
 
     command = make_config(BuildCommand, args)
     config = build_config(args)
-    if config.scale == "gps" and Path(command.input).exists():
-        from scene_builder.gps import check_source
-
-        check_source(Path(command.input))  # a video or untagged photos fail before the poses
     work = Path(command.work) if command.work else None
     build = build_scene(
         Path(command.input), Path(command.out), config, work=work, overwrite=command.overwrite

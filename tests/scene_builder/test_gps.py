@@ -132,6 +132,15 @@ def test_build_scene_refuses_gps_from_a_video_or_untagged_photos_before_any_stag
     assert check_source(shared_data / "lund_street" / "images").span > 150
 
 
+def test_the_python_build_refuses_gps_from_a_video_before_any_stage(shared_data, tmp_path):
+    from scene_builder.build import BuildConfig, build_scene
+
+    video = shared_data / "dashcam_highway" / "test_video.mp4"
+    with pytest.raises(DatasetError, match="carry no EXIF"):
+        build_scene(video, tmp_path / "out", BuildConfig(scale="gps"))
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_scale_gps_parses_and_excludes_the_other_scales():
     config = AlignConfig.from_cli("auto", "gps")
     assert config.gps and config.camera_height is None and config.distance is None
