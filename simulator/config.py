@@ -24,7 +24,7 @@ RENDERERS = ("baked", "field", "mesh", "none")
 TASKS = ("goal", "route")
 SENSORS = ("rgb", "depth", "state", "scan")
 SPAWN_MODES = ("scene", "random")
-FIELD_MODES = ("guided", "free")
+FIELD_MODES = ("guided", "hybrid", "free")
 
 
 @dataclass
@@ -61,7 +61,8 @@ class EnvConfig:
     )
     field_mode: str = option(
         "guided",
-        "radiance-field rendering: guided (mesh depth places the samples) or free ray marching",
+        "radiance-field rendering: guided (mesh depth places the samples), hybrid (guided where"
+        " a ray hits the mesh, marched freely where it misses) or free ray marching",
         choices=FIELD_MODES,
     )
     max_depth: float | None = option(None, "depth clip in metres (default: the scene's arena size)")

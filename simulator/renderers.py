@@ -25,10 +25,13 @@ baked camera then draws what the mesh camera draws.
 Field camera. The same ray cast gives the z-depth of the surface along every ray; passed as
 ``surface_depth`` to ``RadianceField.render`` it lets the field place its few samples around
 that surface instead of marching the whole ray (``field_mode="guided"``, the fast path).
-Rays that miss the mesh (the room beyond a table-top arena) get a band at
-``BACKGROUND_DEPTH_FACTOR x max_depth``, which the field fills with the background it learned
-there; marching them freely costs several times more for images that look the same.
-``field_mode="free"`` marches every ray, for geometry the mesh lacks. Each call uses at most as
+Rays that miss the mesh (the room beyond a table-top arena, the sky and verges of a road) get
+a band at ``BACKGROUND_DEPTH_FACTOR x max_depth``, which the field fills with the background it
+learned there. That is cheap but loses what the field holds and the mesh lacks: on a road
+scene, whose collision mesh is little more than the road, most of the view.
+``field_mode="hybrid"`` marches the rays that miss the mesh freely and guides the rest;
+``field_mode="free"`` marches every ray. Their costs and held-out scores on the shipped scenes
+are in ``benchmarks/fidelity_bird.py``'s ``--field-modes`` table. Each call uses at most as
 many torch threads as there are cores no other process is busy on (``common.threads``). Depth comes from the
 field's own output (``max_depth`` where a ray misses the mesh or, marching freely, gathers
 less than half opacity).
@@ -196,7 +199,7 @@ class FieldRenderer(Renderer):
         self.max_depth = float(max_depth)
         self.mode = mode
         self.caster = (
-            CameraCaster(scene.visual_mesh_path, camera, max_depth) if mode == "guided" else None
+            CameraCaster(scene.visual_mesh_path, camera, max_depth) if mode != "free" else None
         )
         self.lighting = scene_lighting(scene, self.field)
 
@@ -209,9 +212,11 @@ class FieldRenderer(Renderer):
         if self.caster is not None:
             t_hit = self.caster.cast(poses).t_hit.reshape(-1, self.camera.height, self.camera.width)
             missed = ~np.isfinite(t_hit)
-            surface = torch.from_numpy(
-                np.where(missed, BACKGROUND_DEPTH_FACTOR * self.max_depth, t_hit).astype(np.float32)
+            # an infinite surface depth makes the field march that ray freely
+            miss_depth = (
+                np.inf if self.mode == "hybrid" else BACKGROUND_DEPTH_FACTOR * self.max_depth
             )
+            surface = torch.from_numpy(np.where(missed, miss_depth, t_hit).astype(np.float32))
         with torch_threads(self._threads):  # no thread waiting on a core another process uses
             out = self.field.render(
                 torch.from_numpy(poses),
@@ -224,9 +229,15 @@ class FieldRenderer(Renderer):
         rgb = out.rgb.numpy().astype(np.float32, copy=False)
         for i, (_, change) in enumerate(appearances):
             rgb[i] = change.apply(rgb[i])
-        # Guided, a ray ends at the mesh surface or sees nothing in range; marching freely, a ray
-        # that gathers less than half opacity saw nothing.
-        ended = ~missed if missed is not None else out.accumulation.numpy() > 0.5
+        # A ray ends at the mesh surface where it hits it; marched freely (every ray in free
+        # mode, the misses in hybrid mode), it saw nothing where it gathers less than half opacity.
+        gathered = out.accumulation.numpy() > 0.5
+        if missed is None:
+            ended = gathered
+        elif self.mode == "hybrid":
+            ended = ~missed | gathered
+        else:
+            ended = ~missed
         depth = np.where(ended, np.minimum(out.depth.numpy(), self.max_depth), self.max_depth)
         return rgb, depth.astype(np.float32)
 

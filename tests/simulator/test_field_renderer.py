@@ -96,6 +96,26 @@ def test_free_mode_marches_without_surface_depth(field_scene):
         env.close()
 
 
+def test_hybrid_mode_marches_freely_where_the_mesh_is_missed(field_scene, scene):
+    bundle, fake = field_scene
+    field_env = _env(bundle, renderer="field", field_mode="hybrid")
+    mesh_env = _env(scene, renderer="mesh")
+    try:
+        field_obs, _ = field_env.reset(seed=0, options={"task_index": 1})
+        mesh_obs, _ = mesh_env.reset(seed=0, options={"task_index": 1})
+        surface = fake.surface_inputs[-1].numpy()
+        mesh_depth = mesh_obs["depth"].reshape(-1)
+        sky = mesh_depth >= mesh_env.max_depth
+        assert sky.any() and (~sky).any()
+        assert np.isinf(surface[sky]).all()  # the render API's "march this ray freely"
+        np.testing.assert_allclose(surface[~sky], mesh_depth[~sky], rtol=1e-5)
+        # a freely marched ray that gathers nothing reads as "nothing in range"
+        np.testing.assert_allclose(field_obs["depth"], mesh_obs["depth"], rtol=1e-4, atol=1e-5)
+    finally:
+        field_env.close()
+        mesh_env.close()
+
+
 def test_batched_field_cameras_each_get_their_lighting(field_scene, monkeypatch):
     bundle, fake = field_scene
     monkeypatch.setattr("simulator.vector.load_scene_for", lambda config: bundle)
