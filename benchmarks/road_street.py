@@ -4,10 +4,11 @@ Reads a road bundle (``scene.json`` extras ``scene_kind = "road"``), measures th
 recorded route on drivable cells and the drivable width square to the route at every route
 sample (median, 10th percentile, minimum), and draws the drivable map over a top-down view of
 the baked visual mesh (rays cast straight down, vertex colours), with the recorded route and the
-tasks' spawns. Writes the table to the ``road_street`` section of ``benchmarks/RESULTS.md`` and
-the figure to ``assets/figures/street_map.png``.
+tasks' spawns. Writes the table to the ``road_NAME`` section of ``benchmarks/RESULTS.md``
+(``road_street`` for the shipped street) and the figure to ``assets/figures/NAME_map.png``.
 
     .venv/bin/python benchmarks/road_street.py
+    .venv/bin/python benchmarks/road_street.py --scene assets/scenes/dashcam   # road_dashcam
     .venv/bin/python benchmarks/road_street.py --scene runs/my_street --figure my_street.png
 """
 
@@ -89,9 +90,7 @@ def draw(scene, route: np.ndarray, target: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scene", type=Path, default=REPO / "assets" / "scenes" / "street")
-    parser.add_argument(
-        "--figure", type=Path, default=REPO / "assets" / "figures" / "street_map.png"
-    )
+    parser.add_argument("--figure", type=Path, help="default: assets/figures/NAME_map.png")
     args = parser.parse_args()
     from results import load, tee, write_section
 
@@ -121,9 +120,10 @@ def main() -> None:
             f"| {extras['vehicle_length']} x {extras['vehicle_width']} x "
             f"{extras['vehicle_height']} m | {extras['camera_height']:.2f} m |"
         )
-    draw(scene, route, args.figure)
-    print(f"figure: {args.figure}")
-    write_section("road_street", printed.getvalue(), load_at_start=load_at_start)
+    figure = args.figure or REPO / "assets" / "figures" / f"{scene.name}_map.png"
+    draw(scene, route, figure)
+    print(f"figure: {figure}")
+    write_section(f"road_{scene.name}", printed.getvalue(), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":
