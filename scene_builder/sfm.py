@@ -201,8 +201,15 @@ class _Stages:
         well_registered = WELL_REGISTERED * len(self.names)
         best, used = {}, "incremental"
         if self.config.mapper != "incremental":
-            best, used = self._map_global(), "global"
-            self.tries.append(f"global: {_largest_size(best)}")
+            # The global positioning occasionally fails outright on a capture it maps on the
+            # next seed (every track filtered before bundle adjustment): a few seconds per try,
+            # and the incremental fallback is slower and places a forward path less reliably.
+            for attempt in range(self.config.mapping_attempts):
+                seed = self.config.seed + attempt
+                best, used = self._map_global(seed), "global"
+                self.tries.append(f"global seed {seed}: {_largest_size(best)}")
+                if best:
+                    break
             if _largest_size(best) >= well_registered:
                 return best, used
         if self.config.mapper != "global":
@@ -217,12 +224,12 @@ class _Stages:
                     break
         return best, used
 
-    def _map_global(self) -> dict:
+    def _map_global(self, seed: int) -> dict:
         """COLMAP's global mapper (GLOMAP) on the same database."""
         pycolmap = self.pycolmap
         options = pycolmap.GlobalPipelineOptions()
         options.num_threads = self.config.num_threads
-        options.random_seed = options.mapper.random_seed = self.config.seed
+        options.random_seed = options.mapper.random_seed = seed
         options.min_model_size = max(3, min(10, len(self.names) // 4))
         if self.resolved.tracks_per_view:
             options.mapper.track_required_tracks_per_view = self.resolved.tracks_per_view

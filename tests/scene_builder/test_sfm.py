@@ -44,7 +44,8 @@ def test_bird_video_poses_match_the_reference_model(shared_data, tmp_path):
     # features and matches (the mapper is not among the settings that restart the work)
     report = recover_poses(dataset_dir, replace(config, mapper="global"), overwrite=True)
     assert report.mapper == "global" and report.registered >= 0.95 * report.total
-    assert report.mapping_tries == [f"global: {report.registered}"]
+    last_try = report.mapping_tries[-1]
+    assert last_try.startswith("global seed") and last_try.endswith(f": {report.registered}")
     _assert_matches_reference(dataset_dir, bird)
 
 

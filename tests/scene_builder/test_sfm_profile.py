@@ -70,4 +70,25 @@ def test_a_few_dashcam_frames_register_with_the_video_settings(shared_data, tmp_
     summary = report.summary()
     for stage in ("features", "matching", "mapping"):
         assert f"{stage} " in summary.splitlines()[2]  # the time line: seconds per stage
-    assert "mapping tries: global: 16" in summary
+    assert "mapping tries: global seed 0: 16" in summary
+
+
+@pytest.mark.slow
+def test_a_failed_global_mapping_is_retried_on_the_next_seed(shared_data, tmp_path, monkeypatch):
+    """The global positioning can fail outright (no model) on a capture the next seed maps; that
+    failure must cost one more global try, not a fall back to the slower incremental mapper."""
+    import pycolmap
+
+    dataset_dir = tmp_path / "dashcam"
+    video = shared_data / "dashcam_highway" / "test_video.mp4"
+    capture(video, dataset_dir, CaptureConfig(max_frames=12, downscale=4.0, min_sharpness=0.0))
+    real_global_mapping, seeds = pycolmap.global_mapping, []
+
+    def fails_on_the_first_seed(*args, options, **kwargs):
+        seeds.append(options.random_seed)
+        return {} if len(seeds) == 1 else real_global_mapping(*args, options=options, **kwargs)
+
+    monkeypatch.setattr(pycolmap, "global_mapping", fails_on_the_first_seed)
+    report = recover_poses(dataset_dir, SfmConfig(seed=5))
+    assert seeds == [5, 6] and report.mapper == "global" and report.registered == 12
+    assert report.mapping_tries == ["global seed 5: 0", "global seed 6: 12"]
