@@ -78,9 +78,9 @@ def test_demo_agents_beat_random_and_the_expert_solves_the_episodes(tmp_path, ca
 
 @pytest.mark.slow
 @pytest.mark.training
-@pytest.mark.parametrize("scene", ["bird", "street"])
+@pytest.mark.parametrize("scene", ["bird", "street", "dashcam"])
 def test_quick_demo_runs_end_to_end_on_each_shipped_scene(tmp_path, capsys, scene):
-    """`driveenv demo --quick` (tiny budgets) on the table top and on the street: every stage runs,
+    """`driveenv demo --quick` (tiny budgets) on the table top and on both roads: every stage runs,
     the expert completes the scene's task under every camera and the report is written. What the
     trained agents score at these budgets is not asserted (they barely train)."""
     out = tmp_path / "demo"
@@ -94,6 +94,6 @@ def test_quick_demo_runs_end_to_end_on_each_shipped_scene(tmp_path, capsys, scen
     assert set(rows) == TRAINED | {"expert"}
     for renderer in RENDERERS:
         campaign = load_campaign(out / f"eval-{renderer}")
-        assert campaign.meta["task"] == ("route" if scene == "street" else "goal")
+        assert campaign.meta["task"] == ("goal" if scene == "bird" else "route")
         assert campaign.outcomes("expert").mean() == 1.0, renderer
     assert (out / "report" / "report.html").is_file()
