@@ -810,6 +810,12 @@ def main() -> None:
     parser.add_argument(
         "--dxmi-updates", default="4000,1000", help="DP imitation updates, DxMI updates"
     )
+    parser.add_argument(
+        "--label",
+        default="",
+        help="appended to the RESULTS.md section name, so that a run with other settings (for "
+        "example a less trained DP: --dxmi-updates 1000,1000) keeps the default run's section",
+    )
     args = parser.parse_args()
     from results import load, write_section
 
@@ -832,7 +838,8 @@ def main() -> None:
             dxmi_goal(args.seed, *goal_args, args.dxmi_goal_seeds)
         else:
             globals()[section](args.seed)
-        write_section(f"diffusion {section}", "\n\n".join(TABLES), load_at_start=load_at_start)
+        name = f"diffusion {section} {args.label}".rstrip()
+        write_section(name, "\n\n".join(TABLES), load_at_start=load_at_start)
 
 
 if __name__ == "__main__":
