@@ -11,7 +11,8 @@ list goes to ``pycolmap.match_image_pairs``. A video's frames get the video prof
 one. Mapping (``auto``) runs COLMAP's global mapper first (GLOMAP: rotation averaging, then all
 positions at once; Pan et al. 2024, "Global Structure-from-Motion Revisited"): it does not
 grow the model from one initial pair, so a bad start cannot strand frames, and on forward
-captures it is several times faster. While frames stay unregistered, the incremental mapper
+captures it is several times faster; when it returns no model at all it gets the next seed
+(up to ``mapping_attempts``). While frames stay unregistered, the incremental mapper
 (randomised: initial pair, RANSAC) gets up to three seeds and the largest model is kept.
 
 Neither mapper is repeatable run to run on a short forward capture (threads in matching and
