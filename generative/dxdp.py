@@ -85,19 +85,13 @@ class FewStepSampler(nn.Module):
         return torch.minimum(self.log_sigma.exp(), cap)
 
     def mean(
-        self,
-        x: torch.Tensor,
-        i: int,
-        cond: torch.Tensor | None = None,
-        sigmas: torch.Tensor | None = None,
+        self, x: torch.Tensor, i: int, sigmas: torch.Tensor, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
         """The Gaussian step's mean: a DDIM step with the direction shortened by sigma_i.
 
-        ``sigmas`` (this module's ``sigmas()``) may be passed in by a caller that computed them
-        once for a whole chain: recomputing them at every step costs a chunk a few tenths of a
-        millisecond, as much as a step of the MLP denoiser.
+        ``sigmas`` is this module's ``sigmas()``, computed once per chain by the caller: it is
+        several small tensor operations, as costly as a step of a small denoiser.
         """
-        sigmas = self.sigmas() if sigmas is None else sigmas
         t = torch.full((x.shape[0],), self.timesteps[i], dtype=torch.long, device=x.device)
         eps = self.denoiser(x, t, cond)
         ab_t, ab_prev = self.ab_now[i], self.ab_next[i]
@@ -113,11 +107,10 @@ class FewStepSampler(nn.Module):
         x: torch.Tensor,
         i: int,
         noise: torch.Tensor,
+        sigmas: torch.Tensor,
         cond: torch.Tensor | None = None,
-        sigmas: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        sigmas = self.sigmas() if sigmas is None else sigmas
-        return self.mean(x, i, cond, sigmas) + sigmas[i] * noise
+        return self.mean(x, i, sigmas, cond) + sigmas[i] * noise
 
     def rollout(
         self,
@@ -132,7 +125,7 @@ class FewStepSampler(nn.Module):
             noises = []
             for i in range(self.num_steps):
                 noises.append(torch.randn(shape, generator=generator))
-                states.append(self.step(states[-1], i, noises[-1], cond, sigmas))
+                states.append(self.step(states[-1], i, noises[-1], sigmas, cond))
         return states, noises
 
     @torch.no_grad()
@@ -219,7 +212,7 @@ class DxDP:
         for i in range(self.sampler.num_steps):
             x = states[i].detach()
             noise = torch.randn(x.shape, generator=generator)
-            nxt = self.sampler.step(x, i, noise, cond, sigmas)
+            nxt = self.sampler.step(x, i, noise, sigmas, cond)
             ahead = terminal(nxt, cond) if i == last else self.value(nxt, i + 1, cond)
             dim = x[0].numel()
             log_density = -dim * torch.log(sigmas[i])

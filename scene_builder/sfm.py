@@ -203,8 +203,8 @@ class _Stages:
         best, used = {}, "incremental"
         if self.config.mapper != "incremental":
             # The global positioning occasionally fails outright on a capture it maps on the
-            # next seed (every track filtered before bundle adjustment): a few seconds per try,
-            # and the incremental fallback is slower and places a forward path less reliably.
+            # next seed (every track filtered before bundle adjustment); another global try
+            # costs less than the incremental fallback, which places a forward path less reliably.
             for attempt in range(self.config.mapping_attempts):
                 seed = self.config.seed + attempt
                 best, used = self._map_global(seed), "global"
