@@ -89,7 +89,11 @@ class SfmConfig:
     min_registered: float = option(
         0.3, "fail unless the largest model holds at least this share of the frames"
     )
-    mapping_attempts: int = option(3, "mapping seeds tried while frames stay unregistered")
+    mapping_attempts: int = option(
+        3,
+        "seeds tried per mapper: the global mapper's while it finds no model, the incremental "
+        "mapper's while frames stay unregistered",
+    )
     mapper: str = option(
         "auto",
         "auto: COLMAP's global mapper, then incremental seeds while frames stay unregistered",
