@@ -62,6 +62,7 @@ class DxMIAgentConfig:
     value_lr: float = 1e-3
     hidden: int = 256
     perturbed_negatives: float = 1.0  # noise-perturbed expert chunks as extra energy negatives
+    mismatched_negatives: float = 0.0  # expert chunks paired with another step's observation
     # random Fourier features of the normalised chunk for the energy: without them a smooth
     # energy puts its minimum between the expert's modes and the sampler drifts there
     fourier_features: int = 64

@@ -11,6 +11,8 @@ Sections (``--only a,b``; all by default):
             Wasserstein and EBM AUROC; seeds meeting both targets)
   dxmi_goal the goal task from expert demos, DP at 8 and 4 DDIM steps and DxMI at 4 steps over
             3 training seeds (pooled success with 95% Wilson intervals, per-seed success)
+  dxmi_detour  the two-way detour (multimodal demos, where 4 DDIM steps lose success): DP at 8
+            and 4 steps, DxMI at 4 with and without mismatched-observation negatives, 3 seeds
   dxmi_latency  CPU ms per chunk on one core for those three samplers, idle and beside one busy
             process
 
@@ -38,6 +40,7 @@ SECTIONS = (
     "goal",
     "dxmi_toy",
     "dxmi_goal",
+    "dxmi_detour",
     "dxmi_latency",
 )
 
@@ -701,6 +704,100 @@ def dxmi_goal_rows(
     return rows, len(task[2])
 
 
+DXMI_DETOUR = {"entropy_weight": 0.01, "sampler_lr": 2e-4}
+DETOUR_DP = {"diffusion_steps": 50, "learning_rate": 1e-3}
+
+
+def start_split(agent, env, samples: int = 400) -> tuple[float, float]:
+    """Shares of the chunks sampled at the detour's start that end above / below the axis."""
+    start = np.asarray(env.config.start, dtype=np.float32)
+    chunks = agent.sample_chunks({"state": np.stack([start, start])}, n=samples, seed=1)
+    end_y = start[1] + env.config.max_step * chunks[:, :, 1].sum(1)
+    return float((end_y > 0.05).mean()), float((end_y < -0.05).mean())
+
+
+def dxmi_detour_seed(env, demos, episodes: int, updates: tuple[int, int], train_seed: int):
+    """Outcomes (Counter) and start split of DP at 8 / 4 steps and both DxMI variants."""
+    from agents.diffusion_policy import DiffusionPolicyAgent
+    from agents.dxmi import DxMIAgent
+
+    dp = DiffusionPolicyAgent(env=env, demos=demos, seed=train_seed, **DETOUR_DP)
+    dp.learn(updates[0])
+    agents = {"dp8": dp}
+    for key, mismatched in (("dxmi4", 0.0), ("dxmi4_mismatched", 3.0)):
+        agents[key] = DxMIAgent.from_diffusion_policy(
+            dp, **DXMI_DETOUR, mismatched_negatives=mismatched
+        )
+        agents[key].learn(updates[1])
+    results = {"dp8": (rollouts(env, dp.predict, episodes, 10_000, dp.reset), start_split(dp, env))}
+    dp.config.inference_steps = dp.ema_model.config.inference_steps = 4
+    results["dp4"] = (rollouts(env, dp.predict, episodes, 10_000, dp.reset), start_split(dp, env))
+    for key in ("dxmi4", "dxmi4_mismatched"):
+        agent = agents[key]
+        results[key] = (
+            rollouts(env, agent.predict, episodes, 10_000, agent.reset),
+            start_split(agent, env),
+        )
+    print(f"  training seed {train_seed}: {results}", flush=True)
+    return results
+
+
+def dxmi_detour(seed: int, seeds: int = 3, updates: tuple[int, int] = (1500, 1000)) -> None:
+    """The two-way detour: where 4 DDIM steps lose, does DxMI at 4 steps win it back?"""
+    from eval.metrics import wilson_interval
+    from generative.toy import DetourEnv, detour_demos
+
+    begin = time.process_time()
+    env, demos, episodes = DetourEnv(), detour_demos(30, seed=seed), 100
+    per_seed = [dxmi_detour_seed(env, demos, episodes, updates, seed + k) for k in range(seeds)]
+    rows = []
+    for key, name, steps in (
+        ("dp8", f"Diffusion Policy ({updates[0]} updates)", 8),
+        ("dp4", "same policy, fewer DDIM steps", 4),
+        ("dxmi4", f"DxMI ({updates[1]} updates from the DP)", 4),
+        ("dxmi4_mismatched", "DxMI + mismatched-observation negatives", 4),
+    ):
+        outcomes = sum((result[key][0] for result in per_seed), Counter())
+        successes = outcomes["upper"] + outcomes["lower"]
+        low, high = wilson_interval(successes, episodes * seeds)
+        per = [(r[key][0]["upper"] + r[key][0]["lower"]) / episodes for r in per_seed]
+        split = " / ".join(f"{r[key][1][0]:.0%}-{r[key][1][1]:.0%}" for r in per_seed)
+        rows.append(
+            [
+                name,
+                steps,
+                successes / (episodes * seeds),
+                f"{low:.0%}-{high:.0%}",
+                " / ".join(f"{p:.0%}" for p in per),
+                f"{outcomes['upper']} / {outcomes['lower']}",
+                outcomes["collision"],
+                split,
+            ]
+        )
+    table(
+        f"Two-way detour, {len(demos)} demos (half over, half under), {episodes} episodes per "
+        f"training seed, {seeds} training seeds {seed}-{seed + seeds - 1}",
+        [
+            "policy",
+            "sampler steps",
+            "success (pooled)",
+            "95% interval (pooled)",
+            "success per training seed",
+            "successes over / under",
+            "collisions",
+            "start chunks over-under per seed",
+        ],
+        rows,
+    )
+    TABLES.append(
+        "Start chunks: 400 chunks sampled at the nominal start, the shares ending above and below "
+        "the obstacle's axis, per training seed (the demonstrations split 50 / 50; the rest end "
+        "on the axis): a policy that settled on one detour has one share near 0. "
+        f"The run took {(time.process_time() - begin) / 60:.1f} CPU-minutes."
+    )
+    print(TABLES[-1])
+
+
 def chunk_ms(agent, window, repeats: int = 200) -> tuple[float, float]:
     """Median CPU and wall milliseconds of one chunk (8 actions) for one observation window."""
     for i in range(10):
@@ -833,6 +930,8 @@ def main() -> None:
             goal(args.seed, args.goal_parts, args.goal_obs, args.goal_spawn)
         elif section == "dxmi_toy":
             dxmi_toy(args.seed, args.dxmi_toy_seeds)
+        elif section == "dxmi_detour":
+            dxmi_detour(args.seed, args.dxmi_goal_seeds)
         elif section == "dxmi_goal":
             goal_args = (args.dxmi_demos, args.dxmi_episodes, args.dxmi_updates)
             dxmi_goal(args.seed, *goal_args, args.dxmi_goal_seeds)

@@ -10,7 +10,12 @@ conditioning tensor (N, C)):
   ``perturb_scale`` are negatives too. A sampler fine-tuned from a good diffusion model only
   ever lands near the data, so without them the energy is never told that the gaps between
   modes, or anything further off, are unlikely (the noise-contrastive idea of Gutmann and
-  Hyvarinen, 2010, used as a coverage term);
+  Hyvarinen, 2010, used as a coverage term). A second addition, for conditional data: with
+  weight ``mismatched_negatives``, data paired with another row's condition are negatives (the
+  matching-aware discriminator of Reed et al., 2016). Once the sampler's samples match the data
+  under each condition, the contrastive term no longer says anything about the condition; an
+  energy that then ignores it rewards the data's marginal, and a sampler fine-tuned on it stops
+  reading its observation (a policy that keeps both detours' chunks after committing to one);
 - a T-step sampler (``generative.dxdp.FewStepSampler``, fine-tuned from a pretrained DDPM's
   noise predictor) that minimises ``E[E(x_T)] - tau * H``: a maximum-entropy RL problem whose
   reward is the negative energy, solved by DxDP (per-step values learned by temporal
@@ -120,6 +125,7 @@ class DxMIConfig:
     clip: float | None = None  # clamp of the predicted clean sample (1.0 for normalised actions)
     perturbed_negatives: float = 1.0  # weight of the noise-perturbed data negatives (0: none)
     perturb_scale: tuple[float, float] = (0.2, 1.0)  # their noise std range, in data units
+    mismatched_negatives: float = 0.0  # weight of data paired with another row's cond (0: none)
     # True: the sampler's reward is a second energy on raw x (no Fourier features), trained by
     # the same contrastive loss; the Fourier-featured energy is then only the model of the data
     smooth_reward: bool = False
@@ -127,9 +133,16 @@ class DxMIConfig:
     def __post_init__(self) -> None:
         if self.num_steps < 1 or self.batch_size < 1:
             raise GenerativeError("num_steps and batch_size must be at least 1")
-        if min(self.entropy_weight, self.energy_reg, self.perturbed_negatives) < 0:
+        weights = (
+            self.entropy_weight,
+            self.energy_reg,
+            self.perturbed_negatives,
+            self.mismatched_negatives,
+        )
+        if min(weights) < 0:
             raise GenerativeError(
-                "entropy_weight, energy_reg and perturbed_negatives must be non-negative"
+                "entropy_weight, energy_reg, perturbed_negatives and mismatched_negatives "
+                "must be non-negative"
             )
 
 
@@ -208,12 +221,15 @@ class DxMI:
                 (data.shape[0],) + (1,) * (data.ndim - 1), generator=generator
             )
             noisy = data + scale * torch.randn(data.shape, generator=generator)
-        loss = self._contrast(self.energy, data, samples, noisy, cond)
+        other = None
+        if self.config.mismatched_negatives > 0 and cond is not None:
+            other = cond[torch.randperm(cond.shape[0], generator=generator)]
+        loss = self._contrast(self.energy, data, samples, noisy, cond, other)
         if self.reward is not self.energy:
-            loss = loss + self._contrast(self.reward, data, samples, noisy, cond)
+            loss = loss + self._contrast(self.reward, data, samples, noisy, cond, other)
         return loss
 
-    def _contrast(self, energy, data, samples, noisy, cond) -> torch.Tensor:
+    def _contrast(self, energy, data, samples, noisy, cond, other=None) -> torch.Tensor:
         """One energy's loss: E(data) - E(negatives) + energy_reg * E^2 on every set."""
         config = self.config
         e_data, e_samples = energy(data, cond), energy(samples, cond)
@@ -223,6 +239,10 @@ class DxMI:
             e_noisy = energy(noisy, cond)
             contrast = e_data.mean() - e_noisy.mean() + config.energy_reg * (e_noisy**2).mean()
             loss = loss + config.perturbed_negatives * contrast
+        if other is not None:
+            e_other = energy(data, other)
+            contrast = e_data.mean() - e_other.mean() + config.energy_reg * (e_other**2).mean()
+            loss = loss + config.mismatched_negatives * contrast
         return loss
 
     def update(
