@@ -908,6 +908,14 @@ def main() -> None:
         "--dxmi-updates", default="4000,1000", help="DP imitation updates, DxMI updates"
     )
     parser.add_argument(
+        "--dxmi-hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a DxMI setting (float) over the goal task's defaults, for example "
+        "mismatched_negatives=3; repeatable",
+    )
+    parser.add_argument(
         "--label",
         default="",
         help="appended to the RESULTS.md section name, so that a run with other settings (for "
@@ -933,6 +941,9 @@ def main() -> None:
         elif section == "dxmi_detour":
             dxmi_detour(args.seed, args.dxmi_goal_seeds)
         elif section == "dxmi_goal":
+            for item in args.dxmi_hp:
+                key, _, value = item.partition("=")
+                DXMI_AGENT[key] = float(value)
             goal_args = (args.dxmi_demos, args.dxmi_episodes, args.dxmi_updates)
             dxmi_goal(args.seed, *goal_args, args.dxmi_goal_seeds)
         else:
