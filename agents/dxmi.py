@@ -62,7 +62,9 @@ class DxMIAgentConfig:
     value_lr: float = 1e-3
     hidden: int = 256
     perturbed_negatives: float = 1.0  # noise-perturbed expert chunks as extra energy negatives
-    mismatched_negatives: float = 0.0  # expert chunks paired with another step's observation
+    # expert chunks paired with another step's observation as energy negatives: keeps the
+    # energy reading the observation when demonstrations are multimodal (3 on the detour toy)
+    mismatched_negatives: float = 0.0
     # random Fourier features of the normalised chunk for the energy: without them a smooth
     # energy puts its minimum between the expert's modes and the sampler drifts there
     fourier_features: int = 64

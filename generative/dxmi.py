@@ -210,7 +210,8 @@ class DxMI:
         return cls(sampler, energy(config.fourier_features), value, config, reward)
 
     def energy_loss(self, data, samples, cond, generator=None) -> torch.Tensor:
-        """Contrastive loss: data down, sampler samples (and perturbed data) up, plus E^2.
+        """Contrastive loss: data down; sampler samples, perturbed data and data under another
+        row's condition (those two when weighted) up; plus E^2.
 
         With a separate reward energy, the same loss on the same batch trains it too.
         """
