@@ -647,7 +647,9 @@ def dxmi_goal_task(seed: int, num_demos: int):
     return env, eval_env, [d for d in demos if d.success], folder
 
 
-def dxmi_goal_seed(task, episodes: int, updates: tuple[int, int], train_seed: int) -> dict:
+def dxmi_goal_seed(
+    task, episodes: int, updates: tuple[int, int], train_seed: int, dxmi: dict
+) -> dict:
     """Successes and training CPU s of DP at 8 and 4 DDIM steps and DxMI at 4, one training seed."""
     from agents.diffusion_policy import DiffusionPolicyAgent
     from agents.dxmi import DxMIAgent
@@ -662,7 +664,7 @@ def dxmi_goal_seed(task, episodes: int, updates: tuple[int, int], train_seed: in
     dp4 = DiffusionPolicyAgent.load(folder / "dp.pt")
     dp4.config.inference_steps = dp4.ema_model.config.inference_steps = 4
     begin = time.process_time()
-    dx = DxMIAgent.from_diffusion_policy(dp, **DXMI_AGENT)
+    dx = DxMIAgent.from_diffusion_policy(dp, **dxmi)
     dx.learn(updates[1])
     dx_cpu = time.process_time() - begin
     results = {}
@@ -674,13 +676,13 @@ def dxmi_goal_seed(task, episodes: int, updates: tuple[int, int], train_seed: in
 
 
 def dxmi_goal_rows(
-    seed: int, num_demos: int, episodes: int, updates: tuple[int, int], seeds: int
+    seed: int, num_demos: int, episodes: int, updates: tuple[int, int], seeds: int, dxmi: dict
 ) -> tuple[list[list], int]:
     """Success of each method pooled over ``seeds`` training seeds, the same task and episodes."""
     from eval.metrics import wilson_interval
 
     task = dxmi_goal_task(seed, num_demos)
-    per_seed = [dxmi_goal_seed(task, episodes, updates, seed + k) for k in range(seeds)]
+    per_seed = [dxmi_goal_seed(task, episodes, updates, seed + k, dxmi) for k in range(seeds)]
     task[0].close()
     task[1].close()
     rows = []
@@ -705,15 +707,17 @@ def dxmi_goal_rows(
 
 
 DXMI_DETOUR = {"entropy_weight": 0.01, "sampler_lr": 2e-4}
+DETOUR_MISMATCHED = 3.0  # weight of the mismatched-observation negatives in the detour's last row
 DETOUR_DP = {"diffusion_steps": 50, "learning_rate": 1e-3}
 
 
 def start_split(agent, env, samples: int = 400) -> tuple[float, float]:
     """Shares of the chunks sampled at the detour's start that end above / below the axis."""
+    from generative.toy import detour_chunk_sides
+
     start = np.asarray(env.config.start, dtype=np.float32)
     chunks = agent.sample_chunks({"state": np.stack([start, start])}, n=samples, seed=1)
-    end_y = start[1] + env.config.max_step * chunks[:, :, 1].sum(1)
-    return float((end_y > 0.05).mean()), float((end_y < -0.05).mean())
+    return detour_chunk_sides(chunks, env.config)
 
 
 def dxmi_detour_seed(env, demos, episodes: int, updates: tuple[int, int], train_seed: int):
@@ -724,7 +728,7 @@ def dxmi_detour_seed(env, demos, episodes: int, updates: tuple[int, int], train_
     dp = DiffusionPolicyAgent(env=env, demos=demos, seed=train_seed, **DETOUR_DP)
     dp.learn(updates[0])
     agents = {"dp8": dp}
-    for key, mismatched in (("dxmi4", 0.0), ("dxmi4_mismatched", 3.0)):
+    for key, mismatched in (("dxmi4", 0.0), ("dxmi4_mismatched", DETOUR_MISMATCHED)):
         agents[key] = DxMIAgent.from_diffusion_policy(
             dp, **DXMI_DETOUR, mismatched_negatives=mismatched
         )
@@ -856,11 +860,20 @@ def dxmi_latency(seed: int) -> None:
     )
 
 
-def dxmi_goal(seed: int, num_demos: int, episodes: int, updates: str, seeds: int) -> None:
-    """The goal-task table: DP at 8 / 4 DDIM steps and DxMI at 4, pooled over training seeds."""
+def dxmi_goal(
+    seed: int, num_demos: int, episodes: int, updates: str, seeds: int, overrides: list[str]
+) -> None:
+    """The goal-task table: DP at 8 / 4 DDIM steps and DxMI at 4, pooled over training seeds.
+
+    ``overrides`` are ``KEY=VALUE`` DxMI settings (floats) over ``DXMI_AGENT``.
+    """
     dp_updates, dx_updates = (int(v) for v in updates.split(","))
+    dxmi = dict(DXMI_AGENT)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        dxmi[key] = float(value)
     begin = time.process_time()
-    rows, used = dxmi_goal_rows(seed, num_demos, episodes, (dp_updates, dx_updates), seeds)
+    rows, used = dxmi_goal_rows(seed, num_demos, episodes, (dp_updates, dx_updates), seeds, dxmi)
     table(
         f"Goal task, synthetic scene (seed {seed}), state obs, {used} demos, {episodes} episodes "
         f"per training seed, {seeds} training seeds {seed}-{seed + seeds - 1}",
@@ -896,11 +909,14 @@ def main() -> None:
         "--goal-spawn",
         default="scene",
         help="'scene': the bundle's spawn/goal pairs; 'random': new goals each episode (the state "
-        "then no longer tells where the obstacles are: 62-66%% success with state only)",
+        "then no longer tells where the obstacles are, and state-only success falls: RESULTS.md)",
     )
     parser.add_argument("--dxmi-toy-seeds", type=int, default=5, help="seeds of the toy table")
     parser.add_argument(
-        "--dxmi-goal-seeds", type=int, default=3, help="training seeds of the goal-task table"
+        "--dxmi-goal-seeds",
+        type=int,
+        default=3,
+        help="training seeds of the goal-task and detour tables",
     )
     parser.add_argument("--dxmi-demos", type=int, default=100, help="expert episodes recorded")
     parser.add_argument("--dxmi-episodes", type=int, default=100, help="evaluation episodes")
@@ -941,11 +957,8 @@ def main() -> None:
         elif section == "dxmi_detour":
             dxmi_detour(args.seed, args.dxmi_goal_seeds)
         elif section == "dxmi_goal":
-            for item in args.dxmi_hp:
-                key, _, value = item.partition("=")
-                DXMI_AGENT[key] = float(value)
             goal_args = (args.dxmi_demos, args.dxmi_episodes, args.dxmi_updates)
-            dxmi_goal(args.seed, *goal_args, args.dxmi_goal_seeds)
+            dxmi_goal(args.seed, *goal_args, args.dxmi_goal_seeds, args.dxmi_hp)
         else:
             globals()[section](args.seed)
         name = f"diffusion {section} {args.label}".rstrip()

@@ -223,6 +223,20 @@ class DetourEnv(gym.Env):
         return self._obs(), reward, terminated, truncated, info
 
 
+def detour_chunk_sides(
+    chunks: np.ndarray, config: DetourConfig | None = None, margin: float = 0.05
+) -> tuple[float, float]:
+    """Shares of action chunks (N, H, 2) from ``config.start`` that end above / below the axis.
+
+    A chunk ends more than ``margin`` above or below the start-goal line, or on it (neither
+    share): the measure of whether a policy's first plan takes one detour, the other, or aims
+    at the obstacle.
+    """
+    config = config or DetourConfig()
+    end_y = config.start[1] + config.max_step * np.asarray(chunks)[:, :, 1].sum(1)
+    return float((end_y > margin).mean()), float((end_y < -margin).mean())
+
+
 def _segment_hits_disc(a: np.ndarray, b: np.ndarray, radius: float) -> bool:
     """Whether the segment a->b passes within ``radius`` of the origin."""
     ab = b - a

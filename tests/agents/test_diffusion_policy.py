@@ -9,7 +9,7 @@ from gymnasium import spaces
 
 from agents.diffusion_policy import DiffusionPolicyAgent, DiffusionPolicyConfig
 from agents.errors import AgentError, CheckpointError, DemoError
-from generative.toy import DetourEnv, detour_demos
+from generative.toy import DetourEnv, detour_chunk_sides, detour_demos
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +52,7 @@ def test_chunks_at_the_start_split_between_both_detours_where_regression_average
     start = np.asarray(env.config.start, dtype=np.float32)
     window = {"state": np.stack([start, start])}
     chunks = agent.sample_chunks(window, n=200, seed=1)
-    end_y = start[1] + env.config.max_step * chunks[:, :, 1].sum(1)
-    upper = float((end_y > 0.05).mean())
-    lower = float((end_y < -0.05).mean())
+    upper, lower = detour_chunk_sides(chunks, env.config)
     assert 0.3 < upper < 0.7 and 0.3 < lower < 0.7, (upper, lower)
     # The Gaussian regression heads straight at the obstacle: almost no vertical motion.
     regression = fit_gaussian_regression(detour_demos(30, seed=0))
